@@ -1,0 +1,274 @@
+//! A client for OpenClaw-protocol gateways (clawgate or OpenClaw itself).
+//!
+//! Connects, answers the challenge, sends `connect`, and then offers
+//! request/response and an event stream. `skip_device_identity` connects
+//! without loading any device identity (shared-secret local clients).
+
+mod options;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clawgate_protocol::{ConnectParams, ErrorShape, EventFrame, Frame, HelloOk, RequestFrame};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use options::ConnectOptions;
+
+type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, ErrorShape>>>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("the gateway refused the connection: {} ({})", .0.message, .0.details_code().unwrap_or(&.0.code))]
+    Refused(ErrorShape),
+    #[error("request failed: {} ({})", .0.message, .0.details_code().unwrap_or(&.0.code))]
+    Rpc(ErrorShape),
+    #[error("the gateway closed the connection{}", .0.as_ref().map(|(c, r)| format!(" ({c}: {r})")).unwrap_or_default())]
+    Closed(Option<(u16, String)>),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A connected, admitted session.
+pub struct Client {
+    sink: tokio::sync::Mutex<Sink>,
+    pending: Pending,
+    next_id: AtomicU64,
+    events: mpsc::UnboundedReceiver<EventFrame>,
+    closed: Arc<Mutex<Option<(u16, String)>>>,
+    pub hello: HelloOk,
+}
+
+impl Client {
+    /// Connect and complete the handshake. A refusal is `ClientError::Refused`
+    /// carrying the gateway's error shape.
+    pub async fn connect(opts: ConnectOptions) -> Result<Client, ClientError> {
+        let connect_err = |m: String| ClientError::Connect {
+            url: opts.url.clone(),
+            message: m,
+        };
+        let mut request = opts
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| connect_err(e.to_string()))?;
+        for (name, value) in &opts.headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = name
+                .parse()
+                .map_err(|_| connect_err(format!("bad header name {name:?}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| connect_err(format!("bad header value for {name}")))?;
+            request.headers_mut().append(name, value);
+        }
+        let (ws, _) = tokio::time::timeout(opts.timeout, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| ClientError::Timeout("the WebSocket upgrade"))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let (mut sink, mut stream) = ws.split();
+
+        // 1. The challenge.
+        let challenge = tokio::time::timeout(opts.timeout, async {
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(Message::Text(t)) => match Frame::parse(&t) {
+                        Ok(Frame::Event(e)) if e.event == "connect.challenge" => return Ok(e),
+                        _ => continue,
+                    },
+                    Ok(Message::Close(c)) => {
+                        return Err(ClientError::Closed(
+                            c.map(|c| (c.code.into(), c.reason.to_string())),
+                        ))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Err(ClientError::Protocol(e.to_string())),
+                }
+            }
+            Err(ClientError::Closed(None))
+        })
+        .await
+        .map_err(|_| ClientError::Timeout("connect.challenge"))??;
+        let nonce = challenge
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("nonce"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if nonce.trim().is_empty() {
+            return Err(ClientError::Protocol(
+                "connect challenge missing nonce".into(),
+            ));
+        }
+
+        // 2. connect → hello-ok or a refusal.
+        let params: ConnectParams = opts.connect_params();
+        let connect = RequestFrame::new(
+            "connect-1",
+            "connect",
+            Some(serde_json::to_value(&params).unwrap_or_default()),
+        );
+        sink.send(Message::Text(Frame::Req(connect).to_json().into()))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let hello = tokio::time::timeout(opts.timeout, async {
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(Message::Text(t)) => match Frame::parse(&t) {
+                        Ok(Frame::Res(r)) if r.id == "connect-1" => {
+                            if r.ok {
+                                let payload = r.payload.unwrap_or_default();
+                                return serde_json::from_value::<HelloOk>(payload).map_err(|e| {
+                                    ClientError::Protocol(format!("bad hello-ok: {e}"))
+                                });
+                            }
+                            let err = r.error.unwrap_or_else(|| {
+                                ErrorShape::new(
+                                    clawgate_protocol::ErrorCode::Unavailable,
+                                    "refused",
+                                )
+                            });
+                            return Err(ClientError::Refused(err));
+                        }
+                        _ => continue,
+                    },
+                    Ok(Message::Close(c)) => {
+                        return Err(ClientError::Closed(
+                            c.map(|c| (c.code.into(), c.reason.to_string())),
+                        ))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Err(ClientError::Protocol(e.to_string())),
+                }
+            }
+            Err(ClientError::Closed(None))
+        })
+        .await
+        .map_err(|_| ClientError::Timeout("hello-ok"))??;
+
+        // 3. The session: a reader task routes responses and events.
+        let pending: Pending = Arc::default();
+        let closed: Arc<Mutex<Option<(u16, String)>>> = Arc::default();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        {
+            let pending = pending.clone();
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                while let Some(msg) = stream.next().await {
+                    match msg {
+                        Ok(Message::Text(t)) => match Frame::parse(&t) {
+                            Ok(Frame::Res(r)) => {
+                                let waiter = pending
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .remove(&r.id);
+                                if let Some(w) = waiter {
+                                    let result = if r.ok {
+                                        Ok(r.payload.unwrap_or(Value::Null))
+                                    } else {
+                                        Err(r.error.unwrap_or_else(|| {
+                                            ErrorShape::new(
+                                                clawgate_protocol::ErrorCode::Unavailable,
+                                                "error without shape",
+                                            )
+                                        }))
+                                    };
+                                    let _ = w.send(result);
+                                }
+                            }
+                            Ok(Frame::Event(e)) => {
+                                let _ = events_tx.send(e);
+                            }
+                            _ => {}
+                        },
+                        Ok(Message::Close(c)) => {
+                            *closed.lock().unwrap_or_else(|p| p.into_inner()) =
+                                c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                // Fail whatever is still waiting.
+                pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            });
+        }
+        Ok(Client {
+            sink: tokio::sync::Mutex::new(sink),
+            pending,
+            next_id: AtomicU64::new(1),
+            events,
+            closed,
+            hello,
+        })
+    }
+
+    /// Send a request and wait for its response.
+    pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
+        self.request_with_timeout(method, params, Duration::from_secs(30))
+            .await
+    }
+
+    pub async fn request_with_timeout(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        let id = format!("r{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        let frame = Frame::Req(RequestFrame::new(id.clone(), method, params));
+        self.sink
+            .lock()
+            .await
+            .send(Message::Text(frame.to_json().into()))
+            .await
+            .map_err(|_| ClientError::Closed(self.close_info()))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                Err(ClientError::Timeout("the response"))
+            }
+            Ok(Err(_)) => Err(ClientError::Closed(self.close_info())),
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(ClientError::Rpc(e)),
+        }
+    }
+
+    /// The next event (ticks, broadcasts); `None` once the connection ended.
+    pub async fn next_event(&mut self) -> Option<EventFrame> {
+        self.events.recv().await
+    }
+
+    /// The close code and reason, once the gateway closed the connection.
+    pub fn close_info(&self) -> Option<(u16, String)> {
+        self.closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub async fn close(self) {
+        let _ = self.sink.lock().await.close().await;
+    }
+}

@@ -1,0 +1,112 @@
+//! How to connect: URL, credentials, who the client says it is, and what it asks for.
+
+use std::time::Duration;
+
+use clawgate_protocol::{AuthParams, ClientInfo, ConnectParams, PROTOCOL_VERSION};
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: String,
+    pub token: Option<String>,
+    pub password: Option<String>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub client_version: String,
+    pub platform: String,
+    pub instance_id: Option<String>,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub min_protocol: u64,
+    pub max_protocol: u64,
+    /// Connect without loading or presenting any device identity.
+    pub skip_device_identity: bool,
+    /// Extra HTTP headers on the upgrade request.
+    pub headers: Vec<(String, String)>,
+    /// For each handshake step.
+    pub timeout: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            token: None,
+            password: None,
+            client_id: "gateway-client".into(),
+            client_mode: "backend".into(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            platform: std::env::consts::OS.into(),
+            instance_id: None,
+            role: "operator".into(),
+            scopes: Vec::new(),
+            min_protocol: u64::from(PROTOCOL_VERSION),
+            max_protocol: u64::from(PROTOCOL_VERSION),
+            skip_device_identity: true,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(15),
+        }
+    }
+
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn client(mut self, id: &str, mode: &str) -> Self {
+        self.client_id = id.into();
+        self.client_mode = mode.into();
+        self
+    }
+
+    pub fn role(mut self, role: &str) -> Self {
+        self.role = role.into();
+        self
+    }
+
+    pub fn scopes<S: AsRef<str>>(mut self, scopes: &[S]) -> Self {
+        self.scopes = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn connect_params(&self) -> ConnectParams {
+        let auth = (self.token.is_some() || self.password.is_some()).then(|| AuthParams {
+            token: self.token.clone(),
+            password: self.password.clone(),
+            ..Default::default()
+        });
+        ConnectParams {
+            min_protocol: self.min_protocol,
+            max_protocol: self.max_protocol,
+            client: ClientInfo {
+                id: self.client_id.clone(),
+                version: self.client_version.clone(),
+                platform: self.platform.clone(),
+                mode: self.client_mode.clone(),
+                display_name: None,
+                build_id: None,
+                device_family: None,
+                model_identifier: None,
+                time_zone: None,
+                instance_id: self.instance_id.clone(),
+            },
+            caps: Vec::new(),
+            commands: None,
+            permissions: None,
+            computer_use: None,
+            worker_runs: None,
+            path_env: None,
+            locale: None,
+            user_agent: None,
+            role: Some(self.role.clone()),
+            scopes: Some(self.scopes.clone()),
+            device: None,
+            auth,
+            model_catalog: None,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The facts `decide` reads, gathered at the edge before it is called.
+
+use std::net::IpAddr;
+
+use clawgate_protocol::client_info::is_browser_client;
+use clawgate_protocol::ConnectParams;
+
+use super::credential::CredentialCheck;
+
+/// Where a connection comes from, as far as trust is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locality {
+    /// Loopback socket, no proxy evidence, loopback Host name.
+    DirectLocal,
+    /// Anything else; `via_proxy` when the address came from a trusted proxy.
+    Remote { client_ip: IpAddr, via_proxy: bool },
+}
+
+impl Locality {
+    pub fn is_direct_local(&self) -> bool {
+        matches!(self, Locality::DirectLocal)
+    }
+}
+
+/// Everything `decide` needs to know about one `connect`.
+#[derive(Debug, Clone)]
+pub struct ConnectFacts {
+    pub locality: Locality,
+    /// The Origin header, if any (even empty or `null`).
+    pub origin: Option<String>,
+    /// Any `Sec-Fetch-*` header was present.
+    pub sec_fetch: bool,
+    /// The port of the listener, for the gateway's own origins.
+    pub listener_port: u16,
+    pub params: ConnectParams,
+    pub credential: CredentialCheck,
+}
+
+impl ConnectFacts {
+    /// A browser: any Origin header, any `Sec-Fetch-*` header, a browser
+    /// client id or mode webchat. A client id alone never clears a connection.
+    pub fn is_browser(&self) -> bool {
+        self.origin.is_some()
+            || self.sec_fetch
+            || is_browser_client(&self.params.client.id, &self.params.client.mode)
+    }
+}

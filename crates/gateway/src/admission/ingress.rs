@@ -1,0 +1,350 @@
+//! Facts of the HTTP upgrade request, and the checks that happen before any
+//! WebSocket exists: who is really behind this socket, and is the Host sane.
+//!
+//! - Forwarding headers from a socket that is not a trusted proxy: 403.
+//! - A loopback socket whose Host is not a loopback name: 421 (a proxy or a
+//!   DNS-rebinding page is in front; configure `gateway.trustedProxies`).
+//! - Through a trusted proxy the client address comes from X-Forwarded-For
+//!   and is never direct-local.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::Config;
+use crate::net::{self, client_ip_through_proxies, ForwardedError};
+
+use super::facts::Locality;
+
+/// Headers that say "a proxy is in front of this socket". Any header starting
+/// with `x-forwarded-` counts too.
+const PROXY_EVIDENCE: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "via",
+    "cf-connecting-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-envoy-external-address",
+    "x-original-forwarded-for",
+    "cdn-loop",
+];
+
+/// What the edge saw of one upgrade request. Header names are lower-case.
+#[derive(Debug, Clone)]
+pub struct EdgeFacts {
+    pub peer: SocketAddr,
+    /// The port of the listener the connection arrived on.
+    pub local_port: u16,
+    pub tls: bool,
+    pub headers: Vec<(String, String)>,
+}
+
+impl EdgeFacts {
+    pub fn new(peer: SocketAddr, local_port: u16, headers: Vec<(String, String)>) -> Self {
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        EdgeFacts {
+            peer,
+            local_port,
+            tls: false,
+            headers,
+        }
+    }
+
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.header_values(name).next()
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.header("host")
+    }
+
+    pub fn origin(&self) -> Option<&str> {
+        self.header("origin")
+    }
+
+    pub fn has_sec_fetch(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(k, _)| k.starts_with("sec-fetch-"))
+    }
+
+    /// The proxy-evidence headers present, by name.
+    pub fn proxy_evidence(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .headers
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| k.starts_with("x-forwarded-") || PROXY_EVIDENCE.contains(k))
+            .collect();
+        names.dedup();
+        names
+    }
+}
+
+/// Why an upgrade is refused before the WebSocket exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeRefusal {
+    /// Duplicate Host or Origin, or no Host at all.
+    BadHeaders(String),
+    /// Forwarding headers from a socket that is not a trusted proxy, or a
+    /// trusted proxy whose X-Forwarded-For does not name a client.
+    ProxyAttributionRequired(String),
+    /// A loopback socket with a non-loopback Host.
+    MisdirectedHost(String),
+}
+
+impl UpgradeRefusal {
+    pub fn status(&self) -> u16 {
+        match self {
+            UpgradeRefusal::BadHeaders(_) => 400,
+            UpgradeRefusal::ProxyAttributionRequired(_) => 403,
+            UpgradeRefusal::MisdirectedHost(_) => 421,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpgradeRefusal::BadHeaders(_) => "bad_request_headers",
+            UpgradeRefusal::ProxyAttributionRequired(_) => "proxy_attribution_required",
+            UpgradeRefusal::MisdirectedHost(_) => "misdirected_host",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            UpgradeRefusal::BadHeaders(m)
+            | UpgradeRefusal::ProxyAttributionRequired(m)
+            | UpgradeRefusal::MisdirectedHost(m) => m,
+        }
+    }
+}
+
+/// The host name of a Host header value: port and brackets removed,
+/// lower-cased, a trailing dot stripped.
+pub fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `localhost`, `127.0.0.1` or `::1` (written `[::1]` in a Host header).
+pub fn is_loopback_host_name(name: &str) -> bool {
+    matches!(name, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// Classify an upgrade request: its locality, or why it is refused.
+pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, UpgradeRefusal> {
+    for name in ["host", "origin"] {
+        if edge.header_values(name).count() > 1 {
+            return Err(UpgradeRefusal::BadHeaders(format!(
+                "more than one {name} header"
+            )));
+        }
+    }
+    let Some(host) = edge.host() else {
+        return Err(UpgradeRefusal::BadHeaders(
+            "a Host header is required".into(),
+        ));
+    };
+    let peer = net::canonical(edge.peer.ip());
+
+    if config.is_trusted_proxy(peer) {
+        let xff: Vec<&str> = edge.header_values("x-forwarded-for").collect();
+        return match client_ip_through_proxies(&xff, &config.trusted_proxies) {
+            Ok(ip) if net::is_loopback(ip) => Err(UpgradeRefusal::ProxyAttributionRequired(
+                "the trusted proxy forwarded a loopback client address; proxied requests are never local".into(),
+            )),
+            Ok(ip) => Ok(Locality::Remote { client_ip: ip, via_proxy: true }),
+            Err(e) => Err(UpgradeRefusal::ProxyAttributionRequired(match e {
+                ForwardedError::Missing => "the trusted proxy sent no X-Forwarded-For naming the client".into(),
+                ForwardedError::UnparsableHop(h) => format!("X-Forwarded-For hop {h:?} is not an IP address"),
+                ForwardedError::OnlyTrustedHops => "X-Forwarded-For names only trusted proxies".into(),
+            })),
+        };
+    }
+
+    let evidence = edge.proxy_evidence();
+    if !evidence.is_empty() {
+        return Err(UpgradeRefusal::ProxyAttributionRequired(format!(
+            "proxy client attribution is required: {} sent by {peer}, which is not in gateway.trustedProxies; \
+             add the proxy's address there, or stop sending forwarding headers",
+            evidence.join(", ")
+        )));
+    }
+
+    if net::is_loopback(peer) {
+        let name = host_name(host);
+        if !is_loopback_host_name(&name) {
+            return Err(UpgradeRefusal::MisdirectedHost(format!(
+                "Host {name:?} on a loopback connection: a proxy or tunnel is in front of the gateway, or a web page \
+                 is rebinding DNS; point the proxy at the gateway with its address in gateway.trustedProxies"
+            )));
+        }
+        return Ok(Locality::DirectLocal);
+    }
+    Ok(Locality::Remote {
+        client_ip: peer,
+        via_proxy: false,
+    })
+}
+
+/// The address a connection is attributed to (rate limits, logs).
+pub fn client_ip(locality: &Locality, edge: &EdgeFacts) -> IpAddr {
+    match locality {
+        Locality::DirectLocal => net::canonical(edge.peer.ip()),
+        Locality::Remote { client_ip, .. } => *client_ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthMode;
+
+    fn edge(peer: &str, headers: &[(&str, &str)]) -> EdgeFacts {
+        EdgeFacts::new(
+            peer.parse().unwrap(),
+            18789,
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    fn cfg(proxies: &[&str]) -> Config {
+        let mut c = Config::for_tests(AuthMode::Token, Some("t"), None);
+        c.trusted_proxies = proxies.iter().map(|p| p.parse().unwrap()).collect();
+        c
+    }
+
+    #[test]
+    fn loopback_with_local_host_is_direct_local() {
+        for host in [
+            "localhost:18789",
+            "127.0.0.1",
+            "[::1]:18789",
+            "LOCALHOST.:1",
+        ] {
+            assert_eq!(
+                classify_upgrade(&edge("127.0.0.1:5000", &[("Host", host)]), &cfg(&[])),
+                Ok(Locality::DirectLocal),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            classify_upgrade(
+                &edge("[::ffff:127.0.0.1]:5000", &[("host", "localhost")]),
+                &cfg(&[])
+            ),
+            Ok(Locality::DirectLocal)
+        );
+    }
+
+    #[test]
+    fn loopback_with_foreign_host_is_misdirected() {
+        let r = classify_upgrade(
+            &edge("127.0.0.1:5000", &[("host", "gateway.example.com")]),
+            &cfg(&[]),
+        );
+        assert_eq!(r.unwrap_err().status(), 421);
+    }
+
+    #[test]
+    fn forwarding_headers_from_untrusted_sockets_are_refused() {
+        for h in [
+            "X-Forwarded-For",
+            "x-forwarded-proto",
+            "Forwarded",
+            "Via",
+            "CF-Connecting-IP",
+            "x-real-ip",
+        ] {
+            let r = classify_upgrade(
+                &edge("127.0.0.1:5000", &[("host", "localhost"), (h, "1.2.3.4")]),
+                &cfg(&[]),
+            );
+            assert_eq!(r.unwrap_err().status(), 403, "{h}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxy_yields_remote_client() {
+        let e = edge(
+            "127.0.0.1:5000",
+            &[("host", "gw.example"), ("x-forwarded-for", "203.0.113.5")],
+        );
+        assert_eq!(
+            classify_upgrade(&e, &cfg(&["127.0.0.1"])),
+            Ok(Locality::Remote {
+                client_ip: "203.0.113.5".parse().unwrap(),
+                via_proxy: true
+            })
+        );
+        let e = edge(
+            "127.0.0.1:5000",
+            &[("host", "localhost"), ("x-forwarded-for", "127.0.0.1")],
+        );
+        assert_eq!(
+            classify_upgrade(&e, &cfg(&["127.0.0.1"]))
+                .unwrap_err()
+                .status(),
+            403
+        );
+        let e = edge("127.0.0.1:5000", &[("host", "localhost")]);
+        assert_eq!(
+            classify_upgrade(&e, &cfg(&["127.0.0.1"]))
+                .unwrap_err()
+                .status(),
+            403
+        );
+    }
+
+    #[test]
+    fn duplicate_or_missing_host() {
+        assert_eq!(
+            classify_upgrade(&edge("127.0.0.1:1", &[]), &cfg(&[]))
+                .unwrap_err()
+                .status(),
+            400
+        );
+        let e = edge(
+            "127.0.0.1:1",
+            &[("host", "localhost"), ("host", "evil.example")],
+        );
+        assert_eq!(classify_upgrade(&e, &cfg(&[])).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn remote_peer_is_remote() {
+        let e = edge("203.0.113.9:1", &[("host", "gw.example")]);
+        assert_eq!(
+            classify_upgrade(&e, &cfg(&[])),
+            Ok(Locality::Remote {
+                client_ip: "203.0.113.9".parse().unwrap(),
+                via_proxy: false
+            })
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Admission: who may connect, with which role and scopes, and why.
+//!
+//! Facts are gathered at the edge ([`ingress`] for the HTTP upgrade,
+//! [`credential`] for the presented secret), then [`decide`] — a pure
+//! function — returns a [`Decision`] naming the rule that produced it. The
+//! server applies the decision afterwards; no admission logic lives in I/O code.
+
+pub mod credential;
+pub mod decide;
+pub mod decision;
+pub mod facts;
+pub mod ingress;
+pub mod origin;
+pub mod rules;
+
+pub use credential::{AuthReason, Credential, CredentialCheck};
+pub use decide::decide;
+pub use decision::{Admission, Decided, Decision, Principal, Refusal, RefusalKind, TraceStep};
+pub use facts::{ConnectFacts, Locality};
+pub use ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
+pub use rules::RuleId;

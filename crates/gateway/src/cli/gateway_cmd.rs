@@ -1,0 +1,308 @@
+//! `clawgate gateway run | call | status | token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use clawgate_client::{Client, ClientError, ConnectOptions};
+use serde_json::Value;
+
+use crate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
+use crate::state::StateDir;
+use crate::{serve, Gateway, ServerOptions};
+
+#[derive(Subcommand)]
+pub enum GatewayCommand {
+    /// Run the gateway in the foreground.
+    Run(RunArgs),
+    /// Call one method on the running gateway and print the JSON result.
+    Call(CallArgs),
+    /// Show the running gateway's status.
+    Status(ConnArgs),
+    /// Print the gateway token clients must present.
+    Token(ConfigArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ConfigArgs {
+    /// Config file (JSON5). Default: $CLAWGATE_CONFIG, else config.json5 in the state directory if present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuthArg {
+    None,
+    Token,
+    Password,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[arg(long)]
+    port: Option<u16>,
+    /// `loopback`, `lan`, or an IP address.
+    #[arg(long)]
+    bind: Option<String>,
+    #[arg(long, value_enum)]
+    auth: Option<AuthArg>,
+    /// The gateway token. Visible to other users in the process list: prefer
+    /// OPENCLAW_GATEWAY_TOKEN or the config file.
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Args, Clone)]
+pub struct ConnArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Gateway URL. Default: ws://127.0.0.1:<configured port>.
+    #[arg(long)]
+    url: Option<String>,
+    /// Token to present (default: the configured or generated one). Visible
+    /// in the process list: prefer OPENCLAW_GATEWAY_TOKEN.
+    #[arg(long)]
+    token: Option<String>,
+    /// Scopes to ask for, comma-separated.
+    #[arg(long, default_value = "operator.admin", value_delimiter = ',')]
+    scopes: Vec<String>,
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Args)]
+pub struct CallArgs {
+    method: String,
+    /// Request params as JSON.
+    #[arg(long)]
+    params: Option<String>,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+pub fn run(cmd: GatewayCommand) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    match cmd {
+        GatewayCommand::Run(args) => runtime.block_on(run_gateway(args)),
+        GatewayCommand::Call(args) => runtime.block_on(call(args)),
+        GatewayCommand::Status(args) => runtime.block_on(status(args)),
+        GatewayCommand::Token(args) => token(args),
+    }
+}
+
+struct Loaded {
+    config: Config,
+    state: StateDir,
+}
+
+/// Resolve config the same way for every subcommand. `generate` allows
+/// creating the token on first start (only `gateway run` does that).
+fn load_config(
+    args: &ConfigArgs,
+    mut sources: ConfigSources,
+    generate: bool,
+) -> Result<Loaded, ConfigError> {
+    sources.env = ConfigSources::from_process_env();
+    let state = StateDir::locate(&sources.env)?;
+    sources.file = args
+        .config
+        .clone()
+        .or_else(|| {
+            sources
+                .env
+                .get("CLAWGATE_CONFIG")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| Some(state.default_config_path()).filter(|p| p.exists()));
+    let config = config::load(&sources, &mut || {
+        if generate {
+            state.token_or_generate()
+        } else {
+            match state.read_token()? {
+                Some(t) => Ok((t, state.token_path())),
+                None => Err(ConfigError::Other(format!(
+                    "no gateway token yet: start the gateway once (clawgate gateway run) to generate {}, or set OPENCLAW_GATEWAY_TOKEN",
+                    state.token_path().display()
+                ))),
+            }
+        }
+    })?;
+    Ok(Loaded { config, state })
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn warn_token_flag(token: &Option<String>) {
+    if token.is_some() {
+        eprintln!("clawgate: warning: --token is visible to other users in the process list; prefer OPENCLAW_GATEWAY_TOKEN");
+    }
+}
+
+async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
+    init_logging(args.log_format);
+    warn_token_flag(&args.token);
+    let sources = ConfigSources {
+        port: args.port,
+        bind: args.bind.clone(),
+        auth_mode: args.auth.map(|a| match a {
+            AuthArg::None => AuthMode::None,
+            AuthArg::Token => AuthMode::Token,
+            AuthArg::Password => AuthMode::Password,
+        }),
+        token: args.token.clone(),
+        ..Default::default()
+    };
+    let Loaded { config, state } =
+        load_config(&args.config, sources, true).map_err(|e| format!("[{}] {e}", e.code()))?;
+    state.ensure().map_err(|e| e.to_string())?;
+    let addr = std::net::SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let auth_line = match (&config.auth_mode, &config.token, &config.password) {
+        (AuthMode::Token, Some(t), _) => format!(
+            "token auth (token from {}; print it with `clawgate gateway token`)",
+            t.source
+        ),
+        (AuthMode::Password, _, Some(p)) => format!("password auth (password from {})", p.source),
+        (mode, _, _) => format!("auth mode {}", mode.as_str()),
+    };
+    tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
+    let gateway = Gateway::new(config, ServerOptions::default());
+    serve(listener, gateway, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn connect(args: &ConnArgs) -> Result<Client, String> {
+    warn_token_flag(&args.token);
+    let sources = ConfigSources {
+        token: args.token.clone(),
+        ..Default::default()
+    };
+    let loaded =
+        load_config(&args.config, sources, false).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("ws://127.0.0.1:{}", loaded.config.port));
+    let mut opts = ConnectOptions::new(url)
+        .client("cli", "cli")
+        .scopes(&args.scopes);
+    opts.token = loaded.config.token.as_ref().map(|t| t.reveal().to_owned());
+    opts.password = loaded
+        .config
+        .password
+        .as_ref()
+        .map(|p| p.reveal().to_owned());
+    opts.timeout = std::time::Duration::from_millis(args.timeout_ms);
+    Client::connect(opts).await.map_err(describe)
+}
+
+fn describe(e: ClientError) -> String {
+    match &e {
+        ClientError::Refused(shape) | ClientError::Rpc(shape) => {
+            let hint = shape
+                .details
+                .as_ref()
+                .and_then(|d| d.get("remediationHint"))
+                .and_then(Value::as_str);
+            match hint {
+                Some(h) => format!("{e}\n  hint: {h}"),
+                None => e.to_string(),
+            }
+        }
+        _ => e.to_string(),
+    }
+}
+
+async fn call(args: CallArgs) -> Result<ExitCode, String> {
+    let params = match &args.params {
+        Some(p) => Some(
+            serde_json::from_str::<Value>(p).map_err(|e| format!("--params is not JSON: {e}"))?,
+        ),
+        None => None,
+    };
+    let client = connect(&args.conn).await?;
+    let result = client.request(&args.method, params).await;
+    client.close().await;
+    match result {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(describe(e)),
+    }
+}
+
+async fn status(args: ConnArgs) -> Result<ExitCode, String> {
+    let client = connect(&args).await?;
+    let result = client.request("status", None).await;
+    client.close().await;
+    let v = result.map_err(describe)?;
+    let c = &v["connections"];
+    println!(
+        "clawgate {} — up {} s, auth mode {}",
+        v["version"].as_str().unwrap_or("?"),
+        v["uptimeMs"].as_u64().unwrap_or(0) / 1000,
+        v["authMode"].as_str().unwrap_or("?")
+    );
+    println!(
+        "sessions: {} ({} operators, {} nodes), {} handshaking",
+        c["sessions"], c["operators"], c["nodes"], c["handshaking"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(args: ConfigArgs) -> Result<ExitCode, String> {
+    let loaded = load_config(&args, ConfigSources::default(), false)
+        .map_err(|e| format!("[{}] {e}", e.code()))?;
+    match (&loaded.config.auth_mode, &loaded.config.token) {
+        (AuthMode::Token, Some(t)) => {
+            println!("{}", t.reveal());
+            eprintln!("(from {})", t.source);
+            Ok(ExitCode::SUCCESS)
+        }
+        (mode, _) => Err(format!(
+            "the gateway runs in auth mode {}, which has no token",
+            mode.as_str()
+        )),
+    }
+}

@@ -1,0 +1,104 @@
+//! One TCP connection: read the HTTP head, gather edge facts, refuse or
+//! upgrade, then hand over to the handshake and the session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::admission::{classify_upgrade, EdgeFacts};
+
+use super::budget::{Budgeted, UNLIMITED};
+use super::handshake::{self, Handshake};
+use super::http::{self, error_body, HeadError};
+use super::outbox::{outbox, run_writer};
+use super::{session, Gateway};
+
+pub type Ws = WebSocketStream<Budgeted<TcpStream>>;
+
+pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, local_port: u16) {
+    let opened = Instant::now();
+    let (head, leftover) = match http::read_head(&mut stream, gw.options.handshake_timeout).await {
+        Ok(v) => v,
+        Err(HeadError::TooLarge) => {
+            http::respond_json(
+                &mut stream,
+                431,
+                &error_body("headers_too_large", "request head too large"),
+            )
+            .await;
+            return;
+        }
+        Err(HeadError::Malformed(m)) => {
+            http::respond_json(&mut stream, 400, &error_body("bad_request", &m)).await;
+            return;
+        }
+        Err(HeadError::Closed | HeadError::TimedOut | HeadError::Io) => return,
+    };
+
+    let edge = EdgeFacts::new(peer, local_port, head.headers.clone());
+    let locality = match classify_upgrade(&edge, &gw.config) {
+        Ok(l) => l,
+        Err(refusal) => {
+            tracing::info!(peer = %peer, status = refusal.status(), code = refusal.code(), reason = refusal.message(), "upgrade refused");
+            http::respond_json(
+                &mut stream,
+                refusal.status(),
+                &error_body(refusal.code(), refusal.message()),
+            )
+            .await;
+            return;
+        }
+    };
+
+    if !head.is_websocket_upgrade() {
+        let (status, body) = match head.path.as_str() {
+            "/healthz" | "/health" => (
+                200,
+                serde_json::json!({ "ok": true, "version": super::VERSION }),
+            ),
+            "/" => (
+                200,
+                serde_json::json!({ "server": "clawgate", "version": super::VERSION, "websocket": true }),
+            ),
+            _ => (
+                404,
+                error_body("not_found", "no such route; connect with a WebSocket"),
+            ),
+        };
+        http::respond_json(&mut stream, status, &body).await;
+        return;
+    }
+    if let Err((status, message)) = http::accept_upgrade(&mut stream, &head).await {
+        http::respond_json(&mut stream, status, &error_body("bad_upgrade", &message)).await;
+        return;
+    }
+
+    let pending = gw.registry.pending_guard();
+    // The WebSocket layer enforces the post-auth limit; the byte budget
+    // enforces the pre-auth one (frame limit plus room for framing).
+    let (budgeted, budget) = Budgeted::new(stream, gw.options.max_preauth_payload + 1024);
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(gw.options.max_payload))
+        .max_frame_size(Some(gw.options.max_payload));
+    let mut ws =
+        WebSocketStream::from_partially_read(budgeted, leftover, WsRole::Server, Some(ws_config))
+            .await;
+
+    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, opened).await {
+        Handshake::Admitted(a) => a,
+        Handshake::Ended => return,
+    };
+    budget.store(UNLIMITED, std::sync::atomic::Ordering::Relaxed);
+    drop(pending);
+
+    let (sink, stream) = ws.split();
+    let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
+    let writer = tokio::spawn(run_writer(sink, out_rx));
+    session::run(&gw, admitted, stream, out).await;
+    let _ = writer.await;
+}

@@ -1,0 +1,247 @@
+//! Before authentication: send the challenge, read exactly one `connect`,
+//! gather the facts, ask `decide`, and apply its answer.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clawgate_protocol::hello::{Features, HelloAuth, HelloKind, Policy, ServerInfo, Snapshot};
+use clawgate_protocol::{
+    ConnectParams, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::admission::credential::check_shared_secret;
+use crate::admission::ingress::client_ip;
+use crate::admission::{decide, Admission, ConnectFacts, Decision, EdgeFacts, Locality};
+use crate::secrets::random_uuid;
+
+use super::budget::is_budget_exceeded;
+use super::connection::Ws;
+use super::methods::{health_payload, METHODS};
+use super::outbox::close_message;
+use super::registry::SessionInfo;
+use super::wire::{self, HandshakeError, Rejection};
+use super::{events, now_ms, Gateway, VERSION};
+
+pub enum Handshake {
+    Admitted(Admitted),
+    Ended,
+}
+
+/// An admitted connection, ready for its session loop.
+pub struct Admitted {
+    pub info: Arc<SessionInfo>,
+}
+
+async fn send(ws: &mut Ws, frame: Frame) -> bool {
+    ws.send(Message::Text(frame.to_json().into())).await.is_ok()
+}
+
+async fn reject(ws: &mut Ws, id: Option<&str>, rejection: Rejection) {
+    if let (Some(error), Some(id)) = (rejection.error, id) {
+        let _ = send(ws, Frame::Res(ResponseFrame::err(id, error))).await;
+    }
+    let _ = ws
+        .send(close_message(rejection.close_code, &rejection.close_reason))
+        .await;
+    let _ = ws.close(None).await;
+}
+
+/// Wait for the first text frame, within the handshake deadline.
+async fn first_text(
+    ws: &mut Ws,
+    gw: &Gateway,
+    deadline: tokio::time::Instant,
+) -> Result<String, Option<HandshakeError>> {
+    loop {
+        let next = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err(Some(HandshakeError::TimedOut)),
+            Ok(None) => return Err(None),
+            Ok(Some(next)) => next,
+        };
+        let text = match next {
+            Ok(Message::Text(t)) => t.to_string(),
+            // Binary frames are decoded as UTF-8 text, as OpenClaw does.
+            Ok(Message::Binary(b)) => match String::from_utf8(b.to_vec()) {
+                Ok(t) => t,
+                Err(_) => return Err(Some(HandshakeError::UnparsableFrame)),
+            },
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Ok(Message::Close(_)) => return Err(None),
+            Err(WsError::Capacity(_)) => return Err(Some(HandshakeError::PreauthTooLarge)),
+            Err(WsError::Io(e)) if is_budget_exceeded(&e) => {
+                return Err(Some(HandshakeError::PreauthTooLarge))
+            }
+            Err(_) => return Err(None),
+        };
+        if text.len() > gw.options.max_preauth_payload {
+            return Err(Some(HandshakeError::PreauthTooLarge));
+        }
+        return Ok(text);
+    }
+}
+
+pub async fn run(
+    gw: &Arc<Gateway>,
+    ws: &mut Ws,
+    edge: &EdgeFacts,
+    locality: Locality,
+    opened: Instant,
+) -> Handshake {
+    let deadline = tokio::time::Instant::from_std(opened + gw.options.handshake_timeout);
+    let nonce = random_uuid();
+    let challenge = EventFrame::new(
+        "connect.challenge",
+        Some(json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] })),
+        None,
+    );
+    if !send(ws, Frame::Event(challenge)).await {
+        return Handshake::Ended;
+    }
+
+    let text = match first_text(ws, gw, deadline).await {
+        Ok(t) => t,
+        Err(None) => return Handshake::Ended,
+        Err(Some(e)) => {
+            tracing::info!(peer = %edge.peer, error = ?e, "handshake failed");
+            reject(ws, None, wire::handshake(&e)).await;
+            return Handshake::Ended;
+        }
+    };
+    let request = match RequestFrame::parse(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            let err = match e {
+                clawgate_protocol::frame::FrameError::NotJson(_) => HandshakeError::UnparsableFrame,
+                other => HandshakeError::InvalidFrame(other.reason().to_owned()),
+            };
+            let id = match &err {
+                HandshakeError::InvalidFrame(_) => Some("invalid"),
+                _ => None,
+            };
+            reject(ws, id, wire::handshake(&err)).await;
+            return Handshake::Ended;
+        }
+    };
+    if request.method != "connect" {
+        let e = HandshakeError::NotConnect {
+            method: request.method.clone(),
+        };
+        reject(ws, Some(&request.id), wire::handshake(&e)).await;
+        return Handshake::Ended;
+    }
+    let params = match ConnectParams::parse(request.params.as_ref()) {
+        Ok(p) => p,
+        Err(m) => {
+            reject(
+                ws,
+                Some(&request.id),
+                wire::handshake(&HandshakeError::InvalidConnectParams(m)),
+            )
+            .await;
+            return Handshake::Ended;
+        }
+    };
+
+    let credential = check_shared_secret(params.auth.as_ref(), &gw.config);
+    let facts = ConnectFacts {
+        locality,
+        origin: edge.origin().map(str::to_owned),
+        sec_fetch: edge.has_sec_fetch(),
+        listener_port: edge.local_port,
+        params,
+        credential,
+    };
+    let decided = decide(&facts, &gw.config);
+    let client_ip: IpAddr = client_ip(&locality, edge);
+    let conn_id = random_uuid();
+    log_decision(&conn_id, client_ip, &facts, &decided.decision);
+
+    let admission = match decided.decision {
+        Decision::Admit(a) => a,
+        Decision::Refuse(r) => {
+            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            return Handshake::Ended;
+        }
+    };
+
+    let info = Arc::new(SessionInfo {
+        conn_id: conn_id.clone(),
+        role: admission.role,
+        scopes: admission.scopes.clone(),
+        client: facts.params.client.clone(),
+        client_ip,
+        rule: admission.rule,
+        connected_at_ms: now_ms(),
+    });
+    let hello = hello_ok(gw, &info, &admission);
+    let payload = serde_json::to_value(&hello).unwrap_or_default();
+    if !send(ws, Frame::Res(ResponseFrame::ok(&request.id, payload))).await {
+        return Handshake::Ended;
+    }
+    Handshake::Admitted(Admitted { info })
+}
+
+fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission) -> HelloOk {
+    let presence_version = gw.registry.presence_version();
+    HelloOk {
+        kind: HelloKind::HelloOk,
+        protocol: PROTOCOL_VERSION,
+        server: ServerInfo {
+            version: VERSION.to_owned(),
+            conn_id: info.conn_id.clone(),
+            boot_id: Some(gw.boot_id.clone()),
+        },
+        features: Features {
+            methods: METHODS.iter().map(|m| (*m).to_owned()).collect(),
+            events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        },
+        snapshot: Snapshot {
+            presence: Vec::new(),
+            health: health_payload(gw),
+            state_version: clawgate_protocol::frame::StateVersion {
+                presence: presence_version,
+                health: 0,
+            },
+            uptime_ms: gw.uptime_ms(),
+            auth_mode: Some(gw.config.auth_mode.as_str().to_owned()),
+        },
+        auth: HelloAuth {
+            role: admission.role.as_str().to_owned(),
+            scopes: admission.scopes.clone(),
+            device_token: None,
+            issued_at_ms: None,
+        },
+        policy: Policy {
+            max_payload: gw.options.max_payload as u64,
+            max_buffered_bytes: gw.options.max_buffered_bytes as u64,
+            tick_interval_ms: gw.options.tick_interval.as_millis() as u64,
+        },
+    }
+}
+
+/// One structured line per connection decision. Client-supplied strings are
+/// logged with `?` so they are escaped; secrets never appear.
+fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision: &Decision) {
+    let p = &facts.params;
+    match decision {
+        Decision::Admit(a) => tracing::info!(
+            target: "clawgate::admission",
+            conn_id, client_ip = %client_ip, local = facts.locality.is_direct_local(),
+            client_id = ?p.client.id, client_mode = ?p.client.mode,
+            outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = ?a.scopes,
+            credential = a.credential.kind_name(),
+            "connection admitted"
+        ),
+        Decision::Refuse(r) => tracing::info!(
+            target: "clawgate::admission",
+            conn_id, client_ip = %client_ip, local = facts.locality.is_direct_local(),
+            client_id = ?p.client.id, client_mode = ?p.client.mode, role = ?p.role(),
+            outcome = "refuse", rule = r.rule.as_str(), code = r.kind.details_code(), reason = r.kind.reason(),
+            "connection refused"
+        ),
+    }
+}

@@ -1,0 +1,161 @@
+//! The HTTP side of the one port: read a request head, answer plain HTTP
+//! routes and refusals, and complete a WebSocket upgrade by hand so the edge
+//! sees every header before any WebSocket exists.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// Largest request head accepted (request line and headers).
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+#[derive(Debug)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased, in arrival order, duplicates kept.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.header_has_token("upgrade", "websocket")
+            && self.header_has_token("connection", "upgrade")
+    }
+}
+
+#[derive(Debug)]
+pub enum HeadError {
+    Closed,
+    TooLarge,
+    Malformed(String),
+    TimedOut,
+    Io,
+}
+
+/// Read one request head. Returns it with any bytes read past its end.
+pub async fn read_head(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(RequestHead, Vec<u8>), HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 2048];
+            let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
+            if n == 0 {
+                return Err(HeadError::Closed);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let head = RequestHead {
+                        method: req.method.unwrap_or("").to_owned(),
+                        path: req.path.unwrap_or("/").to_owned(),
+                        headers: req
+                            .headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.to_ascii_lowercase(),
+                                    String::from_utf8_lossy(h.value).into_owned(),
+                                )
+                            })
+                            .collect(),
+                    };
+                    return Ok((head, buf[len..].to_vec()));
+                }
+                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+                    return Err(HeadError::TooLarge)
+                }
+                Ok(httparse::Status::Partial) => continue,
+                Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+                Err(e) => return Err(HeadError::Malformed(e.to_string())),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(HeadError::TimedOut))
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        421 => "Misdirected Request",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Write a complete HTTP response with a JSON body and close the exchange.
+pub async fn respond_json(stream: &mut TcpStream, status: u16, body: &serde_json::Value) {
+    let body = body.to_string();
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    // The peer may already be gone; nothing to do about a failed write.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// An error body in the shape OpenClaw uses for HTTP refusals.
+pub fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "type": code, "message": message } })
+}
+
+/// Check the WebSocket handshake headers and write the 101 response.
+pub async fn accept_upgrade(
+    stream: &mut TcpStream,
+    head: &RequestHead,
+) -> Result<(), (u16, String)> {
+    if head.method != "GET" {
+        return Err((405, "WebSocket upgrades must use GET".into()));
+    }
+    if head.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err((
+            426,
+            "unsupported Sec-WebSocket-Version (13 required)".into(),
+        ));
+    }
+    let Some(key) = head.header("sec-websocket-key") else {
+        return Err((400, "missing Sec-WebSocket-Key".into()));
+    };
+    let accept = derive_accept_key(key.trim().as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    );
+    stream
+        .write_all(response.as_bytes())
+        .await
+        .map_err(|e| (500, e.to_string()))
+}

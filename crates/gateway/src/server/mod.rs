@@ -1,0 +1,142 @@
+//! The gateway server: HTTP and WebSocket on one port, the connection state
+//! machine (challenge → connect → session), broadcasts and shutdown.
+
+mod budget;
+mod connection;
+pub mod events;
+mod handshake;
+mod http;
+pub mod methods;
+mod outbox;
+pub mod registry;
+mod session;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::secrets::random_uuid;
+
+pub use registry::Registry;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Timers and limits that are not user configuration.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// From socket open until hello-ok.
+    pub handshake_timeout: Duration,
+    pub tick_interval: Duration,
+    /// Largest frame before authentication.
+    pub max_preauth_payload: usize,
+    /// Largest frame after hello-ok.
+    pub max_payload: usize,
+    /// A session whose unsent frames exceed this is closed as a slow consumer.
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            handshake_timeout: Duration::from_millis(15_000),
+            tick_interval: Duration::from_millis(30_000),
+            max_preauth_payload: 64 * 1024,
+            max_payload: 25 * 1024 * 1024,
+            max_buffered_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of one running gateway.
+pub struct Gateway {
+    pub config: Config,
+    pub options: ServerOptions,
+    pub registry: Arc<Registry>,
+    pub boot_id: String,
+    started: Instant,
+}
+
+impl Gateway {
+    pub fn new(config: Config, options: ServerOptions) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            config,
+            options,
+            registry: Arc::default(),
+            boot_id: random_uuid(),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Serve connections from `listener` until `shutdown` resolves, then close
+/// every session with 1012 and wait (bounded) for connections to end.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let local_port = listener.local_addr()?.port();
+    let ticker = tokio::spawn(tick_loop(gateway.clone()));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection::handle(gateway.clone(), stream, peer, local_port));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    ticker.abort();
+    tracing::info!("shutting down: closing sessions");
+    gateway.registry.broadcast(
+        "shutdown",
+        &serde_json::json!({ "reason": "gateway stopping" }),
+    );
+    gateway
+        .registry
+        .close_all(wire::CLOSE_RESTART, "service restart");
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+async fn tick_loop(gateway: Arc<Gateway>) {
+    let mut interval = tokio::time::interval(gateway.options.tick_interval);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        gateway
+            .registry
+            .broadcast("tick", &serde_json::json!({ "ts": now_ms() }));
+    }
+}

@@ -1,0 +1,172 @@
+//! Each connection's outbound queue: bounded in bytes, written by one task
+//! that stamps broadcast events with the connection's own `seq`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures_util::{Sink, SinkExt};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+pub enum Outbound {
+    /// A pre-serialised frame (responses).
+    Text(String),
+    /// A broadcast event; its payload serialised once for all recipients.
+    Event {
+        name: Arc<str>,
+        payload: Arc<str>,
+    },
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+impl Outbound {
+    fn cost(&self) -> usize {
+        match self {
+            Outbound::Text(t) => t.len(),
+            Outbound::Event { name, payload } => name.len() + payload.len() + 48,
+            Outbound::Close { reason, .. } => reason.len(),
+        }
+    }
+}
+
+/// The queue would exceed its byte limit: the peer is not reading.
+#[derive(Debug)]
+pub struct SlowConsumer;
+
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+    /// Set when the connection must end now; the writer and reader watch it.
+    kill: Arc<watch::Sender<Option<(u16, String)>>>,
+    killed: Arc<AtomicBool>,
+}
+
+pub struct OutboxReceiver {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+    kill: watch::Receiver<Option<(u16, String)>>,
+}
+
+pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (kill_tx, kill_rx) = watch::channel(None);
+    (
+        Outbox {
+            tx,
+            queued: queued.clone(),
+            limit,
+            kill: Arc::new(kill_tx),
+            killed: Arc::new(AtomicBool::new(false)),
+        },
+        OutboxReceiver {
+            rx,
+            queued,
+            kill: kill_rx,
+        },
+    )
+}
+
+impl Outbox {
+    /// Queue a frame. Over the byte limit the connection is killed as a slow
+    /// consumer instead of growing memory.
+    pub fn push(&self, msg: Outbound) -> Result<(), SlowConsumer> {
+        if self.killed.load(Ordering::Relaxed) {
+            return Err(SlowConsumer);
+        }
+        let cost = msg.cost();
+        let before = self.queued.fetch_add(cost, Ordering::Relaxed);
+        if before + cost > self.limit {
+            self.queued.fetch_sub(cost, Ordering::Relaxed);
+            self.kill(1008, "slow consumer");
+            return Err(SlowConsumer);
+        }
+        self.tx.send(msg).map_err(|_| SlowConsumer)
+    }
+
+    pub fn text(&self, text: String) -> Result<(), SlowConsumer> {
+        self.push(Outbound::Text(text))
+    }
+
+    /// End the connection now with this close code, dropping anything queued.
+    pub fn kill(&self, code: u16, reason: &str) {
+        if !self.killed.swap(true, Ordering::Relaxed) {
+            self.kill.send_replace(Some((code, reason.to_owned())));
+        }
+    }
+
+    /// Resolves when the connection has been killed.
+    pub fn killed(&self) -> watch::Receiver<Option<(u16, String)>> {
+        self.kill.subscribe()
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+pub fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    }))
+}
+
+fn event_text(name: &str, payload: &str, seq: u64) -> String {
+    let mut out = String::with_capacity(name.len() + payload.len() + 48);
+    out.push_str("{\"type\":\"event\",\"event\":");
+    // Event names are ours; still, serialise them as JSON strings.
+    out.push_str(&serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()));
+    out.push_str(",\"payload\":");
+    out.push_str(payload);
+    out.push_str(",\"seq\":");
+    out.push_str(&seq.to_string());
+    out.push('}');
+    out
+}
+
+/// Drain the queue into the socket until a close, a kill, or a write error.
+pub async fn run_writer<S>(mut sink: S, mut rx: OutboxReceiver)
+where
+    S: Sink<Message> + Unpin,
+{
+    let mut seq: u64 = 0;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = rx.kill.changed() => {
+                let reason = rx.kill.borrow().clone();
+                if let Some((code, reason)) = reason {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close_message(code, &reason))).await;
+                }
+                break;
+            }
+            next = rx.rx.recv() => next,
+        };
+        let Some(msg) = next else { break };
+        rx.queued.fetch_sub(msg.cost(), Ordering::Relaxed);
+        let result = match msg {
+            Outbound::Text(t) => sink.send(Message::Text(t.into())).await,
+            Outbound::Event { name, payload } => {
+                seq += 1;
+                sink.send(Message::Text(event_text(&name, &payload, seq).into()))
+                    .await
+            }
+            Outbound::Close { code, reason } => {
+                let _ = sink.send(close_message(code, &reason)).await;
+                break;
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}

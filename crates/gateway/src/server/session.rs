@@ -1,0 +1,68 @@
+//! After hello-ok: read requests, authorize and answer them, until the peer
+//! leaves, the gateway shuts down, or the connection is killed.
+
+use std::sync::Arc;
+
+use clawgate_protocol::frame::FrameError;
+use clawgate_protocol::{Frame, RequestFrame, ResponseFrame};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::connection::Ws;
+use super::handshake::Admitted;
+use super::outbox::Outbox;
+use super::wire::{self, RequestError};
+use super::{methods, Gateway};
+
+pub async fn run(gw: &Arc<Gateway>, admitted: Admitted, mut stream: SplitStream<Ws>, out: Outbox) {
+    let info = admitted.info;
+    let _registration = gw.registry.insert(info.clone(), out.clone());
+    let mut killed = out.killed();
+    loop {
+        let next = tokio::select! {
+            _ = killed.changed() => break,
+            next = stream.next() => next,
+        };
+        let text = match next {
+            None | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
+                Ok(t) => t,
+                Err(_) => continue,
+            },
+            Some(Ok(_)) => continue,
+            Some(Err(WsError::Capacity(_))) => {
+                out.kill(wire::CLOSE_TOO_LARGE, "payload too large");
+                break;
+            }
+            Some(Err(_)) => break,
+        };
+        let response = match RequestFrame::parse(&text) {
+            Ok(req) => match methods::call(gw, &info, &req.method, req.params.as_ref()) {
+                Ok(payload) => ResponseFrame::ok(req.id, payload),
+                Err(e) => ResponseFrame::err(req.id, wire::request(&e)),
+            },
+            // Unparsable JSON after auth is logged and ignored (as OpenClaw does).
+            Err(FrameError::NotJson(e)) => {
+                tracing::debug!(conn_id = %info.conn_id, error = %e, "ignoring unparsable frame");
+                continue;
+            }
+            Err(e) => {
+                let id = e.id().unwrap_or("invalid").to_owned();
+                ResponseFrame::err(
+                    id,
+                    wire::request(&RequestError::InvalidFrame(e.reason().to_owned())),
+                )
+            }
+        };
+        if out.text(Frame::Res(response).to_json()).is_err() {
+            break;
+        }
+    }
+    // Let the writer finish what is queued and close the socket.
+    let _ = out.push(super::outbox::Outbound::Close {
+        code: wire::CLOSE_NORMAL,
+        reason: String::new(),
+    });
+}

@@ -1,0 +1,230 @@
+//! The one place where errors become wire frames and close codes.
+
+use clawgate_protocol::version::{MIN_PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use clawgate_protocol::{ErrorCode, ErrorShape};
+use serde_json::{json, Map, Value};
+
+use crate::admission::{Refusal, RefusalKind};
+
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_TOO_LARGE: u16 = 1009;
+pub const CLOSE_RESTART: u16 = 1012;
+
+/// How a connection ends: an optional error response for the connect id,
+/// then a close frame.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub error: Option<ErrorShape>,
+    pub close_code: u16,
+    pub close_reason: String,
+}
+
+/// Errors of the handshake itself, before any admission rule runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// The first request was not `connect`.
+    NotConnect {
+        method: String,
+    },
+    InvalidConnectParams(String),
+    /// A frame that is not a request at all.
+    InvalidFrame(String),
+    /// Unparsable JSON before authentication.
+    UnparsableFrame,
+    PreauthTooLarge,
+    TimedOut,
+}
+
+/// Errors of one request after hello-ok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    InvalidFrame(String),
+    MissingScope { scope: String },
+    UnauthorizedRole { role: String },
+    UnknownMethod(String),
+    InvalidParams { method: String, message: String },
+}
+
+/// Close reasons are limited to 123 bytes on the wire; OpenClaw cuts at 120.
+pub fn truncate_reason(reason: &str) -> String {
+    if reason.len() <= 120 {
+        return reason.to_owned();
+    }
+    let mut end = 120;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+fn details(code: &str, reason: &str, rule: &str, hint: &str, extra: Value) -> Value {
+    let mut map = Map::new();
+    map.insert("code".into(), code.into());
+    map.insert("reason".into(), reason.into());
+    map.insert("rule".into(), rule.into());
+    map.insert("remediationHint".into(), hint.into());
+    if let Value::Object(extra) = extra {
+        map.extend(extra);
+    }
+    Value::Object(map)
+}
+
+/// An admission refusal as the client sees it.
+pub fn refusal(r: &Refusal) -> Rejection {
+    let code = r.kind.details_code();
+    let reason = r.kind.reason();
+    let rule = r.rule.as_str();
+    let d = |extra: Value| details(code, reason, rule, &r.hint, extra);
+    let (top, message, details, close_code): (ErrorCode, String, Value, u16) = match &r.kind {
+        RefusalKind::ProtocolMismatch { client_min, client_max } => (
+            ErrorCode::InvalidRequest,
+            "protocol mismatch".into(),
+            d(json!({
+                "clientMinProtocol": client_min,
+                "clientMaxProtocol": client_max,
+                "expectedProtocol": PROTOCOL_VERSION,
+                "minimumProbeProtocol": MIN_PROBE_PROTOCOL_VERSION,
+            })),
+            CLOSE_PROTOCOL,
+        ),
+        RefusalKind::InvalidRole(role) => {
+            (ErrorCode::InvalidRequest, "invalid role".into(), d(json!({ "requestedRole": role })), CLOSE_POLICY)
+        }
+        RefusalKind::WorkerHandshake => (ErrorCode::InvalidRequest, "invalid-handshake".into(), d(json!({})), CLOSE_POLICY),
+        RefusalKind::OriginNotAllowed { origin } => (
+            ErrorCode::InvalidRequest,
+            "origin not allowed (open the UI from the gateway host or add it to gateway.controlUi.allowedOrigins)".into(),
+            d(json!({ "origin": origin })),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::Auth { reason, can_retry_with_device_token } => {
+            let next = if *can_retry_with_device_token { "retry_with_device_token" } else { reason.next_step() };
+            (
+                ErrorCode::InvalidRequest,
+                reason.message().into(),
+                d(json!({
+                    "authReason": reason.as_str(),
+                    "canRetryWithDeviceToken": can_retry_with_device_token,
+                    "recommendedNextStep": next,
+                })),
+                CLOSE_POLICY,
+            )
+        }
+        RefusalKind::ControlUiDeviceIdentityRequired => (
+            ErrorCode::InvalidRequest,
+            "control ui requires device identity (use HTTPS or localhost secure context)".into(),
+            d(json!({})),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::DeviceIdentityRequired { role, requested_scopes } => (
+            ErrorCode::NotPaired,
+            "device identity required".into(),
+            d(json!({
+                "requestedRole": role.as_str(),
+                "requestedScopes": requested_scopes,
+                "notGranted": requested_scopes,
+            })),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::LocalOwnerDisabled => {
+            (ErrorCode::NotPaired, "device identity required".into(), d(json!({})), CLOSE_POLICY)
+        }
+        RefusalKind::ScopesNotGranted { not_granted, .. } => (
+            ErrorCode::Forbidden,
+            format!("scopes not granted: {}", not_granted.join(", ")),
+            d(json!({ "notGranted": not_granted })),
+            CLOSE_POLICY,
+        ),
+    };
+    let close_reason = truncate_reason(&message);
+    Rejection {
+        error: Some(ErrorShape::new(top, message).with_details(details)),
+        close_code,
+        close_reason,
+    }
+}
+
+pub fn handshake(e: &HandshakeError) -> Rejection {
+    let reject = |message: String, code: &str| Rejection {
+        close_reason: truncate_reason(&message),
+        error: Some(
+            ErrorShape::new(ErrorCode::InvalidRequest, message)
+                .with_details(json!({ "code": code })),
+        ),
+        close_code: CLOSE_POLICY,
+    };
+    match e {
+        HandshakeError::NotConnect { method } => reject(
+            format!("invalid handshake: first request must be connect (got {method:?})"),
+            "INVALID_HANDSHAKE",
+        ),
+        HandshakeError::InvalidConnectParams(m) => reject(
+            format!("invalid connect params: {m}"),
+            "INVALID_CONNECT_PARAMS",
+        ),
+        HandshakeError::InvalidFrame(m) => {
+            reject(format!("invalid handshake: {m}"), "INVALID_HANDSHAKE")
+        }
+        HandshakeError::UnparsableFrame => Rejection {
+            error: None,
+            close_code: CLOSE_NORMAL,
+            close_reason: "invalid handshake frame".into(),
+        },
+        HandshakeError::PreauthTooLarge => Rejection {
+            error: None,
+            close_code: CLOSE_TOO_LARGE,
+            close_reason: "preauth payload too large".into(),
+        },
+        HandshakeError::TimedOut => Rejection {
+            error: None,
+            close_code: CLOSE_NORMAL,
+            close_reason: String::new(),
+        },
+    }
+}
+
+pub fn request(e: &RequestError) -> ErrorShape {
+    match e {
+        RequestError::InvalidFrame(m) => ErrorShape::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid request frame: {m}"),
+        )
+        .with_details(json!({ "code": "INVALID_FRAME" })),
+        RequestError::MissingScope { scope } => ErrorShape::new(
+            ErrorCode::Forbidden,
+            format!("missing scope: {scope}"),
+        )
+        .with_details(
+            json!({ "code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope] }),
+        ),
+        RequestError::UnauthorizedRole { role } => ErrorShape::new(
+            ErrorCode::InvalidRequest,
+            format!("unauthorized role: {role}"),
+        )
+        .with_details(json!({ "code": "UNAUTHORIZED_ROLE", "role": role })),
+        RequestError::UnknownMethod(m) => {
+            ErrorShape::new(ErrorCode::InvalidRequest, format!("unknown method: {m}"))
+                .with_details(json!({ "code": "UNKNOWN_METHOD", "method": m }))
+        }
+        RequestError::InvalidParams { method, message } => ErrorShape::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid {method} params: {message}"),
+        )
+        .with_details(json!({ "code": "INVALID_PARAMS", "method": method })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_on_char_boundaries() {
+        let long = "é".repeat(100);
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 120);
+        assert!(long.starts_with(&cut));
+    }
+}

@@ -1,0 +1,240 @@
+//! `connect` params (reference §1.4). Closed objects: an unknown key anywhere
+//! is an error that names it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client_info::{CLIENT_IDS, CLIENT_MODES};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectParams {
+    pub min_protocol: u64,
+    pub max_protocol: u64,
+    pub client: ClientInfo,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caps: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<BTreeMap<String, bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computer_use: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_runs: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthParams>,
+    /// Sent by OpenClaw 2026.9.6 clients; not in the 2026.9.1 schema. Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_catalog: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientInfo {
+    pub id: String,
+    pub version: String,
+    pub platform: String,
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceParams {
+    pub id: String,
+    pub public_key: String,
+    pub signature: String,
+    pub signed_at: u64,
+    pub nonce: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_runtime_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_runtime_identity_token: Option<String>,
+}
+
+impl ConnectParams {
+    /// Parse and check the schema's constraints. The error is a short
+    /// description with the path of the offending field.
+    pub fn parse(params: Option<&Value>) -> Result<ConnectParams, String> {
+        let value = params.ok_or_else(|| "params: required".to_owned())?;
+        let parsed: ConnectParams = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        })?;
+        parsed.check()?;
+        Ok(parsed)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.min_protocol < 1 || self.max_protocol < 1 {
+            return Err("minProtocol/maxProtocol: must be >= 1".into());
+        }
+        let c = &self.client;
+        if !CLIENT_IDS.contains(&c.id.as_str()) {
+            return Err(format!(
+                "client.id: must be one of the known client ids, got {:?}",
+                c.id
+            ));
+        }
+        if !CLIENT_MODES.contains(&c.mode.as_str()) {
+            return Err(format!(
+                "client.mode: must be one of {CLIENT_MODES:?}, got {:?}",
+                c.mode
+            ));
+        }
+        non_empty("client.version", &c.version)?;
+        non_empty("client.platform", &c.platform)?;
+        for (name, v) in [
+            ("client.displayName", &c.display_name),
+            ("client.deviceFamily", &c.device_family),
+            ("client.modelIdentifier", &c.model_identifier),
+            ("client.instanceId", &c.instance_id),
+        ] {
+            if let Some(v) = v {
+                non_empty(name, v)?;
+            }
+        }
+        length_within("client.buildId", c.build_id.as_deref(), 96)?;
+        length_within("client.timeZone", c.time_zone.as_deref(), 64)?;
+        items_non_empty("caps", &self.caps)?;
+        if let Some(commands) = &self.commands {
+            items_non_empty("commands", commands)?;
+        }
+        if let Some(scopes) = &self.scopes {
+            items_non_empty("scopes", scopes)?;
+        }
+        if let Some(role) = &self.role {
+            non_empty("role", role)?;
+        }
+        if let Some(d) = &self.device {
+            non_empty("device.id", &d.id)?;
+            non_empty("device.publicKey", &d.public_key)?;
+            non_empty("device.signature", &d.signature)?;
+            non_empty("device.nonce", &d.nonce)?;
+        }
+        Ok(())
+    }
+
+    /// The requested role; absent means operator.
+    pub fn role(&self) -> &str {
+        self.role.as_deref().unwrap_or("operator")
+    }
+
+    /// The requested scopes; absent means none.
+    pub fn scopes(&self) -> &[String] {
+        self.scopes.as_deref().unwrap_or(&[])
+    }
+}
+
+fn non_empty(name: &str, v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        Err(format!("{name}: must be a non-empty string"))
+    } else {
+        Ok(())
+    }
+}
+
+fn length_within(name: &str, v: Option<&str>, max: usize) -> Result<(), String> {
+    match v {
+        Some(v) if v.is_empty() || v.chars().count() > max => {
+            Err(format!("{name}: must be 1 to {max} characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn items_non_empty(name: &str, items: &[String]) -> Result<(), String> {
+    match items.iter().position(String::is_empty) {
+        Some(i) => Err(format!("{name}[{i}]: must be a non-empty string")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({"minProtocol":4,"maxProtocol":4,
+               "client":{"id":"cli","version":"1","platform":"linux","mode":"cli"}})
+    }
+
+    #[test]
+    fn minimal_params_parse_with_defaults() {
+        let p = ConnectParams::parse(Some(&base())).unwrap();
+        assert_eq!(p.role(), "operator");
+        assert!(p.scopes().is_empty());
+    }
+
+    #[test]
+    fn unknown_nested_key_is_named() {
+        let mut v = base();
+        v["client"]["color"] = json!("red");
+        let err = ConnectParams::parse(Some(&v)).unwrap_err();
+        assert!(err.contains("client") && err.contains("color"), "{err}");
+    }
+
+    #[test]
+    fn enum_and_constraint_violations() {
+        let mut v = base();
+        v["client"]["id"] = json!("ios-node");
+        assert!(ConnectParams::parse(Some(&v))
+            .unwrap_err()
+            .starts_with("client.id"));
+        let mut v = base();
+        v["scopes"] = json!(["operator.read", ""]);
+        assert!(ConnectParams::parse(Some(&v))
+            .unwrap_err()
+            .starts_with("scopes[1]"));
+        let mut v = base();
+        v["device"] = json!({"id":"a","publicKey":"b","signature":"c","nonce":"d"});
+        assert!(ConnectParams::parse(Some(&v))
+            .unwrap_err()
+            .contains("signedAt"));
+        assert!(ConnectParams::parse(None).is_err());
+    }
+}
