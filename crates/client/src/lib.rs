@@ -57,21 +57,13 @@ impl Client {
     /// Connect and complete the handshake. A refusal is `ClientError::Refused`
     /// carrying the gateway's error shape.
     pub async fn connect(opts: ConnectOptions) -> Result<Client, ClientError> {
-        let connect_err = |m: String| ClientError::Connect {
-            url: opts.url.clone(),
-            message: m,
-        };
-        let mut request = opts
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| connect_err(e.to_string()))?;
+        let connect_err = |m: String| ClientError::Connect { url: opts.url.clone(), message: m };
+        let mut request = opts.url.as_str().into_client_request().map_err(|e| connect_err(e.to_string()))?;
         for (name, value) in &opts.headers {
-            let name: tokio_tungstenite::tungstenite::http::HeaderName = name
-                .parse()
-                .map_err(|_| connect_err(format!("bad header name {name:?}")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| connect_err(format!("bad header value for {name}")))?;
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                name.parse().map_err(|_| connect_err(format!("bad header name {name:?}")))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|_| connect_err(format!("bad header value for {name}")))?;
             request.headers_mut().append(name, value);
         }
         let (ws, _) = tokio::time::timeout(opts.timeout, tokio_tungstenite::connect_async(request))
@@ -89,9 +81,7 @@ impl Client {
                         _ => continue,
                     },
                     Ok(Message::Close(c)) => {
-                        return Err(ClientError::Closed(
-                            c.map(|c| (c.code.into(), c.reason.to_string())),
-                        ))
+                        return Err(ClientError::Closed(c.map(|c| (c.code.into(), c.reason.to_string()))))
                     }
                     Ok(_) => continue,
                     Err(e) => return Err(ClientError::Protocol(e.to_string())),
@@ -101,25 +91,15 @@ impl Client {
         })
         .await
         .map_err(|_| ClientError::Timeout("connect.challenge"))??;
-        let nonce = challenge
-            .payload
-            .as_ref()
-            .and_then(|p| p.get("nonce"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let nonce = challenge.payload.as_ref().and_then(|p| p.get("nonce")).and_then(Value::as_str).unwrap_or("");
         if nonce.trim().is_empty() {
-            return Err(ClientError::Protocol(
-                "connect challenge missing nonce".into(),
-            ));
+            return Err(ClientError::Protocol("connect challenge missing nonce".into()));
         }
 
         // 2. connect → hello-ok or a refusal.
         let params: ConnectParams = opts.connect_params();
-        let connect = RequestFrame::new(
-            "connect-1",
-            "connect",
-            Some(serde_json::to_value(&params).unwrap_or_default()),
-        );
+        let connect =
+            RequestFrame::new("connect-1", "connect", Some(serde_json::to_value(&params).unwrap_or_default()));
         sink.send(Message::Text(Frame::Req(connect).to_json().into()))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -130,24 +110,18 @@ impl Client {
                         Ok(Frame::Res(r)) if r.id == "connect-1" => {
                             if r.ok {
                                 let payload = r.payload.unwrap_or_default();
-                                return serde_json::from_value::<HelloOk>(payload).map_err(|e| {
-                                    ClientError::Protocol(format!("bad hello-ok: {e}"))
-                                });
+                                return serde_json::from_value::<HelloOk>(payload)
+                                    .map_err(|e| ClientError::Protocol(format!("bad hello-ok: {e}")));
                             }
                             let err = r.error.unwrap_or_else(|| {
-                                ErrorShape::new(
-                                    clawgate_protocol::ErrorCode::Unavailable,
-                                    "refused",
-                                )
+                                ErrorShape::new(clawgate_protocol::ErrorCode::Unavailable, "refused")
                             });
                             return Err(ClientError::Refused(err));
                         }
                         _ => continue,
                     },
                     Ok(Message::Close(c)) => {
-                        return Err(ClientError::Closed(
-                            c.map(|c| (c.code.into(), c.reason.to_string())),
-                        ))
+                        return Err(ClientError::Closed(c.map(|c| (c.code.into(), c.reason.to_string()))))
                     }
                     Ok(_) => continue,
                     Err(e) => return Err(ClientError::Protocol(e.to_string())),
@@ -170,10 +144,7 @@ impl Client {
                     match msg {
                         Ok(Message::Text(t)) => match Frame::parse(&t) {
                             Ok(Frame::Res(r)) => {
-                                let waiter = pending
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .remove(&r.id);
+                                let waiter = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.id);
                                 if let Some(w) = waiter {
                                     let result = if r.ok {
                                         Ok(r.payload.unwrap_or(Value::Null))
@@ -206,20 +177,12 @@ impl Client {
                 pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
             });
         }
-        Ok(Client {
-            sink: tokio::sync::Mutex::new(sink),
-            pending,
-            next_id: AtomicU64::new(1),
-            events,
-            closed,
-            hello,
-        })
+        Ok(Client { sink: tokio::sync::Mutex::new(sink), pending, next_id: AtomicU64::new(1), events, closed, hello })
     }
 
     /// Send a request and wait for its response.
     pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
-        self.request_with_timeout(method, params, Duration::from_secs(30))
-            .await
+        self.request_with_timeout(method, params, Duration::from_secs(30)).await
     }
 
     pub async fn request_with_timeout(
@@ -230,10 +193,7 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let id = format!("r{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), tx);
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), tx);
         let frame = Frame::Req(RequestFrame::new(id.clone(), method, params));
         self.sink
             .lock()
@@ -243,10 +203,7 @@ impl Client {
             .map_err(|_| ClientError::Closed(self.close_info()))?;
         match tokio::time::timeout(timeout, rx).await {
             Err(_) => {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
+                self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 Err(ClientError::Timeout("the response"))
             }
             Ok(Err(_)) => Err(ClientError::Closed(self.close_info())),
@@ -262,10 +219,7 @@ impl Client {
 
     /// The close code and reason, once the gateway closed the connection.
     pub fn close_info(&self) -> Option<(u16, String)> {
-        self.closed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.closed.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub async fn close(self) {

@@ -30,39 +30,22 @@ extern "C" {
 
 impl StateDir {
     /// `CLAWGATE_STATE_DIR`, else `$HOME/.clawgate`.
-    pub fn locate(
-        env: &std::collections::BTreeMap<String, String>,
-    ) -> Result<StateDir, ConfigError> {
+    pub fn locate(env: &std::collections::BTreeMap<String, String>) -> Result<StateDir, ConfigError> {
         if let Some(dir) = env.get("CLAWGATE_STATE_DIR").filter(|d| !d.is_empty()) {
-            return Ok(StateDir {
-                path: PathBuf::from(dir),
-            });
+            return Ok(StateDir { path: PathBuf::from(dir) });
         }
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| {
-                ConfigError::Other(
-                    "HOME is not set; set CLAWGATE_STATE_DIR to choose the state directory".into(),
-                )
-            })?;
-        Ok(StateDir {
-            path: PathBuf::from(home).join(".clawgate"),
-        })
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+            ConfigError::Other("HOME is not set; set CLAWGATE_STATE_DIR to choose the state directory".into())
+        })?;
+        Ok(StateDir { path: PathBuf::from(home).join(".clawgate") })
     }
 
     /// Create the directory (0700) if missing, and check its ownership and mode.
     pub fn ensure(&self) -> Result<(), ConfigError> {
         if !self.path.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.path)
-                .map_err(|e| {
-                    ConfigError::Other(format!(
-                        "cannot create state directory {}: {e}",
-                        self.path.display()
-                    ))
-                })?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.path).map_err(|e| {
+                ConfigError::Other(format!("cannot create state directory {}: {e}", self.path.display()))
+            })?;
         }
         check_private(&self.path, true)
     }
@@ -86,10 +69,7 @@ impl StateDir {
             .map_err(|e| ConfigError::Other(format!("cannot read {}: {e}", path.display())))?;
         let token = text.trim().to_owned();
         if token.is_empty() {
-            return Err(ConfigError::Other(format!(
-                "{} is empty; delete it to generate a new token",
-                path.display()
-            )));
+            return Err(ConfigError::Other(format!("{} is empty; delete it to generate a new token", path.display())));
         }
         Ok(Some(token))
     }
@@ -105,11 +85,7 @@ impl StateDir {
         let tmp = self.path.join(format!(".{TOKEN_FILE}.tmp"));
         let write = || -> std::io::Result<()> {
             let _ = fs::remove_file(&tmp);
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(token.as_bytes())?;
             f.write_all(b"\n")?;
             f.sync_all()?;
@@ -123,8 +99,7 @@ impl StateDir {
 
 /// Refuse paths readable or writable by others, or owned by another user.
 fn check_private(path: &Path, is_dir: bool) -> Result<(), ConfigError> {
-    let meta = fs::metadata(path)
-        .map_err(|e| ConfigError::Other(format!("cannot inspect {}: {e}", path.display())))?;
+    let meta = fs::metadata(path).map_err(|e| ConfigError::Other(format!("cannot inspect {}: {e}", path.display())))?;
     if meta.is_dir() != is_dir {
         return Err(ConfigError::Other(format!(
             "{} should be a {}",
@@ -136,10 +111,7 @@ fn check_private(path: &Path, is_dir: bool) -> Result<(), ConfigError> {
     if meta.uid() != uid {
         return Err(ConfigError::Unsafe {
             key: path.display().to_string(),
-            message: format!(
-                "owned by uid {}, not by this user (uid {uid}); fix the ownership",
-                meta.uid()
-            ),
+            message: format!("owned by uid {}, not by this user (uid {uid}); fix the ownership", meta.uid()),
         });
     }
     let mode = meta.permissions().mode() & 0o777;
@@ -147,10 +119,7 @@ fn check_private(path: &Path, is_dir: bool) -> Result<(), ConfigError> {
         let want = if is_dir { "700" } else { "600" };
         return Err(ConfigError::Unsafe {
             key: path.display().to_string(),
-            message: format!(
-                "mode {mode:o} lets other users read it; run chmod {want} {}",
-                path.display()
-            ),
+            message: format!("mode {mode:o} lets other users read it; run chmod {want} {}", path.display()),
         });
     }
     Ok(())
@@ -161,37 +130,26 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("clawgate-state-test-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("clawgate-state-test-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
 
     #[test]
     fn generates_once_and_keeps_it_private() {
-        let dir = StateDir {
-            path: temp_dir("gen").join("state"),
-        };
+        let dir = StateDir { path: temp_dir("gen").join("state") };
         let (a, path) = dir.token_or_generate().unwrap();
         let (b, _) = dir.token_or_generate().unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 43);
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::metadata(&dir.path).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&dir.path).unwrap().permissions().mode() & 0o777, 0o700);
         fs::remove_dir_all(dir.path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn refuses_readable_state() {
-        let dir = StateDir {
-            path: temp_dir("open"),
-        };
+        let dir = StateDir { path: temp_dir("open") };
         dir.ensure().unwrap();
         fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o755)).unwrap();
         let err = dir.ensure().unwrap_err();
@@ -199,11 +157,7 @@ mod tests {
         fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o700)).unwrap();
         dir.token_or_generate().unwrap();
         fs::set_permissions(dir.token_path(), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(dir
-            .read_token()
-            .unwrap_err()
-            .to_string()
-            .contains("chmod 600"));
+        assert!(dir.read_token().unwrap_err().to_string().contains("chmod 600"));
         fs::remove_dir_all(&dir.path).unwrap();
     }
 }

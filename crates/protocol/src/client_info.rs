@@ -21,17 +21,11 @@ pub const CLIENT_IDS: &[&str] = &[
     "openclaw-probe",
 ];
 
-pub const CLIENT_MODES: &[&str] = &[
-    "webchat", "cli", "ui", "backend", "node", "worker", "probe", "test",
-];
+pub const CLIENT_MODES: &[&str] = &["webchat", "cli", "ui", "backend", "node", "worker", "probe", "test"];
 
 /// Client ids that only browsers use. A browser id makes a connection count as a
 /// browser; the absence of one never makes it count as a program.
-pub const BROWSER_CLIENT_IDS: &[&str] = &[
-    "openclaw-control-ui",
-    "openclaw-browser-copilot",
-    "webchat-ui",
-];
+pub const BROWSER_CLIENT_IDS: &[&str] = &["openclaw-control-ui", "openclaw-browser-copilot", "webchat-ui"];
 
 pub fn is_browser_client(id: &str, mode: &str) -> bool {
     BROWSER_CLIENT_IDS.contains(&id) || mode == "webchat"

@@ -114,16 +114,10 @@ impl ConnectParams {
         }
         let c = &self.client;
         if !CLIENT_IDS.contains(&c.id.as_str()) {
-            return Err(format!(
-                "client.id: must be one of the known client ids, got {:?}",
-                c.id
-            ));
+            return Err(format!("client.id: must be one of the known client ids, got {:?}", c.id));
         }
         if !CLIENT_MODES.contains(&c.mode.as_str()) {
-            return Err(format!(
-                "client.mode: must be one of {CLIENT_MODES:?}, got {:?}",
-                c.mode
-            ));
+            return Err(format!("client.mode: must be one of {CLIENT_MODES:?}, got {:?}", c.mode));
         }
         non_empty("client.version", &c.version)?;
         non_empty("client.platform", &c.platform)?;
@@ -179,9 +173,7 @@ fn non_empty(name: &str, v: &str) -> Result<(), String> {
 
 fn length_within(name: &str, v: Option<&str>, max: usize) -> Result<(), String> {
     match v {
-        Some(v) if v.is_empty() || v.chars().count() > max => {
-            Err(format!("{name}: must be 1 to {max} characters"))
-        }
+        Some(v) if v.is_empty() || v.chars().count() > max => Err(format!("{name}: must be 1 to {max} characters")),
         _ => Ok(()),
     }
 }
@@ -222,19 +214,13 @@ mod tests {
     fn enum_and_constraint_violations() {
         let mut v = base();
         v["client"]["id"] = json!("ios-node");
-        assert!(ConnectParams::parse(Some(&v))
-            .unwrap_err()
-            .starts_with("client.id"));
+        assert!(ConnectParams::parse(Some(&v)).unwrap_err().starts_with("client.id"));
         let mut v = base();
         v["scopes"] = json!(["operator.read", ""]);
-        assert!(ConnectParams::parse(Some(&v))
-            .unwrap_err()
-            .starts_with("scopes[1]"));
+        assert!(ConnectParams::parse(Some(&v)).unwrap_err().starts_with("scopes[1]"));
         let mut v = base();
         v["device"] = json!({"id":"a","publicKey":"b","signature":"c","nonce":"d"});
-        assert!(ConnectParams::parse(Some(&v))
-            .unwrap_err()
-            .contains("signedAt"));
+        assert!(ConnectParams::parse(Some(&v)).unwrap_err().contains("signedAt"));
         assert!(ConnectParams::parse(None).is_err());
     }
 }

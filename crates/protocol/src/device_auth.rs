@@ -71,13 +71,7 @@ mod tests {
             platform: Some(" Linux "),
             device_family: None,
         };
-        assert_eq!(
-            payload_v3(&f),
-            "v3|abc|cli|cli|operator|operator.read,operator.write|1700000000000|tok|n-1|linux|"
-        );
-        assert_eq!(
-            payload_v2(&f),
-            "v2|abc|cli|cli|operator|operator.read,operator.write|1700000000000|tok|n-1"
-        );
+        assert_eq!(payload_v3(&f), "v3|abc|cli|cli|operator|operator.read,operator.write|1700000000000|tok|n-1|linux|");
+        assert_eq!(payload_v2(&f), "v2|abc|cli|cli|operator|operator.read,operator.write|1700000000000|tok|n-1");
     }
 }

@@ -13,11 +13,7 @@ pub struct ErrorShape {
     pub details: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
-    #[serde(
-        default,
-        rename = "retryAfterMs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
 

@@ -41,11 +41,7 @@ pub struct EventFrame {
     pub payload: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    #[serde(
-        default,
-        rename = "stateVersion",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "stateVersion", skip_serializing_if = "Option::is_none")]
     pub state_version: Option<StateVersion>,
 }
 
@@ -100,28 +96,14 @@ impl FrameError {
 
 impl RequestFrame {
     pub fn new(id: impl Into<String>, method: impl Into<String>, params: Option<Value>) -> Self {
-        RequestFrame {
-            kind: FrameKind::Req,
-            id: id.into(),
-            method: method.into(),
-            params,
-            traceparent: None,
-        }
+        RequestFrame { kind: FrameKind::Req, id: id.into(), method: method.into(), params, traceparent: None }
     }
 
     /// Parse one text frame as a request, enforcing the schema's constraints.
     pub fn parse(text: &str) -> Result<RequestFrame, FrameError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
-        let id = value
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        let invalid = |reason: String| FrameError::Invalid {
-            id: id.clone(),
-            reason,
-        };
+        let value: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+        let id = value.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        let invalid = |reason: String| FrameError::Invalid { id: id.clone(), reason };
         if !value.is_object() {
             return Err(invalid("frame must be a JSON object".into()));
         }
@@ -130,8 +112,7 @@ impl RequestFrame {
             Some(other) => return Err(invalid(format!("type must be \"req\", got \"{other}\""))),
             None => return Err(invalid("missing type".into())),
         }
-        let frame: RequestFrame =
-            serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        let frame: RequestFrame = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
         if frame.id.is_empty() {
             return Err(invalid("id must be a non-empty string".into()));
         }
@@ -147,55 +128,30 @@ impl RequestFrame {
 
 impl ResponseFrame {
     pub fn ok(id: impl Into<String>, payload: Value) -> Self {
-        ResponseFrame {
-            kind: FrameKind::Res,
-            id: id.into(),
-            ok: true,
-            payload: Some(payload),
-            error: None,
-        }
+        ResponseFrame { kind: FrameKind::Res, id: id.into(), ok: true, payload: Some(payload), error: None }
     }
 
     pub fn err(id: impl Into<String>, error: ErrorShape) -> Self {
-        ResponseFrame {
-            kind: FrameKind::Res,
-            id: id.into(),
-            ok: false,
-            payload: None,
-            error: Some(error),
-        }
+        ResponseFrame { kind: FrameKind::Res, id: id.into(), ok: false, payload: None, error: Some(error) }
     }
 }
 
 impl EventFrame {
     pub fn new(event: impl Into<String>, payload: Option<Value>, seq: Option<u64>) -> Self {
-        EventFrame {
-            kind: FrameKind::Event,
-            event: event.into(),
-            payload,
-            seq,
-            state_version: None,
-        }
+        EventFrame { kind: FrameKind::Event, event: event.into(), payload, seq, state_version: None }
     }
 }
 
 impl Frame {
     /// Parse any frame (what a client reads from the server).
     pub fn parse(text: &str) -> Result<Frame, FrameError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
         let invalid = |reason: String| FrameError::Invalid { id: None, reason };
         let kind = value.get("type").and_then(Value::as_str).map(str::to_owned);
         match kind.as_deref() {
-            Some("req") => serde_json::from_value(value)
-                .map(Frame::Req)
-                .map_err(|e| invalid(e.to_string())),
-            Some("res") => serde_json::from_value(value)
-                .map(Frame::Res)
-                .map_err(|e| invalid(e.to_string())),
-            Some("event") => serde_json::from_value(value)
-                .map(Frame::Event)
-                .map_err(|e| invalid(e.to_string())),
+            Some("req") => serde_json::from_value(value).map(Frame::Req).map_err(|e| invalid(e.to_string())),
+            Some("res") => serde_json::from_value(value).map(Frame::Res).map_err(|e| invalid(e.to_string())),
+            Some("event") => serde_json::from_value(value).map(Frame::Event).map_err(|e| invalid(e.to_string())),
             _ => Err(invalid("unknown frame type".into())),
         }
     }
@@ -224,8 +180,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_echoes_id() {
-        let e =
-            RequestFrame::parse(r#"{"type":"req","id":"7","method":"health","x":1}"#).unwrap_err();
+        let e = RequestFrame::parse(r#"{"type":"req","id":"7","method":"health","x":1}"#).unwrap_err();
         assert_eq!(e.id(), Some("7"));
         assert!(e.reason().contains("unknown field"), "{e:?}");
     }
@@ -234,10 +189,7 @@ mod tests {
     fn rejects_empty_method_and_wrong_type() {
         assert!(RequestFrame::parse(r#"{"type":"req","id":"1","method":""}"#).is_err());
         assert!(RequestFrame::parse(r#"{"type":"event","event":"x"}"#).is_err());
-        assert!(matches!(
-            RequestFrame::parse("{nope"),
-            Err(FrameError::NotJson(_))
-        ));
+        assert!(matches!(RequestFrame::parse("{nope"), Err(FrameError::NotJson(_))));
         assert!(RequestFrame::parse("[]").is_err());
     }
 

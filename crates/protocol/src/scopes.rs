@@ -12,18 +12,8 @@ pub const TALK: &str = "operator.talk";
 pub const TALK_SECRETS: &str = "operator.talk.secrets";
 
 /// The closed set of operator scopes the protocol defines.
-pub const KNOWN_SCOPES: &[&str] = &[
-    ADMIN,
-    READ,
-    WRITE,
-    SESSIONS_READ,
-    SESSIONS_WRITE,
-    APPROVALS,
-    QUESTIONS,
-    PAIRING,
-    TALK,
-    TALK_SECRETS,
-];
+pub const KNOWN_SCOPES: &[&str] =
+    &[ADMIN, READ, WRITE, SESSIONS_READ, SESSIONS_WRITE, APPROVALS, QUESTIONS, PAIRING, TALK, TALK_SECRETS];
 
 /// Does holding `held` satisfy a requirement for `required`?
 /// Only `operator.*` strings count; `admin` satisfies everything; `write`
@@ -55,20 +45,12 @@ pub fn covered_by<A: AsRef<str>, B: AsRef<str>>(requested: &[A], granted: &[B]) 
 
 /// The scopes of `requested` that `granted` does not satisfy.
 pub fn not_covered<A: AsRef<str>, B: AsRef<str>>(requested: &[A], granted: &[B]) -> Vec<String> {
-    requested
-        .iter()
-        .filter(|r| !satisfied_by(granted, r.as_ref()))
-        .map(|r| r.as_ref().to_owned())
-        .collect()
+    requested.iter().filter(|r| !satisfied_by(granted, r.as_ref())).map(|r| r.as_ref().to_owned()).collect()
 }
 
 /// Trimmed, deduplicated, sorted; empty strings dropped. Implied scopes are not added.
 pub fn normalize<S: AsRef<str>>(scopes: &[S]) -> Vec<String> {
-    let mut out: Vec<String> = scopes
-        .iter()
-        .map(|s| s.as_ref().trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut out: Vec<String> = scopes.iter().map(|s| s.as_ref().trim().to_owned()).filter(|s| !s.is_empty()).collect();
     out.sort();
     out.dedup();
     out
@@ -107,9 +89,6 @@ mod tests {
     #[test]
     fn coverage_lists_the_excess() {
         assert!(covered_by(&[READ, TALK], &[WRITE]));
-        assert_eq!(
-            not_covered(&[READ, ADMIN], &[WRITE]),
-            vec![ADMIN.to_owned()]
-        );
+        assert_eq!(not_covered(&[READ, ADMIN], &[WRITE]), vec![ADMIN.to_owned()]);
     }
 }

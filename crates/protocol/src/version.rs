@@ -25,12 +25,7 @@ pub struct VersionMismatch {
 
 /// Accept iff the range includes 4, or 3 for probes and node-role node-mode clients.
 /// `role` is the raw requested role (absent means operator).
-pub fn negotiate(
-    min: u64,
-    max: u64,
-    role: &str,
-    mode: &str,
-) -> Result<Negotiated, VersionMismatch> {
+pub fn negotiate(min: u64, max: u64, role: &str, mode: &str) -> Result<Negotiated, VersionMismatch> {
     let current = u64::from(PROTOCOL_VERSION);
     if max >= current && min <= current {
         return Ok(Negotiated::Current);
@@ -42,10 +37,7 @@ pub fn negotiate(
     if role == "node" && mode == "node" && max >= node_min && min <= node_min {
         return Ok(Negotiated::LegacyNode);
     }
-    Err(VersionMismatch {
-        client_min: min,
-        client_max: max,
-    })
+    Err(VersionMismatch { client_min: min, client_max: max })
 }
 
 #[cfg(test)]

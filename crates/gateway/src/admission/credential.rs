@@ -20,10 +20,7 @@ pub enum Credential {
 impl Credential {
     /// The owner's secret: the shared token, password, or mode none.
     pub fn is_owner_secret(&self) -> bool {
-        matches!(
-            self,
-            Credential::SharedToken | Credential::SharedPassword | Credential::NoneMode
-        )
+        matches!(self, Credential::SharedToken | Credential::SharedPassword | Credential::NoneMode)
     }
 
     /// How the connection authenticated, in OpenClaw's words.
@@ -83,22 +80,12 @@ impl AuthReason {
     /// The human message; its prefix is stable (clients pattern-match it).
     pub fn message(self) -> &'static str {
         match self {
-            AuthReason::TokenMissing => {
-                "unauthorized: gateway token missing (set the gateway token in auth.token)"
-            }
-            AuthReason::TokenMismatch => {
-                "unauthorized: gateway token mismatch (check the token you were given)"
-            }
-            AuthReason::TokenMissingConfig => {
-                "unauthorized: gateway token not configured on the gateway"
-            }
-            AuthReason::PasswordMissing => {
-                "unauthorized: gateway password missing (set it in auth.password)"
-            }
+            AuthReason::TokenMissing => "unauthorized: gateway token missing (set the gateway token in auth.token)",
+            AuthReason::TokenMismatch => "unauthorized: gateway token mismatch (check the token you were given)",
+            AuthReason::TokenMissingConfig => "unauthorized: gateway token not configured on the gateway",
+            AuthReason::PasswordMissing => "unauthorized: gateway password missing (set it in auth.password)",
             AuthReason::PasswordMismatch => "unauthorized: gateway password mismatch",
-            AuthReason::PasswordMissingConfig => {
-                "unauthorized: gateway password not configured on the gateway"
-            }
+            AuthReason::PasswordMissingConfig => "unauthorized: gateway password not configured on the gateway",
         }
     }
 
@@ -176,11 +163,7 @@ mod tests {
     use super::*;
 
     fn auth(token: Option<&str>, password: Option<&str>) -> AuthParams {
-        AuthParams {
-            token: token.map(Into::into),
-            password: password.map(Into::into),
-            ..Default::default()
-        }
+        AuthParams { token: token.map(Into::into), password: password.map(Into::into), ..Default::default() }
     }
 
     #[test]
@@ -198,10 +181,7 @@ mod tests {
             check_shared_secret(Some(&auth(Some("nope"), None)), &c),
             CredentialCheck::Failed(AuthReason::TokenMismatch)
         );
-        assert_eq!(
-            check_shared_secret(Some(&auth(Some("  "), None)), &c),
-            CredentialCheck::Absent
-        );
+        assert_eq!(check_shared_secret(Some(&auth(Some("  "), None)), &c), CredentialCheck::Absent);
         assert_eq!(check_shared_secret(None, &c), CredentialCheck::Absent);
     }
 
@@ -221,9 +201,6 @@ mod tests {
     #[test]
     fn none_mode_needs_nothing() {
         let c = Config::for_tests(AuthMode::None, None, None);
-        assert_eq!(
-            check_shared_secret(None, &c),
-            CredentialCheck::Verified(Credential::NoneMode)
-        );
+        assert_eq!(check_shared_secret(None, &c), CredentialCheck::Verified(Credential::NoneMode));
     }
 }

@@ -7,9 +7,7 @@ use clawgate_protocol::version::negotiate;
 use crate::config::Config;
 
 use super::credential::{AuthReason, Credential, CredentialCheck};
-use super::decision::{
-    Admission, Decided, Decision, Principal, Refusal, RefusalKind, Role, TraceStep,
-};
+use super::decision::{Admission, Decided, Decision, Principal, Refusal, RefusalKind, Role, TraceStep};
 use super::facts::ConnectFacts;
 use super::origin::is_allowed_origin;
 use super::rules::RuleId;
@@ -22,25 +20,12 @@ pub fn decide(facts: &ConnectFacts, config: &Config) -> Decided {
 }
 
 fn pass(trace: &mut Vec<TraceStep>, rule: RuleId, note: impl Into<String>) {
-    trace.push(TraceStep {
-        rule,
-        decided: false,
-        note: note.into(),
-    });
+    trace.push(TraceStep { rule, decided: false, note: note.into() });
 }
 
-fn refuse(
-    trace: &mut Vec<TraceStep>,
-    rule: RuleId,
-    kind: RefusalKind,
-    hint: impl Into<String>,
-) -> Decision {
+fn refuse(trace: &mut Vec<TraceStep>, rule: RuleId, kind: RefusalKind, hint: impl Into<String>) -> Decision {
     let hint = hint.into();
-    trace.push(TraceStep {
-        rule,
-        decided: true,
-        note: format!("refused: {}", kind.details_code()),
-    });
+    trace.push(TraceStep { rule, decided: true, note: format!("refused: {}", kind.details_code()) });
     Decision::Refuse(Refusal { kind, rule, hint })
 }
 
@@ -57,10 +42,7 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
     let client = &p.client;
 
     // protocol: version range, role, and no worker clients on this endpoint.
-    if p.role.as_deref() == Some("worker")
-        || client.id == "openclaw-worker"
-        || client.mode == "worker"
-    {
+    if p.role.as_deref() == Some("worker") || client.id == "openclaw-worker" || client.mode == "worker" {
         return refuse(
             trace,
             RuleId::Protocol,
@@ -70,15 +52,14 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
     }
     let negotiated = match negotiate(p.min_protocol, p.max_protocol, p.role(), &client.mode) {
         Ok(n) => n,
-        Err(m) => return refuse(
-            trace,
-            RuleId::Protocol,
-            RefusalKind::ProtocolMismatch {
-                client_min: m.client_min,
-                client_max: m.client_max,
-            },
-            "upgrade the client: this gateway speaks protocol 4 (3 only for node hosts and probes)",
-        ),
+        Err(m) => {
+            return refuse(
+                trace,
+                RuleId::Protocol,
+                RefusalKind::ProtocolMismatch { client_min: m.client_min, client_max: m.client_max },
+                "upgrade the client: this gateway speaks protocol 4 (3 only for node hosts and probes)",
+            )
+        }
     };
     let Some(role) = Role::parse(p.role()) else {
         return refuse(
@@ -88,11 +69,7 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
             "role must be \"operator\" or \"node\"",
         );
     };
-    pass(
-        trace,
-        RuleId::Protocol,
-        format!("protocol accepted ({negotiated:?}), role {}", role.as_str()),
-    );
+    pass(trace, RuleId::Protocol, format!("protocol accepted ({negotiated:?}), role {}", role.as_str()));
 
     // origin: a browser page must come from one of the gateway's own origins.
     match &f.origin {
@@ -111,15 +88,10 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
     // credential: a presented credential that fails to verify is refused.
     match &f.credential {
         CredentialCheck::Failed(reason) => {
-            let sent_token = p
-                .auth
-                .as_ref()
-                .is_some_and(|a| a.token.as_deref().is_some_and(|t| !t.trim().is_empty()));
+            let sent_token = p.auth.as_ref().is_some_and(|a| a.token.as_deref().is_some_and(|t| !t.trim().is_empty()));
             let sent_device_token = p.auth.as_ref().is_some_and(|a| a.device_token.is_some());
-            let can_retry_with_device_token = *reason == AuthReason::TokenMismatch
-                && p.device.is_some()
-                && sent_token
-                && !sent_device_token;
+            let can_retry_with_device_token =
+                *reason == AuthReason::TokenMismatch && p.device.is_some() && sent_token && !sent_device_token;
             let hint = match reason {
                 AuthReason::TokenMismatch | AuthReason::TokenMissing => {
                     "use the gateway's token: `clawgate gateway token` prints it on the gateway host"
@@ -134,18 +106,11 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
             return refuse(
                 trace,
                 RuleId::Credential,
-                RefusalKind::Auth {
-                    reason: *reason,
-                    can_retry_with_device_token,
-                },
+                RefusalKind::Auth { reason: *reason, can_retry_with_device_token },
                 hint,
             );
         }
-        CredentialCheck::Verified(c) => pass(
-            trace,
-            RuleId::Credential,
-            format!("{} verified", c.kind_name()),
-        ),
+        CredentialCheck::Verified(c) => pass(trace, RuleId::Credential, format!("{} verified", c.kind_name())),
         CredentialCheck::Absent => pass(trace, RuleId::Credential, "no credential presented"),
     }
 
@@ -158,10 +123,7 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
         return refuse(
             trace,
             RuleId::DeviceProof,
-            RefusalKind::DeviceIdentityRequired {
-                role,
-                requested_scopes: requested,
-            },
+            RefusalKind::DeviceIdentityRequired { role, requested_scopes: requested },
             "this gateway does not accept device identities yet; connect without one",
         );
     }
@@ -170,29 +132,19 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
     match owner {
         Some(cred) if f.locality.is_direct_local() && !browser => {
             if !config.local_owner {
-                pass(
-                    trace,
-                    RuleId::LocalOwner,
-                    "turned off by gateway.auth.localOwner = false",
-                );
+                pass(trace, RuleId::LocalOwner, "turned off by gateway.auth.localOwner = false");
             } else if role == Role::Node && !requested.is_empty() {
                 return refuse(
                     trace,
                     RuleId::LocalOwner,
-                    RefusalKind::ScopesNotGranted {
-                        not_granted: requested,
-                        why: "node-role-has-no-scopes",
-                    },
+                    RefusalKind::ScopesNotGranted { not_granted: requested, why: "node-role-has-no-scopes" },
                     "connect with role node and no scopes; operator scopes belong to role operator",
                 );
             } else {
                 trace.push(TraceStep {
                     rule: RuleId::LocalOwner,
                     decided: true,
-                    note: format!(
-                        "direct-local program with the owner's secret; admitted as {}",
-                        role.as_str()
-                    ),
+                    note: format!("direct-local program with the owner's secret; admitted as {}", role.as_str()),
                 });
                 return Decision::Admit(Admission {
                     rule: RuleId::LocalOwner,
@@ -204,25 +156,13 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
                 });
             }
         }
-        Some(_) if browser => pass(
-            trace,
-            RuleId::LocalOwner,
-            "browsers never count as local programs",
-        ),
+        Some(_) if browser => pass(trace, RuleId::LocalOwner, "browsers never count as local programs"),
         Some(_) => pass(trace, RuleId::LocalOwner, "not direct-local"),
         None => pass(trace, RuleId::LocalOwner, "needs the owner's secret"),
     }
 
-    pass(
-        trace,
-        RuleId::ServicePrincipal,
-        "no service token presented",
-    );
-    pass(
-        trace,
-        RuleId::TrustedProxy,
-        "auth mode is not trusted-proxy",
-    );
+    pass(trace, RuleId::ServicePrincipal, "no service token presented");
+    pass(trace, RuleId::TrustedProxy, "auth mode is not trusted-proxy");
 
     if browser {
         return refuse(
@@ -264,20 +204,7 @@ fn rules(f: &ConnectFacts, config: &Config, trace: &mut Vec<TraceStep>) -> Decis
          (clawgate devices approve), use a service token (clawgate services add), or connect locally"
     };
     if f.locality.is_direct_local() && !config.local_owner && owner.is_some() {
-        return refuse(
-            trace,
-            RuleId::NoIdentity,
-            RefusalKind::LocalOwnerDisabled,
-            hint,
-        );
+        return refuse(trace, RuleId::NoIdentity, RefusalKind::LocalOwnerDisabled, hint);
     }
-    refuse(
-        trace,
-        RuleId::NoIdentity,
-        RefusalKind::DeviceIdentityRequired {
-            role,
-            requested_scopes: requested,
-        },
-        hint,
-    )
+    refuse(trace, RuleId::NoIdentity, RefusalKind::DeviceIdentityRequired { role, requested_scopes: requested }, hint)
 }

@@ -40,8 +40,6 @@ impl ConnectFacts {
     /// A browser: any Origin header, any `Sec-Fetch-*` header, a browser
     /// client id or mode webchat. A client id alone never clears a connection.
     pub fn is_browser(&self) -> bool {
-        self.origin.is_some()
-            || self.sec_fetch
-            || is_browser_client(&self.params.client.id, &self.params.client.mode)
+        self.origin.is_some() || self.sec_fetch || is_browser_client(&self.params.client.id, &self.params.client.mode)
     }
 }

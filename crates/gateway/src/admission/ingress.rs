@@ -42,23 +42,12 @@ pub struct EdgeFacts {
 
 impl EdgeFacts {
     pub fn new(peer: SocketAddr, local_port: u16, headers: Vec<(String, String)>) -> Self {
-        let headers = headers
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        EdgeFacts {
-            peer,
-            local_port,
-            tls: false,
-            headers,
-        }
+        let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        EdgeFacts { peer, local_port, tls: false, headers }
     }
 
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
@@ -74,9 +63,7 @@ impl EdgeFacts {
     }
 
     pub fn has_sec_fetch(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(k, _)| k.starts_with("sec-fetch-"))
+        self.headers.iter().any(|(k, _)| k.starts_with("sec-fetch-"))
     }
 
     /// The proxy-evidence headers present, by name.
@@ -137,13 +124,7 @@ pub fn host_name(host: &str) -> String {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        })
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host })
     };
     name.trim_end_matches('.').to_ascii_lowercase()
 }
@@ -157,15 +138,11 @@ pub fn is_loopback_host_name(name: &str) -> bool {
 pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, UpgradeRefusal> {
     for name in ["host", "origin"] {
         if edge.header_values(name).count() > 1 {
-            return Err(UpgradeRefusal::BadHeaders(format!(
-                "more than one {name} header"
-            )));
+            return Err(UpgradeRefusal::BadHeaders(format!("more than one {name} header")));
         }
     }
     let Some(host) = edge.host() else {
-        return Err(UpgradeRefusal::BadHeaders(
-            "a Host header is required".into(),
-        ));
+        return Err(UpgradeRefusal::BadHeaders("a Host header is required".into()));
     };
     let peer = net::canonical(edge.peer.ip());
 
@@ -203,10 +180,7 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
         }
         return Ok(Locality::DirectLocal);
     }
-    Ok(Locality::Remote {
-        client_ip: peer,
-        via_proxy: false,
-    })
+    Ok(Locality::Remote { client_ip: peer, via_proxy: false })
 }
 
 /// The address a connection is attributed to (rate limits, logs).
@@ -226,10 +200,7 @@ mod tests {
         EdgeFacts::new(
             peer.parse().unwrap(),
             18789,
-            headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         )
     }
 
@@ -241,12 +212,7 @@ mod tests {
 
     #[test]
     fn loopback_with_local_host_is_direct_local() {
-        for host in [
-            "localhost:18789",
-            "127.0.0.1",
-            "[::1]:18789",
-            "LOCALHOST.:1",
-        ] {
+        for host in ["localhost:18789", "127.0.0.1", "[::1]:18789", "LOCALHOST.:1"] {
             assert_eq!(
                 classify_upgrade(&edge("127.0.0.1:5000", &[("Host", host)]), &cfg(&[])),
                 Ok(Locality::DirectLocal),
@@ -254,85 +220,42 @@ mod tests {
             );
         }
         assert_eq!(
-            classify_upgrade(
-                &edge("[::ffff:127.0.0.1]:5000", &[("host", "localhost")]),
-                &cfg(&[])
-            ),
+            classify_upgrade(&edge("[::ffff:127.0.0.1]:5000", &[("host", "localhost")]), &cfg(&[])),
             Ok(Locality::DirectLocal)
         );
     }
 
     #[test]
     fn loopback_with_foreign_host_is_misdirected() {
-        let r = classify_upgrade(
-            &edge("127.0.0.1:5000", &[("host", "gateway.example.com")]),
-            &cfg(&[]),
-        );
+        let r = classify_upgrade(&edge("127.0.0.1:5000", &[("host", "gateway.example.com")]), &cfg(&[]));
         assert_eq!(r.unwrap_err().status(), 421);
     }
 
     #[test]
     fn forwarding_headers_from_untrusted_sockets_are_refused() {
-        for h in [
-            "X-Forwarded-For",
-            "x-forwarded-proto",
-            "Forwarded",
-            "Via",
-            "CF-Connecting-IP",
-            "x-real-ip",
-        ] {
-            let r = classify_upgrade(
-                &edge("127.0.0.1:5000", &[("host", "localhost"), (h, "1.2.3.4")]),
-                &cfg(&[]),
-            );
+        for h in ["X-Forwarded-For", "x-forwarded-proto", "Forwarded", "Via", "CF-Connecting-IP", "x-real-ip"] {
+            let r = classify_upgrade(&edge("127.0.0.1:5000", &[("host", "localhost"), (h, "1.2.3.4")]), &cfg(&[]));
             assert_eq!(r.unwrap_err().status(), 403, "{h}");
         }
     }
 
     #[test]
     fn trusted_proxy_yields_remote_client() {
-        let e = edge(
-            "127.0.0.1:5000",
-            &[("host", "gw.example"), ("x-forwarded-for", "203.0.113.5")],
-        );
+        let e = edge("127.0.0.1:5000", &[("host", "gw.example"), ("x-forwarded-for", "203.0.113.5")]);
         assert_eq!(
             classify_upgrade(&e, &cfg(&["127.0.0.1"])),
-            Ok(Locality::Remote {
-                client_ip: "203.0.113.5".parse().unwrap(),
-                via_proxy: true
-            })
+            Ok(Locality::Remote { client_ip: "203.0.113.5".parse().unwrap(), via_proxy: true })
         );
-        let e = edge(
-            "127.0.0.1:5000",
-            &[("host", "localhost"), ("x-forwarded-for", "127.0.0.1")],
-        );
-        assert_eq!(
-            classify_upgrade(&e, &cfg(&["127.0.0.1"]))
-                .unwrap_err()
-                .status(),
-            403
-        );
+        let e = edge("127.0.0.1:5000", &[("host", "localhost"), ("x-forwarded-for", "127.0.0.1")]);
+        assert_eq!(classify_upgrade(&e, &cfg(&["127.0.0.1"])).unwrap_err().status(), 403);
         let e = edge("127.0.0.1:5000", &[("host", "localhost")]);
-        assert_eq!(
-            classify_upgrade(&e, &cfg(&["127.0.0.1"]))
-                .unwrap_err()
-                .status(),
-            403
-        );
+        assert_eq!(classify_upgrade(&e, &cfg(&["127.0.0.1"])).unwrap_err().status(), 403);
     }
 
     #[test]
     fn duplicate_or_missing_host() {
-        assert_eq!(
-            classify_upgrade(&edge("127.0.0.1:1", &[]), &cfg(&[]))
-                .unwrap_err()
-                .status(),
-            400
-        );
-        let e = edge(
-            "127.0.0.1:1",
-            &[("host", "localhost"), ("host", "evil.example")],
-        );
+        assert_eq!(classify_upgrade(&edge("127.0.0.1:1", &[]), &cfg(&[])).unwrap_err().status(), 400);
+        let e = edge("127.0.0.1:1", &[("host", "localhost"), ("host", "evil.example")]);
         assert_eq!(classify_upgrade(&e, &cfg(&[])).unwrap_err().status(), 400);
     }
 
@@ -341,10 +264,7 @@ mod tests {
         let e = edge("203.0.113.9:1", &[("host", "gw.example")]);
         assert_eq!(
             classify_upgrade(&e, &cfg(&[])),
-            Ok(Locality::Remote {
-                client_ip: "203.0.113.9".parse().unwrap(),
-                via_proxy: false
-            })
+            Ok(Locality::Remote { client_ip: "203.0.113.9".parse().unwrap(), via_proxy: false })
         );
     }
 }

@@ -8,15 +8,10 @@ use crate::config::Config;
 /// Is `origin` one of the gateway's own loopback origins on `port`?
 pub fn is_own_loopback_origin(origin: &str, port: u16) -> bool {
     let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    let Some(rest) = o
-        .strip_prefix("http://")
-        .or_else(|| o.strip_prefix("https://"))
-    else {
+    let Some(rest) = o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")) else {
         return false;
     };
-    ["localhost", "127.0.0.1", "[::1]"]
-        .iter()
-        .any(|h| rest == format!("{h}:{port}"))
+    ["localhost", "127.0.0.1", "[::1]"].iter().any(|h| rest == format!("{h}:{port}"))
 }
 
 /// Is `origin` allowed at all (own loopback origin, bind address, or listed)?
@@ -49,10 +44,7 @@ mod tests {
         assert!(!is_own_loopback_origin("http://localhost:3000", 18789));
         assert!(!is_own_loopback_origin("null", 18789));
         assert!(!is_own_loopback_origin("", 18789));
-        assert!(!is_own_loopback_origin(
-            "http://localhost.evil.example:18789",
-            18789
-        ));
+        assert!(!is_own_loopback_origin("http://localhost.evil.example:18789", 18789));
     }
 
     #[test]

@@ -91,10 +91,7 @@ pub struct CallArgs {
 }
 
 pub fn run(cmd: GatewayCommand) -> Result<ExitCode, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     match cmd {
         GatewayCommand::Run(args) => runtime.block_on(run_gateway(args)),
         GatewayCommand::Call(args) => runtime.block_on(call(args)),
@@ -110,23 +107,13 @@ struct Loaded {
 
 /// Resolve config the same way for every subcommand. `generate` allows
 /// creating the token on first start (only `gateway run` does that).
-fn load_config(
-    args: &ConfigArgs,
-    mut sources: ConfigSources,
-    generate: bool,
-) -> Result<Loaded, ConfigError> {
+fn load_config(args: &ConfigArgs, mut sources: ConfigSources, generate: bool) -> Result<Loaded, ConfigError> {
     sources.env = ConfigSources::from_process_env();
     let state = StateDir::locate(&sources.env)?;
     sources.file = args
         .config
         .clone()
-        .or_else(|| {
-            sources
-                .env
-                .get("CLAWGATE_CONFIG")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        })
+        .or_else(|| sources.env.get("CLAWGATE_CONFIG").filter(|p| !p.is_empty()).map(PathBuf::from))
         .or_else(|| Some(state.default_config_path()).filter(|p| p.exists()));
     let config = config::load(&sources, &mut || {
         if generate {
@@ -147,9 +134,7 @@ fn load_config(
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -158,7 +143,9 @@ fn init_logging(format: LogFormat) {
 
 fn warn_token_flag(token: &Option<String>) {
     if token.is_some() {
-        eprintln!("clawgate: warning: --token is visible to other users in the process list; prefer OPENCLAW_GATEWAY_TOKEN");
+        eprintln!(
+            "clawgate: warning: --token is visible to other users in the process list; prefer OPENCLAW_GATEWAY_TOKEN"
+        );
     }
 }
 
@@ -180,22 +167,17 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
         load_config(&args.config, sources, true).map_err(|e| format!("[{}] {e}", e.code()))?;
     state.ensure().map_err(|e| e.to_string())?;
     let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let auth_line = match (&config.auth_mode, &config.token, &config.password) {
-        (AuthMode::Token, Some(t), _) => format!(
-            "token auth (token from {}; print it with `clawgate gateway token`)",
-            t.source
-        ),
+        (AuthMode::Token, Some(t), _) => {
+            format!("token auth (token from {}; print it with `clawgate gateway token`)", t.source)
+        }
         (AuthMode::Password, _, Some(p)) => format!("password auth (password from {})", p.source),
         (mode, _, _) => format!("auth mode {}", mode.as_str()),
     };
     tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
     let gateway = Gateway::new(config, ServerOptions::default());
-    serve(listener, gateway, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    serve(listener, gateway, shutdown_signal()).await.map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -213,25 +195,12 @@ async fn shutdown_signal() {
 
 async fn connect(args: &ConnArgs) -> Result<Client, String> {
     warn_token_flag(&args.token);
-    let sources = ConfigSources {
-        token: args.token.clone(),
-        ..Default::default()
-    };
-    let loaded =
-        load_config(&args.config, sources, false).map_err(|e| format!("[{}] {e}", e.code()))?;
-    let url = args
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("ws://127.0.0.1:{}", loaded.config.port));
-    let mut opts = ConnectOptions::new(url)
-        .client("cli", "cli")
-        .scopes(&args.scopes);
+    let sources = ConfigSources { token: args.token.clone(), ..Default::default() };
+    let loaded = load_config(&args.config, sources, false).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let url = args.url.clone().unwrap_or_else(|| format!("ws://127.0.0.1:{}", loaded.config.port));
+    let mut opts = ConnectOptions::new(url).client("cli", "cli").scopes(&args.scopes);
     opts.token = loaded.config.token.as_ref().map(|t| t.reveal().to_owned());
-    opts.password = loaded
-        .config
-        .password
-        .as_ref()
-        .map(|p| p.reveal().to_owned());
+    opts.password = loaded.config.password.as_ref().map(|p| p.reveal().to_owned());
     opts.timeout = std::time::Duration::from_millis(args.timeout_ms);
     Client::connect(opts).await.map_err(describe)
 }
@@ -239,11 +208,7 @@ async fn connect(args: &ConnArgs) -> Result<Client, String> {
 fn describe(e: ClientError) -> String {
     match &e {
         ClientError::Refused(shape) | ClientError::Rpc(shape) => {
-            let hint = shape
-                .details
-                .as_ref()
-                .and_then(|d| d.get("remediationHint"))
-                .and_then(Value::as_str);
+            let hint = shape.details.as_ref().and_then(|d| d.get("remediationHint")).and_then(Value::as_str);
             match hint {
                 Some(h) => format!("{e}\n  hint: {h}"),
                 None => e.to_string(),
@@ -255,9 +220,7 @@ fn describe(e: ClientError) -> String {
 
 async fn call(args: CallArgs) -> Result<ExitCode, String> {
     let params = match &args.params {
-        Some(p) => Some(
-            serde_json::from_str::<Value>(p).map_err(|e| format!("--params is not JSON: {e}"))?,
-        ),
+        Some(p) => Some(serde_json::from_str::<Value>(p).map_err(|e| format!("--params is not JSON: {e}"))?),
         None => None,
     };
     let client = connect(&args.conn).await?;
@@ -292,17 +255,13 @@ async fn status(args: ConnArgs) -> Result<ExitCode, String> {
 }
 
 fn token(args: ConfigArgs) -> Result<ExitCode, String> {
-    let loaded = load_config(&args, ConfigSources::default(), false)
-        .map_err(|e| format!("[{}] {e}", e.code()))?;
+    let loaded = load_config(&args, ConfigSources::default(), false).map_err(|e| format!("[{}] {e}", e.code()))?;
     match (&loaded.config.auth_mode, &loaded.config.token) {
         (AuthMode::Token, Some(t)) => {
             println!("{}", t.reveal());
             eprintln!("(from {})", t.source);
             Ok(ExitCode::SUCCESS)
         }
-        (mode, _) => Err(format!(
-            "the gateway runs in auth mode {}, which has no token",
-            mode.as_str()
-        )),
+        (mode, _) => Err(format!("the gateway runs in auth mode {}, which has no token", mode.as_str())),
     }
 }

@@ -7,11 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "clawgate",
-    version,
-    about = "A gateway for the OpenClaw Gateway protocol, with admission done right"
-)]
+#[command(name = "clawgate", version, about = "A gateway for the OpenClaw Gateway protocol, with admission done right")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

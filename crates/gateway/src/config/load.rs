@@ -25,9 +25,7 @@ pub struct ConfigSources {
 impl ConfigSources {
     /// The process environment's variables that config reads.
     pub fn from_process_env() -> BTreeMap<String, String> {
-        std::env::vars()
-            .filter(|(k, _)| k.starts_with("CLAWGATE_") || k.starts_with("OPENCLAW_GATEWAY_"))
-            .collect()
+        std::env::vars().filter(|(k, _)| k.starts_with("CLAWGATE_") || k.starts_with("OPENCLAW_GATEWAY_")).collect()
     }
 }
 
@@ -63,11 +61,7 @@ pub struct ResolvedSecret {
 impl ResolvedSecret {
     pub fn new(value: String, source: SecretSource) -> Self {
         let digest = SecretDigest::of(value.as_bytes());
-        ResolvedSecret {
-            value,
-            digest,
-            source,
-        }
+        ResolvedSecret { value, digest, source }
     }
 
     pub fn digest(&self) -> &SecretDigest {
@@ -88,10 +82,7 @@ impl fmt::Debug for ResolvedSecret {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid JSON5: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("config file {path}: {message}")]
@@ -117,21 +108,12 @@ impl ConfigError {
 
 /// Parse a config file's text (JSON5). Unknown keys are named with their path.
 pub fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
-    let value: serde_json::Value = json5::from_str(text).map_err(|e| ConfigError::Syntax {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let value: serde_json::Value =
+        json5::from_str(text).map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
-        let message = if at == "." {
-            e.inner().to_string()
-        } else {
-            format!("at {at}: {}", e.inner())
-        };
-        ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        }
+        let message = if at == "." { e.inner().to_string() } else { format!("at {at}: {}", e.inner()) };
+        ConfigError::Invalid { path: path.to_owned(), message }
     })
 }
 
@@ -149,10 +131,8 @@ pub fn load(
 ) -> Result<Config, ConfigError> {
     let file = match &sources.file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             parse_file(path, &text)?
         }
         None => ConfigFile::default(),
@@ -163,53 +143,31 @@ pub fn load(
     let port = match sources.port.or(g.port) {
         Some(p) => p,
         None => match env("CLAWGATE_PORT") {
-            Some(p) => p
-                .parse()
-                .map_err(|_| unsafe_key("CLAWGATE_PORT", format!("not a port number: {p:?}")))?,
+            Some(p) => p.parse().map_err(|_| unsafe_key("CLAWGATE_PORT", format!("not a port number: {p:?}")))?,
             None => DEFAULT_PORT,
         },
     };
-    let bind_text = sources
-        .bind
-        .clone()
-        .or_else(|| env("CLAWGATE_BIND"))
-        .or(g.bind)
-        .unwrap_or_else(|| "loopback".into());
+    let bind_text =
+        sources.bind.clone().or_else(|| env("CLAWGATE_BIND")).or(g.bind).unwrap_or_else(|| "loopback".into());
     let bind = parse_bind(&bind_text)?;
 
     // Secrets: flag, then CLAWGATE_*, then OPENCLAW_*, then the config file.
     let token = pick_secret(
         sources.token.clone().map(|v| (v, SecretSource::Flag)),
-        &[
-            ("CLAWGATE_GATEWAY_TOKEN", &env),
-            ("OPENCLAW_GATEWAY_TOKEN", &env),
-        ],
-        g.auth
-            .token
-            .clone()
-            .map(|v| (v, SecretSource::ConfigKey("gateway.auth.token"))),
+        &[("CLAWGATE_GATEWAY_TOKEN", &env), ("OPENCLAW_GATEWAY_TOKEN", &env)],
+        g.auth.token.clone().map(|v| (v, SecretSource::ConfigKey("gateway.auth.token"))),
     );
     let password = pick_secret(
         None,
-        &[
-            ("CLAWGATE_GATEWAY_PASSWORD", &env),
-            ("OPENCLAW_GATEWAY_PASSWORD", &env),
-        ],
-        g.auth
-            .password
-            .clone()
-            .map(|v| (v, SecretSource::ConfigKey("gateway.auth.password"))),
+        &[("CLAWGATE_GATEWAY_PASSWORD", &env), ("OPENCLAW_GATEWAY_PASSWORD", &env)],
+        g.auth.password.clone().map(|v| (v, SecretSource::ConfigKey("gateway.auth.password"))),
     );
 
-    let auth_mode =
-        sources
-            .auth_mode
-            .or(g.auth.mode)
-            .unwrap_or(if password.is_some() && token.is_none() {
-                AuthMode::Password
-            } else {
-                AuthMode::Token
-            });
+    let auth_mode = sources.auth_mode.or(g.auth.mode).unwrap_or(if password.is_some() && token.is_none() {
+        AuthMode::Password
+    } else {
+        AuthMode::Token
+    });
 
     for (secret, what) in [(&token, "token"), (&password, "password")] {
         if let Some((v, source)) = secret {
@@ -241,7 +199,9 @@ pub fn load(
         AuthMode::None if !bind.is_loopback() => {
             return Err(unsafe_key(
                 "gateway.auth.mode",
-                format!("mode \"none\" on a non-loopback bind ({bind}) would let anyone on the network in; use token mode"),
+                format!(
+                    "mode \"none\" on a non-loopback bind ({bind}) would let anyone on the network in; use token mode"
+                ),
             ));
         }
         AuthMode::TrustedProxy => {
@@ -255,9 +215,7 @@ pub fn load(
 
     let mut trusted_proxies = Vec::with_capacity(g.trusted_proxies.len());
     for (i, entry) in g.trusted_proxies.iter().enumerate() {
-        let net: IpNet = entry
-            .parse()
-            .map_err(|e| unsafe_key(&format!("gateway.trustedProxies[{i}]"), e))?;
+        let net: IpNet = entry.parse().map_err(|e| unsafe_key(&format!("gateway.trustedProxies[{i}]"), e))?;
         trusted_proxies.push(net);
     }
 
@@ -266,16 +224,10 @@ pub fn load(
         let key = format!("gateway.controlUi.allowedOrigins[{i}]");
         let o = origin.trim();
         if o.eq_ignore_ascii_case("null") {
-            return Err(unsafe_key(
-                &key,
-                "\"null\" would admit sandboxed and file: pages; list exact origins".into(),
-            ));
+            return Err(unsafe_key(&key, "\"null\" would admit sandboxed and file: pages; list exact origins".into()));
         }
         if o == "*" && auth_mode == AuthMode::None {
-            return Err(unsafe_key(
-                &key,
-                "\"*\" together with auth mode \"none\" lets any web page in".into(),
-            ));
+            return Err(unsafe_key(&key, "\"*\" together with auth mode \"none\" lets any web page in".into()));
         }
         allowed_origins.push(o.trim_end_matches('/').to_ascii_lowercase());
     }
@@ -300,11 +252,7 @@ fn pick_secret(
     envs: &[(&'static str, EnvLookup<'_>)],
     file: Option<(String, SecretSource)>,
 ) -> Option<(String, SecretSource)> {
-    flag.or_else(|| {
-        envs.iter()
-            .find_map(|(name, get)| get(name).map(|v| (v, SecretSource::Env(name))))
-    })
-    .or(file)
+    flag.or_else(|| envs.iter().find_map(|(name, get)| get(name).map(|v| (v, SecretSource::Env(name))))).or(file)
 }
 
 fn source_key(source: &SecretSource, what: &str) -> String {
@@ -317,10 +265,7 @@ fn source_key(source: &SecretSource, what: &str) -> String {
 }
 
 fn unsafe_key(key: &str, message: String) -> ConfigError {
-    ConfigError::Unsafe {
-        key: key.to_owned(),
-        message,
-    }
+    ConfigError::Unsafe { key: key.to_owned(), message }
 }
 
 fn parse_bind(text: &str) -> Result<IpAddr, ConfigError> {
@@ -328,10 +273,7 @@ fn parse_bind(text: &str) -> Result<IpAddr, ConfigError> {
         "loopback" | "localhost" => Ok(IpAddr::from([127, 0, 0, 1])),
         "lan" | "all" => Ok(IpAddr::from([0, 0, 0, 0])),
         other => other.parse().map_err(|_| {
-            unsafe_key(
-                "gateway.bind",
-                format!("{other:?} is not \"loopback\", \"lan\" or an IP address"),
-            )
+            unsafe_key("gateway.bind", format!("{other:?} is not \"loopback\", \"lan\" or an IP address"))
         }),
     }
 }
@@ -348,21 +290,15 @@ mod tests {
     fn unknown_keys_are_named_with_their_path() {
         let err = parse_file(Path::new("c.json5"), "{gateway: {auth: {tokn: 'x'}}}").unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("gateway.auth") && text.contains("tokn"),
-            "{text}"
-        );
+        assert!(text.contains("gateway.auth") && text.contains("tokn"), "{text}");
         let err = parse_file(Path::new("c.json5"), "{agents: {}}").unwrap_err();
         assert!(err.to_string().contains("agents"), "{err}");
     }
 
     #[test]
     fn json5_syntax_is_accepted() {
-        let f = parse_file(
-            Path::new("c.json5"),
-            "// comment\n{gateway: {port: 1234, auth: {mode: 'none',},},}",
-        )
-        .unwrap();
+        let f =
+            parse_file(Path::new("c.json5"), "// comment\n{gateway: {port: 1234, auth: {mode: 'none',},},}").unwrap();
         assert_eq!(f.gateway.port, Some(1234));
         assert_eq!(f.gateway.auth.mode, Some(AuthMode::None));
     }
@@ -372,69 +308,36 @@ mod tests {
         let mut called = false;
         let cfg = load(&ConfigSources::default(), &mut || {
             called = true;
-            Ok((
-                "generated-secret-generated-secret".into(),
-                PathBuf::from("state/gateway.token"),
-            ))
+            Ok(("generated-secret-generated-secret".into(), PathBuf::from("state/gateway.token")))
         })
         .unwrap();
         assert!(called);
         assert_eq!(cfg.port, DEFAULT_PORT);
         assert!(cfg.bind.is_loopback());
         assert_eq!(cfg.auth_mode, AuthMode::Token);
-        assert_eq!(
-            cfg.token.unwrap().reveal(),
-            "generated-secret-generated-secret"
-        );
+        assert_eq!(cfg.token.unwrap().reveal(), "generated-secret-generated-secret");
     }
 
     #[test]
     fn env_overrides_and_placeholders() {
         let mut s = ConfigSources::default();
-        s.env
-            .insert("OPENCLAW_GATEWAY_TOKEN".into(), "from-env".into());
+        s.env.insert("OPENCLAW_GATEWAY_TOKEN".into(), "from-env".into());
         let cfg = load(&s, &mut no_generation()).unwrap();
         assert_eq!(cfg.token.as_ref().unwrap().reveal(), "from-env");
-        assert_eq!(
-            cfg.token.unwrap().source,
-            SecretSource::Env("OPENCLAW_GATEWAY_TOKEN")
-        );
+        assert_eq!(cfg.token.unwrap().source, SecretSource::Env("OPENCLAW_GATEWAY_TOKEN"));
 
-        s.env
-            .insert("CLAWGATE_GATEWAY_TOKEN".into(), "undefined".into());
+        s.env.insert("CLAWGATE_GATEWAY_TOKEN".into(), "undefined".into());
         let err = load(&s, &mut no_generation()).unwrap_err();
-        assert!(
-            err.to_string().starts_with("CLAWGATE_GATEWAY_TOKEN"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("CLAWGATE_GATEWAY_TOKEN"), "{err}");
     }
 
     #[test]
     fn unsafe_combinations_name_the_key() {
-        let s = ConfigSources {
-            bind: Some("lan".into()),
-            auth_mode: Some(AuthMode::None),
-            ..Default::default()
-        };
-        assert!(load(&s, &mut no_generation())
-            .unwrap_err()
-            .to_string()
-            .starts_with("gateway.auth.mode"));
-        let s = ConfigSources {
-            auth_mode: Some(AuthMode::Password),
-            ..Default::default()
-        };
-        assert!(load(&s, &mut no_generation())
-            .unwrap_err()
-            .to_string()
-            .starts_with("gateway.auth.password"));
-        let s = ConfigSources {
-            bind: Some("nowhere".into()),
-            ..Default::default()
-        };
-        assert!(load(&s, &mut no_generation())
-            .unwrap_err()
-            .to_string()
-            .starts_with("gateway.bind"));
+        let s = ConfigSources { bind: Some("lan".into()), auth_mode: Some(AuthMode::None), ..Default::default() };
+        assert!(load(&s, &mut no_generation()).unwrap_err().to_string().starts_with("gateway.auth.mode"));
+        let s = ConfigSources { auth_mode: Some(AuthMode::Password), ..Default::default() };
+        assert!(load(&s, &mut no_generation()).unwrap_err().to_string().starts_with("gateway.auth.password"));
+        let s = ConfigSources { bind: Some("nowhere".into()), ..Default::default() };
+        assert!(load(&s, &mut no_generation()).unwrap_err().to_string().starts_with("gateway.bind"));
     }
 }

@@ -28,8 +28,7 @@ impl std::fmt::Display for BudgetExceeded {
 impl std::error::Error for BudgetExceeded {}
 
 pub fn is_budget_exceeded(e: &io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.is::<BudgetExceeded>())
+    e.get_ref().is_some_and(|inner| inner.is::<BudgetExceeded>())
 }
 
 pub struct Budgeted<S> {
@@ -40,31 +39,18 @@ pub struct Budgeted<S> {
 impl<S> Budgeted<S> {
     pub fn new(inner: S, budget: usize) -> (Self, Arc<AtomicUsize>) {
         let remaining = Arc::new(AtomicUsize::new(budget));
-        (
-            Budgeted {
-                inner,
-                remaining: remaining.clone(),
-            },
-            remaining,
-        )
+        (Budgeted { inner, remaining: remaining.clone() }, remaining)
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let remaining = self.remaining.load(Ordering::Relaxed);
         if remaining == UNLIMITED {
             return Pin::new(&mut self.inner).poll_read(cx, buf);
         }
         if remaining == 0 {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                BudgetExceeded,
-            )));
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, BudgetExceeded)));
         }
         let limit = remaining.min(buf.remaining());
         let mut sub = buf.take(limit);
@@ -76,11 +62,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
                 unsafe { buf.assume_init(n) };
                 buf.advance(n);
                 // Another reader never runs concurrently; a lifted budget stays lifted.
-                let _ = self
-                    .remaining
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
-                        (r != UNLIMITED).then(|| r.saturating_sub(n))
-                    });
+                let _ = self.remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                    (r != UNLIMITED).then(|| r.saturating_sub(n))
+                });
                 Poll::Ready(Ok(()))
             }
             other => other,
@@ -89,11 +73,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Budgeted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

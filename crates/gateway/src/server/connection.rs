@@ -25,12 +25,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     let (head, leftover) = match http::read_head(&mut stream, gw.options.handshake_timeout).await {
         Ok(v) => v,
         Err(HeadError::TooLarge) => {
-            http::respond_json(
-                &mut stream,
-                431,
-                &error_body("headers_too_large", "request head too large"),
-            )
-            .await;
+            http::respond_json(&mut stream, 431, &error_body("headers_too_large", "request head too large")).await;
             return;
         }
         Err(HeadError::Malformed(m)) => {
@@ -45,30 +40,16 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         Ok(l) => l,
         Err(refusal) => {
             tracing::info!(peer = %peer, status = refusal.status(), code = refusal.code(), reason = refusal.message(), "upgrade refused");
-            http::respond_json(
-                &mut stream,
-                refusal.status(),
-                &error_body(refusal.code(), refusal.message()),
-            )
-            .await;
+            http::respond_json(&mut stream, refusal.status(), &error_body(refusal.code(), refusal.message())).await;
             return;
         }
     };
 
     if !head.is_websocket_upgrade() {
         let (status, body) = match head.path.as_str() {
-            "/healthz" | "/health" => (
-                200,
-                serde_json::json!({ "ok": true, "version": super::VERSION }),
-            ),
-            "/" => (
-                200,
-                serde_json::json!({ "server": "clawgate", "version": super::VERSION, "websocket": true }),
-            ),
-            _ => (
-                404,
-                error_body("not_found", "no such route; connect with a WebSocket"),
-            ),
+            "/healthz" | "/health" => (200, serde_json::json!({ "ok": true, "version": super::VERSION })),
+            "/" => (200, serde_json::json!({ "server": "clawgate", "version": super::VERSION, "websocket": true })),
+            _ => (404, error_body("not_found", "no such route; connect with a WebSocket")),
         };
         http::respond_json(&mut stream, status, &body).await;
         return;
@@ -85,9 +66,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(gw.options.max_payload))
         .max_frame_size(Some(gw.options.max_payload));
-    let mut ws =
-        WebSocketStream::from_partially_read(budgeted, leftover, WsRole::Server, Some(ws_config))
-            .await;
+    let mut ws = WebSocketStream::from_partially_read(budgeted, leftover, WsRole::Server, Some(ws_config)).await;
 
     let admitted = match handshake::run(&gw, &mut ws, &edge, locality, opened).await {
         Handshake::Admitted(a) => a,
@@ -99,6 +78,5 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     let (sink, stream) = ws.split();
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
     let writer = tokio::spawn(run_writer(sink, out_rx));
-    session::run(&gw, admitted, stream, out).await;
-    let _ = writer.await;
+    session::run(&gw, admitted, stream, out, writer).await;
 }

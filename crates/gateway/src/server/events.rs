@@ -10,8 +10,7 @@ pub const EVENTS: &[&str] = &["tick", "health", "shutdown", "presence"];
 
 pub fn may_receive(event: &str, role: Role, held: &[String]) -> bool {
     match event {
-        "tick" | "health" | "heartbeat" | "shutdown" | "gateway.suspension"
-        | "update.available" => true,
+        "tick" | "health" | "heartbeat" | "shutdown" | "gateway.suspension" | "update.available" => true,
         "presence" | "agent" | "chat" | "node.presence" | "sessions.changed" | "config.changed" => {
             role == Role::Operator && satisfied_by(held, scopes::READ)
         }
@@ -35,15 +34,7 @@ mod tests {
         assert!(!may_receive("presence", Role::Operator, &none));
         assert!(may_receive("presence", Role::Operator, &read));
         assert!(!may_receive("device.pair.requested", Role::Operator, &read));
-        assert!(may_receive(
-            "device.pair.requested",
-            Role::Operator,
-            &[scopes::ADMIN.to_owned()]
-        ));
-        assert!(!may_receive(
-            "made.up",
-            Role::Operator,
-            &[scopes::ADMIN.to_owned()]
-        ));
+        assert!(may_receive("device.pair.requested", Role::Operator, &[scopes::ADMIN.to_owned()]));
+        assert!(!may_receive("made.up", Role::Operator, &[scopes::ADMIN.to_owned()]));
     }
 }

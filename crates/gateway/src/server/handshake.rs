@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clawgate_protocol::hello::{Features, HelloAuth, HelloKind, Policy, ServerInfo, Snapshot};
-use clawgate_protocol::{
-    ConnectParams, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION,
-};
+use clawgate_protocol::{ConnectParams, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -44,9 +42,7 @@ async fn reject(ws: &mut Ws, id: Option<&str>, rejection: Rejection) {
     if let (Some(error), Some(id)) = (rejection.error, id) {
         let _ = send(ws, Frame::Res(ResponseFrame::err(id, error))).await;
     }
-    let _ = ws
-        .send(close_message(rejection.close_code, &rejection.close_reason))
-        .await;
+    let _ = ws.send(close_message(rejection.close_code, &rejection.close_reason)).await;
     let _ = ws.close(None).await;
 }
 
@@ -56,11 +52,15 @@ async fn first_text(
     gw: &Gateway,
     deadline: tokio::time::Instant,
 ) -> Result<String, Option<HandshakeError>> {
+    let mut stopping = gw.stopping();
     loop {
-        let next = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err(Some(HandshakeError::TimedOut)),
-            Ok(None) => return Err(None),
-            Ok(Some(next)) => next,
+        let next = tokio::select! {
+            _ = stopping.wait_for(|s| *s) => return Err(Some(HandshakeError::ShuttingDown)),
+            next = tokio::time::timeout_at(deadline, ws.next()) => match next {
+                Err(_) => return Err(Some(HandshakeError::TimedOut)),
+                Ok(None) => return Err(None),
+                Ok(Some(next)) => next,
+            },
         };
         let text = match next {
             Ok(Message::Text(t)) => t.to_string(),
@@ -72,9 +72,7 @@ async fn first_text(
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
             Ok(Message::Close(_)) => return Err(None),
             Err(WsError::Capacity(_)) => return Err(Some(HandshakeError::PreauthTooLarge)),
-            Err(WsError::Io(e)) if is_budget_exceeded(&e) => {
-                return Err(Some(HandshakeError::PreauthTooLarge))
-            }
+            Err(WsError::Io(e)) if is_budget_exceeded(&e) => return Err(Some(HandshakeError::PreauthTooLarge)),
             Err(_) => return Err(None),
         };
         if text.len() > gw.options.max_preauth_payload {
@@ -84,20 +82,11 @@ async fn first_text(
     }
 }
 
-pub async fn run(
-    gw: &Arc<Gateway>,
-    ws: &mut Ws,
-    edge: &EdgeFacts,
-    locality: Locality,
-    opened: Instant,
-) -> Handshake {
+pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Locality, opened: Instant) -> Handshake {
     let deadline = tokio::time::Instant::from_std(opened + gw.options.handshake_timeout);
     let nonce = random_uuid();
-    let challenge = EventFrame::new(
-        "connect.challenge",
-        Some(json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] })),
-        None,
-    );
+    let challenge =
+        EventFrame::new("connect.challenge", Some(json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] })), None);
     if !send(ws, Frame::Event(challenge)).await {
         return Handshake::Ended;
     }
@@ -127,21 +116,14 @@ pub async fn run(
         }
     };
     if request.method != "connect" {
-        let e = HandshakeError::NotConnect {
-            method: request.method.clone(),
-        };
+        let e = HandshakeError::NotConnect { method: request.method.clone() };
         reject(ws, Some(&request.id), wire::handshake(&e)).await;
         return Handshake::Ended;
     }
     let params = match ConnectParams::parse(request.params.as_ref()) {
         Ok(p) => p,
         Err(m) => {
-            reject(
-                ws,
-                Some(&request.id),
-                wire::handshake(&HandshakeError::InvalidConnectParams(m)),
-            )
-            .await;
+            reject(ws, Some(&request.id), wire::handshake(&HandshakeError::InvalidConnectParams(m))).await;
             return Handshake::Ended;
         }
     };
@@ -202,10 +184,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission) -> HelloOk 
         snapshot: Snapshot {
             presence: Vec::new(),
             health: health_payload(gw),
-            state_version: clawgate_protocol::frame::StateVersion {
-                presence: presence_version,
-                health: 0,
-            },
+            state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
             uptime_ms: gw.uptime_ms(),
             auth_mode: Some(gw.config.auth_mode.as_str().to_owned()),
         },

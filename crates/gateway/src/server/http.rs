@@ -22,10 +22,7 @@ pub struct RequestHead {
 
 impl RequestHead {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     fn header_has_token(&self, name: &str, token: &str) -> bool {
@@ -37,8 +34,7 @@ impl RequestHead {
     }
 
     pub fn is_websocket_upgrade(&self) -> bool {
-        self.header_has_token("upgrade", "websocket")
-            && self.header_has_token("connection", "upgrade")
+        self.header_has_token("upgrade", "websocket") && self.header_has_token("connection", "upgrade")
     }
 }
 
@@ -52,10 +48,7 @@ pub enum HeadError {
 }
 
 /// Read one request head. Returns it with any bytes read past its end.
-pub async fn read_head(
-    stream: &mut TcpStream,
-    timeout: Duration,
-) -> Result<(RequestHead, Vec<u8>), HeadError> {
+pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         loop {
@@ -75,28 +68,19 @@ pub async fn read_head(
                         headers: req
                             .headers
                             .iter()
-                            .map(|h| {
-                                (
-                                    h.name.to_ascii_lowercase(),
-                                    String::from_utf8_lossy(h.value).into_owned(),
-                                )
-                            })
+                            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
                             .collect(),
                     };
                     return Ok((head, buf[len..].to_vec()));
                 }
-                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                    return Err(HeadError::TooLarge)
-                }
+                Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
                 Ok(httparse::Status::Partial) => continue,
                 Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
                 Err(e) => return Err(HeadError::Malformed(e.to_string())),
             }
         }
     };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(HeadError::TimedOut))
+    tokio::time::timeout(timeout, read).await.unwrap_or(Err(HeadError::TimedOut))
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -134,18 +118,12 @@ pub fn error_body(code: &str, message: &str) -> serde_json::Value {
 }
 
 /// Check the WebSocket handshake headers and write the 101 response.
-pub async fn accept_upgrade(
-    stream: &mut TcpStream,
-    head: &RequestHead,
-) -> Result<(), (u16, String)> {
+pub async fn accept_upgrade(stream: &mut TcpStream, head: &RequestHead) -> Result<(), (u16, String)> {
     if head.method != "GET" {
         return Err((405, "WebSocket upgrades must use GET".into()));
     }
     if head.header("sec-websocket-version").map(str::trim) != Some("13") {
-        return Err((
-            426,
-            "unsupported Sec-WebSocket-Version (13 required)".into(),
-        ));
+        return Err((426, "unsupported Sec-WebSocket-Version (13 required)".into()));
     }
     let Some(key) = head.header("sec-websocket-key") else {
         return Err((400, "missing Sec-WebSocket-Key".into()));
@@ -154,8 +132,5 @@ pub async fn accept_upgrade(
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
     );
-    stream
-        .write_all(response.as_bytes())
-        .await
-        .map_err(|e| (500, e.to_string()))
+    stream.write_all(response.as_bytes()).await.map_err(|e| (500, e.to_string()))
 }

@@ -59,6 +59,8 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     pub boot_id: String,
     started: Instant,
+    /// Flipped to true when the gateway starts shutting down.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -69,7 +71,13 @@ impl Gateway {
             registry: Arc::default(),
             boot_id: random_uuid(),
             started: Instant::now(),
+            stopping: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Resolves once shutdown has begun.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -78,9 +86,7 @@ impl Gateway {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Serve connections from `listener` until `shutdown` resolves, then close
@@ -112,19 +118,12 @@ pub async fn serve(
         }
     }
     ticker.abort();
+    gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
-    gateway.registry.broadcast(
-        "shutdown",
-        &serde_json::json!({ "reason": "gateway stopping" }),
-    );
-    gateway
-        .registry
-        .close_all(wire::CLOSE_RESTART, "service restart");
+    gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));
+    gateway.registry.close_all(wire::CLOSE_RESTART, "service restart");
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
     Ok(())
@@ -135,8 +134,6 @@ async fn tick_loop(gateway: Arc<Gateway>) {
     interval.tick().await;
     loop {
         interval.tick().await;
-        gateway
-            .registry
-            .broadcast("tick", &serde_json::json!({ "ts": now_ms() }));
+        gateway.registry.broadcast("tick", &serde_json::json!({ "ts": now_ms() }));
     }
 }

@@ -59,18 +59,8 @@ pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
     let queued = Arc::new(AtomicUsize::new(0));
     let (kill_tx, kill_rx) = watch::channel(None);
     (
-        Outbox {
-            tx,
-            queued: queued.clone(),
-            limit,
-            kill: Arc::new(kill_tx),
-            killed: Arc::new(AtomicBool::new(false)),
-        },
-        OutboxReceiver {
-            rx,
-            queued,
-            kill: kill_rx,
-        },
+        Outbox { tx, queued: queued.clone(), limit, kill: Arc::new(kill_tx), killed: Arc::new(AtomicBool::new(false)) },
+        OutboxReceiver { rx, queued, kill: kill_rx },
     )
 }
 
@@ -113,10 +103,7 @@ impl Outbox {
 }
 
 pub fn close_message(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
-    }))
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() }))
 }
 
 fn event_text(name: &str, payload: &str, seq: u64) -> String {
@@ -156,8 +143,7 @@ where
             Outbound::Text(t) => sink.send(Message::Text(t.into())).await,
             Outbound::Event { name, payload } => {
                 seq += 1;
-                sink.send(Message::Text(event_text(&name, &payload, seq).into()))
-                    .await
+                sink.send(Message::Text(event_text(&name, &payload, seq).into())).await
             }
             Outbound::Close { code, reason } => {
                 let _ = sink.send(close_message(code, &reason)).await;

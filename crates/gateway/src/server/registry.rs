@@ -81,10 +81,7 @@ impl Registry {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(key, Entry { info, outbox });
         self.presence_version.fetch_add(1, Ordering::Relaxed);
-        SessionGuard {
-            registry: self.clone(),
-            key,
-        }
+        SessionGuard { registry: self.clone(), key }
     }
 
     fn remove(&self, key: u64) {
@@ -122,10 +119,7 @@ impl Registry {
         let mut sent = 0;
         for entry in map.values() {
             if may_receive(event, entry.info.role, &entry.info.scopes) {
-                let msg = Outbound::Event {
-                    name: name.clone(),
-                    payload: payload.clone(),
-                };
+                let msg = Outbound::Event { name: name.clone(), payload: payload.clone() };
                 if entry.outbox.push(msg).is_ok() {
                     sent += 1;
                 }
@@ -137,10 +131,7 @@ impl Registry {
     /// Close every session (shutdown).
     pub fn close_all(&self, code: u16, reason: &str) {
         for entry in self.lock().values() {
-            let _ = entry.outbox.push(Outbound::Close {
-                code,
-                reason: reason.to_owned(),
-            });
+            let _ = entry.outbox.push(Outbound::Close { code, reason: reason.to_owned() });
         }
     }
 }

@@ -7,6 +7,7 @@ use clawgate_protocol::frame::FrameError;
 use clawgate_protocol::{Frame, RequestFrame, ResponseFrame};
 use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::connection::Ws;
@@ -15,13 +16,22 @@ use super::outbox::Outbox;
 use super::wire::{self, RequestError};
 use super::{methods, Gateway};
 
-pub async fn run(gw: &Arc<Gateway>, admitted: Admitted, mut stream: SplitStream<Ws>, out: Outbox) {
+/// `writer` is the task draining `out` into the socket; when it ends (a close
+/// was sent, or the peer stopped reading) the session ends too.
+pub async fn run(
+    gw: &Arc<Gateway>,
+    admitted: Admitted,
+    mut stream: SplitStream<Ws>,
+    out: Outbox,
+    mut writer: JoinHandle<()>,
+) {
     let info = admitted.info;
     let _registration = gw.registry.insert(info.clone(), out.clone());
     let mut killed = out.killed();
     loop {
         let next = tokio::select! {
             _ = killed.changed() => break,
+            _ = &mut writer => return,
             next = stream.next() => next,
         };
         let text = match next {
@@ -50,10 +60,7 @@ pub async fn run(gw: &Arc<Gateway>, admitted: Admitted, mut stream: SplitStream<
             }
             Err(e) => {
                 let id = e.id().unwrap_or("invalid").to_owned();
-                ResponseFrame::err(
-                    id,
-                    wire::request(&RequestError::InvalidFrame(e.reason().to_owned())),
-                )
+                ResponseFrame::err(id, wire::request(&RequestError::InvalidFrame(e.reason().to_owned())))
             }
         };
         if out.text(Frame::Res(response).to_json()).is_err() {
@@ -61,8 +68,5 @@ pub async fn run(gw: &Arc<Gateway>, admitted: Admitted, mut stream: SplitStream<
         }
     }
     // Let the writer finish what is queued and close the socket.
-    let _ = out.push(super::outbox::Outbound::Close {
-        code: wire::CLOSE_NORMAL,
-        reason: String::new(),
-    });
+    let _ = out.push(super::outbox::Outbound::Close { code: wire::CLOSE_NORMAL, reason: String::new() });
 }

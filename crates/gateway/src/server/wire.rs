@@ -35,6 +35,7 @@ pub enum HandshakeError {
     UnparsableFrame,
     PreauthTooLarge,
     TimedOut,
+    ShuttingDown,
 }
 
 /// Errors of one request after hello-ok.
@@ -92,10 +93,13 @@ pub fn refusal(r: &Refusal) -> Rejection {
         RefusalKind::InvalidRole(role) => {
             (ErrorCode::InvalidRequest, "invalid role".into(), d(json!({ "requestedRole": role })), CLOSE_POLICY)
         }
-        RefusalKind::WorkerHandshake => (ErrorCode::InvalidRequest, "invalid-handshake".into(), d(json!({})), CLOSE_POLICY),
+        RefusalKind::WorkerHandshake => {
+            (ErrorCode::InvalidRequest, "invalid-handshake".into(), d(json!({})), CLOSE_POLICY)
+        }
         RefusalKind::OriginNotAllowed { origin } => (
             ErrorCode::InvalidRequest,
-            "origin not allowed (open the UI from the gateway host or add it to gateway.controlUi.allowedOrigins)".into(),
+            "origin not allowed (open the UI from the gateway host or add it to gateway.controlUi.allowedOrigins)"
+                .into(),
             d(json!({ "origin": origin })),
             CLOSE_POLICY,
         ),
@@ -139,80 +143,56 @@ pub fn refusal(r: &Refusal) -> Rejection {
         ),
     };
     let close_reason = truncate_reason(&message);
-    Rejection {
-        error: Some(ErrorShape::new(top, message).with_details(details)),
-        close_code,
-        close_reason,
-    }
+    Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
 }
 
 pub fn handshake(e: &HandshakeError) -> Rejection {
     let reject = |message: String, code: &str| Rejection {
         close_reason: truncate_reason(&message),
-        error: Some(
-            ErrorShape::new(ErrorCode::InvalidRequest, message)
-                .with_details(json!({ "code": code })),
-        ),
+        error: Some(ErrorShape::new(ErrorCode::InvalidRequest, message).with_details(json!({ "code": code }))),
         close_code: CLOSE_POLICY,
     };
     match e {
-        HandshakeError::NotConnect { method } => reject(
-            format!("invalid handshake: first request must be connect (got {method:?})"),
-            "INVALID_HANDSHAKE",
-        ),
-        HandshakeError::InvalidConnectParams(m) => reject(
-            format!("invalid connect params: {m}"),
-            "INVALID_CONNECT_PARAMS",
-        ),
-        HandshakeError::InvalidFrame(m) => {
-            reject(format!("invalid handshake: {m}"), "INVALID_HANDSHAKE")
+        HandshakeError::NotConnect { method } => {
+            reject(format!("invalid handshake: first request must be connect (got {method:?})"), "INVALID_HANDSHAKE")
         }
-        HandshakeError::UnparsableFrame => Rejection {
-            error: None,
-            close_code: CLOSE_NORMAL,
-            close_reason: "invalid handshake frame".into(),
-        },
-        HandshakeError::PreauthTooLarge => Rejection {
-            error: None,
-            close_code: CLOSE_TOO_LARGE,
-            close_reason: "preauth payload too large".into(),
-        },
-        HandshakeError::TimedOut => Rejection {
-            error: None,
-            close_code: CLOSE_NORMAL,
-            close_reason: String::new(),
-        },
+        HandshakeError::InvalidConnectParams(m) => {
+            reject(format!("invalid connect params: {m}"), "INVALID_CONNECT_PARAMS")
+        }
+        HandshakeError::InvalidFrame(m) => reject(format!("invalid handshake: {m}"), "INVALID_HANDSHAKE"),
+        HandshakeError::UnparsableFrame => {
+            Rejection { error: None, close_code: CLOSE_NORMAL, close_reason: "invalid handshake frame".into() }
+        }
+        HandshakeError::PreauthTooLarge => {
+            Rejection { error: None, close_code: CLOSE_TOO_LARGE, close_reason: "preauth payload too large".into() }
+        }
+        HandshakeError::TimedOut => Rejection { error: None, close_code: CLOSE_NORMAL, close_reason: String::new() },
+        HandshakeError::ShuttingDown => {
+            Rejection { error: None, close_code: CLOSE_RESTART, close_reason: "service restart".into() }
+        }
     }
 }
 
 pub fn request(e: &RequestError) -> ErrorShape {
     match e {
-        RequestError::InvalidFrame(m) => ErrorShape::new(
-            ErrorCode::InvalidRequest,
-            format!("invalid request frame: {m}"),
-        )
-        .with_details(json!({ "code": "INVALID_FRAME" })),
-        RequestError::MissingScope { scope } => ErrorShape::new(
-            ErrorCode::Forbidden,
-            format!("missing scope: {scope}"),
-        )
-        .with_details(
-            json!({ "code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope] }),
-        ),
-        RequestError::UnauthorizedRole { role } => ErrorShape::new(
-            ErrorCode::InvalidRequest,
-            format!("unauthorized role: {role}"),
-        )
-        .with_details(json!({ "code": "UNAUTHORIZED_ROLE", "role": role })),
-        RequestError::UnknownMethod(m) => {
-            ErrorShape::new(ErrorCode::InvalidRequest, format!("unknown method: {m}"))
-                .with_details(json!({ "code": "UNKNOWN_METHOD", "method": m }))
+        RequestError::InvalidFrame(m) => {
+            ErrorShape::new(ErrorCode::InvalidRequest, format!("invalid request frame: {m}"))
+                .with_details(json!({ "code": "INVALID_FRAME" }))
         }
-        RequestError::InvalidParams { method, message } => ErrorShape::new(
-            ErrorCode::InvalidRequest,
-            format!("invalid {method} params: {message}"),
-        )
-        .with_details(json!({ "code": "INVALID_PARAMS", "method": method })),
+        RequestError::MissingScope { scope } => {
+            ErrorShape::new(ErrorCode::Forbidden, format!("missing scope: {scope}"))
+                .with_details(json!({ "code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope] }))
+        }
+        RequestError::UnauthorizedRole { role } => {
+            ErrorShape::new(ErrorCode::InvalidRequest, format!("unauthorized role: {role}"))
+                .with_details(json!({ "code": "UNAUTHORIZED_ROLE", "role": role }))
+        }
+        RequestError::UnknownMethod(m) => ErrorShape::new(ErrorCode::InvalidRequest, format!("unknown method: {m}"))
+            .with_details(json!({ "code": "UNKNOWN_METHOD", "method": m })),
+        RequestError::InvalidParams { method, message } => {
+            ErrorShape::new(ErrorCode::InvalidRequest, format!("invalid {method} params: {message}"))
+                .with_details(json!({ "code": "INVALID_PARAMS", "method": method }))
+        }
     }
 }
 

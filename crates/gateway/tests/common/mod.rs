@@ -1,0 +1,201 @@
+//! Test harness: a real gateway on 127.0.0.1:0, raw WebSocket connections
+//! that speak frames by hand, and validation of every frame the gateway sends
+//! against `protocol.schema.json` from `@openclaw/gateway-protocol`.
+#![allow(dead_code)]
+
+pub mod schema;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawgate::config::{AuthMode, Config};
+use clawgate::{serve, Gateway, ServerOptions};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef0123456789";
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestGateway {
+    pub async fn start(config: Config, options: ServerOptions) -> TestGateway {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let gateway = Gateway::new(config, options);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, gateway.clone(), async move {
+            let _ = rx.await;
+        }));
+        TestGateway { addr, gateway, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Token mode with [`TOKEN`], default options.
+    pub async fn token() -> TestGateway {
+        Self::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task).await.expect("shutdown in time").unwrap().unwrap();
+        }
+    }
+}
+
+/// Connect params as a backend program would send them.
+pub fn connect_params(client_id: &str, mode: &str, role: &str, scopes: &[&str], token: Option<&str>) -> Value {
+    let mut p = json!({
+        "minProtocol": 4, "maxProtocol": 4,
+        "client": { "id": client_id, "version": "1.0.0", "platform": "linux", "mode": mode },
+        "role": role,
+        "scopes": scopes,
+    });
+    if let Some(t) = token {
+        p["auth"] = json!({ "token": t });
+    }
+    p
+}
+
+pub struct RawConn {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Set once a connect succeeded.
+    pub hello: Option<Value>,
+}
+
+/// Why a raw connection could not be opened.
+#[derive(Debug)]
+pub struct HttpRefusal {
+    pub status: u16,
+    pub body: String,
+}
+
+impl RawConn {
+    /// Open a WebSocket with extra upgrade headers (Host is set to localhost unless given).
+    pub async fn open_with(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<RawConn, HttpRefusal> {
+        let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+        for (k, v) in headers {
+            let name: HeaderName = k.parse().unwrap();
+            req.headers_mut().insert(name, HeaderValue::from_str(v).unwrap());
+        }
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.headers_mut().insert("host", HeaderValue::from_str(&format!("localhost:{}", addr.port())).unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(RawConn { ws, hello: None }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(HttpRefusal {
+                status: resp.status().as_u16(),
+                body: resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+            }),
+            Err(e) => panic!("cannot connect: {e}"),
+        }
+    }
+
+    pub async fn open(addr: SocketAddr) -> RawConn {
+        Self::open_with(addr, &[]).await.expect("upgrade accepted")
+    }
+
+    /// Next frame, validated against the protocol schema. Panics on close.
+    pub async fn recv(&mut self) -> Value {
+        match self.recv_or_close().await {
+            Ok(v) => v,
+            Err(close) => panic!("expected a frame, got close {close:?}"),
+        }
+    }
+
+    /// Next frame, or the close (code, reason) if the server closed.
+    pub async fn recv_or_close(&mut self) -> Result<Value, (u16, String)> {
+        loop {
+            let msg =
+                tokio::time::timeout(Duration::from_secs(10), self.ws.next()).await.expect("no frame within 10 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("server frames are JSON");
+                    schema::validate_server_frame(&v);
+                    return Ok(v);
+                }
+                Some(Ok(Message::Close(c))) => {
+                    return Err(c.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new())))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => panic!("unexpected message {other:?}"),
+                Some(Err(e)) => return Err((1006, e.to_string())),
+                None => return Err((1006, "stream ended".into())),
+            }
+        }
+    }
+
+    /// Skip frames until the close; return it.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        loop {
+            if let Err(close) = self.recv_or_close().await {
+                return close;
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send(&mut self, v: &Value) {
+        self.send_text(v.to_string()).await
+    }
+
+    /// Read the challenge, send connect, return the connect response frame.
+    pub async fn handshake(&mut self, params: Value) -> Value {
+        let challenge = self.recv().await;
+        assert_eq!(challenge["event"], "connect.challenge");
+        self.send(&json!({ "type": "req", "id": "c1", "method": "connect", "params": params })).await;
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == "res" && frame["id"] == "c1" {
+                if frame["ok"] == true {
+                    schema::validate_definition("HelloOk", &frame["payload"]);
+                    self.hello = Some(frame["payload"].clone());
+                }
+                return frame;
+            }
+        }
+    }
+
+    /// A request after hello-ok; returns the response frame (events before it are skipped).
+    pub async fn call(&mut self, id: &str, method: &str, params: Option<Value>) -> Value {
+        let mut req = json!({ "type": "req", "id": id, "method": method });
+        if let Some(p) = params {
+            req["params"] = p;
+        }
+        self.send(&req).await;
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == "res" && frame["id"] == id {
+                return frame;
+            }
+        }
+    }
+}
+
+/// Connect with the token as a local backend asking for `scopes`; assert admitted.
+pub async fn admitted(gw: &TestGateway, scopes: &[&str]) -> RawConn {
+    let mut c = RawConn::open(gw.addr).await;
+    let res = c.handshake(connect_params("gateway-client", "backend", "operator", scopes, Some(TOKEN))).await;
+    assert_eq!(res["ok"], true, "{res}");
+    c
+}

@@ -1,0 +1,68 @@
+//! Edge checks at the HTTP upgrade: forged forwarding headers, foreign Host
+//! names on loopback, plain HTTP routes.
+
+mod common;
+
+use clawgate::config::{AuthMode, Config};
+use clawgate::ServerOptions;
+use common::{RawConn, TestGateway, TOKEN};
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_socket_get_403() {
+    let gw = TestGateway::token().await;
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip", "via", "true-client-ip"] {
+        let err = RawConn::open_with(gw.addr, &[(header, "198.51.100.7")]).await.err().expect("refused");
+        assert_eq!(err.status, 403, "{header}");
+        assert!(err.body.contains("proxy_attribution_required"), "{}", err.body);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn loopback_with_a_foreign_host_gets_421() {
+    let gw = TestGateway::token().await;
+    let err = RawConn::open_with(gw.addr, &[("host", "rebind.attacker.example:18789")]).await.err().expect("refused");
+    assert_eq!(err.status, 421);
+    assert!(err.body.contains("trustedProxies"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unattributable_proxy_requests_get_403() {
+    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let gw = TestGateway::start(config, ServerOptions::default()).await;
+    for xff in ["unknown", "203.0.113.5, _hidden", "127.0.0.1"] {
+        let err = RawConn::open_with(gw.addr, &[("x-forwarded-for", xff)]).await.err().expect("refused");
+        assert_eq!(err.status, 403, "{xff}");
+    }
+    let err = RawConn::open_with(gw.addr, &[]).await.err().expect("a trusted proxy must say who the client is");
+    assert_eq!(err.status, 403);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn plain_http_routes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = TestGateway::token().await;
+    let get = |path: &'static str, host: &'static str| {
+        let addr = gw.addr;
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    assert!(get("/healthz", "localhost").await.starts_with("HTTP/1.1 200"));
+    assert!(get("/nope", "localhost").await.starts_with("HTTP/1.1 404"));
+    assert!(get("/healthz", "evil.example").await.starts_with("HTTP/1.1 421"));
+    // Garbage instead of HTTP gets a 400, not a hang.
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"\x16\x03\x01 not http\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    gw.stop().await;
+}
