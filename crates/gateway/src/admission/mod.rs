@@ -8,6 +8,7 @@
 pub mod credential;
 pub mod decide;
 pub mod decision;
+pub mod device_proof;
 pub mod facts;
 pub mod ingress;
 pub mod origin;
