@@ -4,6 +4,7 @@
 //! request/response and an event stream. `skip_device_identity` connects
 //! without loading any device identity (shared-secret local clients).
 
+mod device;
 mod options;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use device::DeviceIdentity;
 pub use options::ConnectOptions;
 
 type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
@@ -97,7 +99,14 @@ impl Client {
         }
 
         // 2. connect → hello-ok or a refusal.
-        let params: ConnectParams = opts.connect_params();
+        let mut params: ConnectParams = opts.connect_params();
+        if let (Some(identity), false) = (&opts.device, opts.skip_device_identity) {
+            // Like the reference client: signedAt is the challenge's server time.
+            let ts = challenge.payload.as_ref().and_then(|p| p.get("ts")).and_then(Value::as_u64).ok_or_else(|| {
+                ClientError::Protocol("connect challenge missing ts (needed to sign the device proof)".into())
+            })?;
+            params.device = Some(identity.device_params(&params, nonce, ts));
+        }
         let connect =
             RequestFrame::new("connect-1", "connect", Some(serde_json::to_value(&params).unwrap_or_default()));
         sink.send(Message::Text(Frame::Req(connect).to_json().into()))

@@ -20,6 +20,11 @@ pub struct ConnectOptions {
     pub max_protocol: u64,
     /// Connect without loading or presenting any device identity.
     pub skip_device_identity: bool,
+    /// The device identity to prove on connect (ignored with `skip_device_identity`).
+    pub device: Option<crate::DeviceIdentity>,
+    /// A device token from an earlier hello-ok; sent in `auth.token` and
+    /// `auth.deviceToken` (as the reference client does) when no shared token is set.
+    pub device_token: Option<String>,
     /// Extra HTTP headers on the upgrade request.
     pub headers: Vec<(String, String)>,
     /// For each handshake step.
@@ -42,6 +47,8 @@ impl ConnectOptions {
             min_protocol: u64::from(PROTOCOL_VERSION),
             max_protocol: u64::from(PROTOCOL_VERSION),
             skip_device_identity: true,
+            device: None,
+            device_token: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(15),
         }
@@ -65,6 +72,13 @@ impl ConnectOptions {
 
     pub fn scopes<S: AsRef<str>>(mut self, scopes: &[S]) -> Self {
         self.scopes = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Prove this device identity on connect.
+    pub fn device(mut self, identity: crate::DeviceIdentity) -> Self {
+        self.device = Some(identity);
+        self.skip_device_identity = false;
         self
     }
 

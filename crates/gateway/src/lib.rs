@@ -14,5 +14,6 @@ pub mod net;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod store;
 
 pub use server::{serve, Gateway, ServerOptions};

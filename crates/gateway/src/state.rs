@@ -12,6 +12,7 @@ use crate::secrets::random_token;
 
 pub const TOKEN_FILE: &str = "gateway.token";
 pub const CONFIG_FILE: &str = "config.json5";
+pub const STORE_FILE: &str = "clawgate.sqlite";
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -52,6 +53,11 @@ impl StateDir {
 
     pub fn token_path(&self) -> PathBuf {
         self.path.join(TOKEN_FILE)
+    }
+
+    /// The pairing store (SQLite).
+    pub fn store_path(&self) -> PathBuf {
+        self.path.join(STORE_FILE)
     }
 
     pub fn default_config_path(&self) -> PathBuf {

@@ -5,6 +5,10 @@
 use clawgate_protocol::AuthParams;
 
 use crate::config::{AuthMode, Config};
+use crate::store::TokenCheck;
+
+use super::decision::Role;
+use super::device_proof::VerifiedDevice;
 
 /// A credential that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +19,8 @@ pub enum Credential {
     SharedPassword,
     /// Auth mode `none`: nothing to present (only allowed on a loopback bind).
     NoneMode,
+    /// A device token issued to this (proven) device for this role.
+    DeviceToken { device_id: String, role: Role, scopes: Vec<String> },
 }
 
 impl Credential {
@@ -29,6 +35,7 @@ impl Credential {
             Credential::SharedToken => "token",
             Credential::SharedPassword => "password",
             Credential::NoneMode => "none",
+            Credential::DeviceToken { .. } => "device-token",
         }
     }
 
@@ -37,6 +44,7 @@ impl Credential {
             Credential::SharedToken => "shared-token",
             Credential::SharedPassword => "shared-password",
             Credential::NoneMode => "none-mode",
+            Credential::DeviceToken { .. } => "device-token",
         }
     }
 }
@@ -50,6 +58,10 @@ pub enum AuthReason {
     PasswordMissing,
     PasswordMismatch,
     PasswordMissingConfig,
+    /// An explicit `auth.deviceToken` that is not this device's token for this role.
+    DeviceTokenMismatch,
+    /// A device token asked for more than it grants.
+    ScopeMismatch,
 }
 
 impl AuthReason {
@@ -62,6 +74,8 @@ impl AuthReason {
             AuthReason::PasswordMissing => "password_missing",
             AuthReason::PasswordMismatch => "password_mismatch",
             AuthReason::PasswordMissingConfig => "password_missing_config",
+            AuthReason::DeviceTokenMismatch => "device_token_mismatch",
+            AuthReason::ScopeMismatch => "scope_mismatch",
         }
     }
 
@@ -74,6 +88,8 @@ impl AuthReason {
             AuthReason::PasswordMissing => "AUTH_PASSWORD_MISSING",
             AuthReason::PasswordMismatch => "AUTH_PASSWORD_MISMATCH",
             AuthReason::PasswordMissingConfig => "AUTH_PASSWORD_NOT_CONFIGURED",
+            AuthReason::DeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
+            AuthReason::ScopeMismatch => "AUTH_SCOPE_MISMATCH",
         }
     }
 
@@ -86,6 +102,8 @@ impl AuthReason {
             AuthReason::PasswordMissing => "unauthorized: gateway password missing (set it in auth.password)",
             AuthReason::PasswordMismatch => "unauthorized: gateway password mismatch",
             AuthReason::PasswordMissingConfig => "unauthorized: gateway password not configured on the gateway",
+            AuthReason::DeviceTokenMismatch => "unauthorized: device token mismatch (rotate/reissue device token)",
+            AuthReason::ScopeMismatch => "unauthorized: device token scope mismatch (re-pair or approve scope upgrade)",
         }
     }
 
@@ -96,7 +114,10 @@ impl AuthReason {
             | AuthReason::TokenMissingConfig
             | AuthReason::PasswordMissing
             | AuthReason::PasswordMissingConfig => "update_auth_configuration",
-            AuthReason::TokenMismatch | AuthReason::PasswordMismatch => "update_auth_credentials",
+            AuthReason::TokenMismatch | AuthReason::PasswordMismatch | AuthReason::DeviceTokenMismatch => {
+                "update_auth_credentials"
+            }
+            AuthReason::ScopeMismatch => "review_auth_configuration",
         }
     }
 }
@@ -155,6 +176,37 @@ pub fn check_shared_secret(auth: Option<&AuthParams>, config: &Config) -> Creden
                 Some(_) => CredentialCheck::Failed(AuthReason::PasswordMismatch),
             }
         }
+    }
+}
+
+/// The full credential check: the shared secret first; failing that, for a
+/// device whose proof verified, its device token (`auth.deviceToken`, else the
+/// value in `auth.token`, as the reference client sends it). `lookup` asks the
+/// store; a device token is never consulted without a same-key proof.
+pub fn check_credential(
+    auth: Option<&AuthParams>,
+    config: &Config,
+    proven: Option<&VerifiedDevice>,
+    role: Option<Role>,
+    lookup: &mut dyn FnMut(&str, Role, &str) -> TokenCheck,
+) -> CredentialCheck {
+    let shared = check_shared_secret(auth, config);
+    if matches!(shared, CredentialCheck::Verified(_)) {
+        return shared;
+    }
+    let (Some(device), Some(role)) = (proven, role) else { return shared };
+    let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
+    let Some(candidate) = explicit.or_else(|| auth.and_then(|a| presented(a.token.as_ref()))) else {
+        return shared;
+    };
+    match lookup(&device.device_id, role, candidate) {
+        TokenCheck::Valid { scopes } => {
+            CredentialCheck::Verified(Credential::DeviceToken { device_id: device.device_id.clone(), role, scopes })
+        }
+        _ if explicit.is_some() => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
+        // The value was sent as the shared token: report the shared failure,
+        // which tells the client it may retry with its device token.
+        _ => shared,
     }
 }
 

@@ -4,6 +4,7 @@
 use clawgate_protocol::version::Negotiated;
 
 use super::credential::{AuthReason, Credential};
+use super::device_proof::{ProofError, VerifiedDevice};
 use super::rules::RuleId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,54 @@ pub enum Principal {
     LocalOwner,
     /// A holder of the shared secret admitted with no scopes (rule `scopeless`).
     ScopelessSecretHolder,
+    /// A paired device (or one being paired silently right now).
+    Device { device_id: String },
+}
+
+/// Why a device needs (re-)approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingReason {
+    NotPaired,
+    ScopeUpgrade,
+    RoleUpgrade,
+    MetadataUpgrade,
+}
+
+impl PairingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairingReason::NotPaired => "not-paired",
+            PairingReason::ScopeUpgrade => "scope-upgrade",
+            PairingReason::RoleUpgrade => "role-upgrade",
+            PairingReason::MetadataUpgrade => "metadata-upgrade",
+        }
+    }
+
+    /// The reference's wording, used in the message and close reason.
+    pub fn requirement(self) -> &'static str {
+        match self {
+            PairingReason::NotPaired => "device is not approved yet",
+            PairingReason::ScopeUpgrade => "device is asking for more scopes than currently approved",
+            PairingReason::RoleUpgrade => "device is asking for a higher role than currently approved",
+            PairingReason::MetadataUpgrade => "device identity changed and must be re-approved",
+        }
+    }
+}
+
+/// What applying an admission must do to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceAction {
+    /// Already paired and covered: refresh last-seen, mint a token when the
+    /// credential was the owner's secret (a device-token reconnect keeps its token).
+    Paired { issue_token: bool },
+    /// Approve silently now (recorded as `silent`), then mint a token.
+    PairSilently { reason: PairingReason },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmittedDevice {
+    pub device: VerifiedDevice,
+    pub action: DeviceAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +96,20 @@ pub struct Admission {
     pub scopes: Vec<String>,
     pub credential: Credential,
     pub negotiated: Negotiated,
+    pub device: Option<AdmittedDevice>,
+}
+
+/// A device that must be approved before it may connect: applying this
+/// creates or refreshes the pending request, then refuses with its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingNeeded {
+    pub reason: PairingReason,
+    pub device: VerifiedDevice,
+    pub role: Role,
+    pub scopes: Vec<String>,
+    pub approved_roles: Vec<Role>,
+    pub approved_scopes: Vec<String>,
+    pub hint: String,
 }
 
 /// Why a connection is refused. Each maps to one `details.code`.
@@ -76,6 +139,24 @@ pub enum RefusalKind {
         why: &'static str,
     },
     LocalOwnerDisabled,
+    DeviceAuth(ProofError),
+    PairingRequired {
+        reason: PairingReason,
+        request_id: String,
+        device_id: String,
+        role: Role,
+        requested_scopes: Vec<String>,
+        approved_roles: Vec<Role>,
+        approved_scopes: Vec<String>,
+    },
+    /// The device's last request for this role was rejected recently.
+    PairingRejected {
+        retry_after_ms: u64,
+    },
+    /// Too many open pairing requests (per address or in all).
+    PairingBusy,
+    /// The store could not be read or written.
+    StoreUnavailable,
 }
 
 impl RefusalKind {
@@ -91,6 +172,11 @@ impl RefusalKind {
             RefusalKind::DeviceIdentityRequired { .. } => "DEVICE_IDENTITY_REQUIRED",
             RefusalKind::ScopesNotGranted { .. } => "SCOPE_NOT_GRANTED",
             RefusalKind::LocalOwnerDisabled => "DEVICE_IDENTITY_REQUIRED",
+            RefusalKind::DeviceAuth(e) => e.details_code(),
+            RefusalKind::PairingRequired { .. } => "PAIRING_REQUIRED",
+            RefusalKind::PairingRejected { .. } => "PAIRING_REJECTED",
+            RefusalKind::PairingBusy => "PAIRING_BUSY",
+            RefusalKind::StoreUnavailable => "STORE_UNAVAILABLE",
         }
     }
 
@@ -106,6 +192,11 @@ impl RefusalKind {
             RefusalKind::DeviceIdentityRequired { .. } => "no-identity",
             RefusalKind::ScopesNotGranted { why, .. } => why,
             RefusalKind::LocalOwnerDisabled => "local-owner-disabled",
+            RefusalKind::DeviceAuth(e) => e.reason(),
+            RefusalKind::PairingRequired { reason, .. } => reason.as_str(),
+            RefusalKind::PairingRejected { .. } => "recently-rejected",
+            RefusalKind::PairingBusy => "too-many-pending-requests",
+            RefusalKind::StoreUnavailable => "store-unavailable",
         }
     }
 }
@@ -121,6 +212,7 @@ pub struct Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Admit(Admission),
+    PairingRequired(PairingNeeded),
     Refuse(Refusal),
 }
 
@@ -128,6 +220,7 @@ impl Decision {
     pub fn rule(&self) -> RuleId {
         match self {
             Decision::Admit(a) => a.rule,
+            Decision::PairingRequired(_) => RuleId::PairingRequired,
             Decision::Refuse(r) => r.rule,
         }
     }

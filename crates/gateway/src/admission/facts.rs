@@ -6,6 +6,7 @@ use clawgate_protocol::client_info::is_browser_client;
 use clawgate_protocol::ConnectParams;
 
 use super::credential::CredentialCheck;
+use super::device_proof::{ProofError, VerifiedDevice};
 
 /// Where a connection comes from, as far as trust is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,24 @@ pub struct ConnectFacts {
     pub listener_port: u16,
     pub params: ConnectParams,
     pub credential: CredentialCheck,
+    pub device: DeviceFact,
+}
+
+/// What the device block proved, if there was one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceFact {
+    None,
+    Proven(VerifiedDevice),
+    Failed(ProofError),
+}
+
+impl DeviceFact {
+    pub fn proven(&self) -> Option<&VerifiedDevice> {
+        match self {
+            DeviceFact::Proven(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl ConnectFacts {

@@ -176,7 +176,9 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
         (mode, _, _) => format!("auth mode {}", mode.as_str()),
     };
     tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
-    let gateway = Gateway::new(config, ServerOptions::default());
+    let store_path = state.store_path();
+    let store = crate::store::SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
     serve(listener, gateway, shutdown_signal()).await.map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

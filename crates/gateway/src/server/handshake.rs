@@ -11,7 +11,14 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::admission::credential::check_shared_secret;
+use crate::admission::credential::check_credential;
+use crate::admission::decision::Role;
+use crate::admission::device_proof::{self, VerifiedDevice};
+use crate::admission::facts::DeviceFact;
+use crate::admission::{CredentialCheck, Refusal, RefusalKind, RuleId};
+use crate::store::{DeviceView, StoreError, TokenCheck};
+
+use super::apply::{self, IssuedToken};
 use crate::admission::ingress::client_ip;
 use crate::admission::{decide, Admission, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::secrets::random_uuid;
@@ -128,7 +135,39 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         }
     };
 
-    let credential = check_shared_secret(params.auth.as_ref(), &gw.config);
+    let now = now_ms();
+    let device = match &params.device {
+        None => DeviceFact::None,
+        Some(_) => match device_proof::verify(&params, &nonce, now) {
+            Ok(v) => DeviceFact::Proven(v),
+            Err(e) => DeviceFact::Failed(e),
+        },
+    };
+    let client_ip: IpAddr = client_ip(&locality, edge);
+    let conn_id = random_uuid();
+
+    // Facts that need the store (device token, pairing record) are read off
+    // the async workers; then the decision is made without any I/O.
+    let gathered = {
+        let gw = gw.clone();
+        let params = params.clone();
+        let proven = device.proven().cloned();
+        tokio::task::spawn_blocking(move || gather_store_facts(&gw, &params, proven.as_ref(), now)).await
+    };
+    let (credential, view) = match gathered {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
+            let r = Refusal {
+                kind: RefusalKind::StoreUnavailable,
+                rule: RuleId::Credential,
+                hint: "the gateway could not read its pairing store; see the gateway log".into(),
+            };
+            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            return Handshake::Ended;
+        }
+        Err(_) => return Handshake::Ended,
+    };
     let facts = ConnectFacts {
         locality,
         origin: edge.origin().map(str::to_owned),
@@ -136,14 +175,24 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         listener_port: edge.local_port,
         params,
         credential,
+        device,
     };
-    let decided = decide(&facts, &gw.config);
-    let client_ip: IpAddr = client_ip(&locality, edge);
-    let conn_id = random_uuid();
+    let decided = decide(&facts, &gw.config, view.as_ref());
     log_decision(&conn_id, client_ip, &facts, &decided.decision);
 
-    let admission = match decided.decision {
-        Decision::Admit(a) => a,
+    let (admission, issued) = match decided.decision {
+        Decision::Admit(a) => match apply::admit(gw, &facts, &a, client_ip).await {
+            Ok(issued) => (a, issued),
+            Err(r) => {
+                reject(ws, Some(&request.id), wire::refusal(&r)).await;
+                return Handshake::Ended;
+            }
+        },
+        Decision::PairingRequired(need) => {
+            let r = apply::pairing_required(gw, &facts, &need, client_ip).await;
+            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            return Handshake::Ended;
+        }
         Decision::Refuse(r) => {
             reject(ws, Some(&request.id), wire::refusal(&r)).await;
             return Handshake::Ended;
@@ -159,7 +208,7 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         rule: admission.rule,
         connected_at_ms: now_ms(),
     });
-    let hello = hello_ok(gw, &info, &admission);
+    let hello = hello_ok(gw, &info, &admission, issued);
     let payload = serde_json::to_value(&hello).unwrap_or_default();
     if !send(ws, Frame::Res(ResponseFrame::ok(&request.id, payload))).await {
         return Handshake::Ended;
@@ -167,7 +216,7 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
     Handshake::Admitted(Admitted { info })
 }
 
-fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission) -> HelloOk {
+fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Option<IssuedToken>) -> HelloOk {
     let presence_version = gw.registry.presence_version();
     HelloOk {
         kind: HelloKind::HelloOk,
@@ -191,8 +240,8 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission) -> HelloOk 
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),
             scopes: admission.scopes.clone(),
-            device_token: None,
-            issued_at_ms: None,
+            device_token: issued.as_ref().map(|t| t.token.clone()),
+            issued_at_ms: issued.as_ref().map(|t| t.issued_at_ms),
         },
         policy: Policy {
             max_payload: gw.options.max_payload as u64,
@@ -222,5 +271,39 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
             outcome = "refuse", rule = r.rule.as_str(), code = r.kind.details_code(), reason = r.kind.reason(),
             "connection refused"
         ),
+        Decision::PairingRequired(n) => tracing::info!(
+            target: "clawgate::admission",
+            conn_id, client_ip = %client_ip, local = facts.locality.is_direct_local(),
+            client_id = ?p.client.id, client_mode = ?p.client.mode, role = n.role.as_str(),
+            outcome = "pairing-required", rule = "pairing-required", reason = n.reason.as_str(),
+            device_id = %n.device.device_id, scopes = ?n.scopes,
+            "device needs approval"
+        ),
     }
+}
+
+/// The credential (shared secret, else the proven device's token) and the
+/// store's record of the proven device.
+fn gather_store_facts(
+    gw: &Gateway,
+    params: &ConnectParams,
+    proven: Option<&VerifiedDevice>,
+    now: u64,
+) -> Result<(CredentialCheck, Option<DeviceView>), StoreError> {
+    let mut failure = None;
+    let role = Role::parse(params.role());
+    let credential = check_credential(params.auth.as_ref(), &gw.config, proven, role, &mut |id, role, token| {
+        gw.store.verify_token(id, role, token, now).unwrap_or_else(|e| {
+            failure = Some(e);
+            TokenCheck::Missing
+        })
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let view = match proven {
+        Some(d) => Some(gw.store.view(&d.device_id)?),
+        None => None,
+    };
+    Ok((credential, view))
 }

@@ -1,6 +1,7 @@
 //! The gateway server: HTTP and WebSocket on one port, the connection state
 //! machine (challenge → connect → session), broadcasts and shutdown.
 
+mod apply;
 mod budget;
 mod connection;
 pub mod events;
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::secrets::random_uuid;
+use crate::store::PairingStore;
 
 pub use registry::Registry;
 
@@ -57,6 +59,7 @@ pub struct Gateway {
     pub config: Config,
     pub options: ServerOptions,
     pub registry: Arc<Registry>,
+    pub store: Arc<dyn PairingStore>,
     pub boot_id: String,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
@@ -64,11 +67,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, options: ServerOptions) -> Arc<Gateway> {
+    pub fn new(config: Config, options: ServerOptions, store: Arc<dyn PairingStore>) -> Arc<Gateway> {
         Arc::new(Gateway {
             config,
             options,
             registry: Arc::default(),
+            store,
             boot_id: random_uuid(),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,

@@ -11,6 +11,7 @@ pub const CLOSE_PROTOCOL: u16 = 1002;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_LARGE: u16 = 1009;
 pub const CLOSE_RESTART: u16 = 1012;
+pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// How a connection ends: an optional error response for the connect id,
 /// then a close frame.
@@ -141,6 +142,50 @@ pub fn refusal(r: &Refusal) -> Rejection {
             d(json!({ "notGranted": not_granted })),
             CLOSE_POLICY,
         ),
+        RefusalKind::DeviceAuth(e) => (ErrorCode::InvalidRequest, e.message().into(), d(json!({})), CLOSE_POLICY),
+        RefusalKind::PairingRequired {
+            reason,
+            request_id,
+            device_id,
+            role,
+            requested_scopes,
+            approved_roles,
+            approved_scopes,
+        } => {
+            let mut extra = json!({
+                "requestId": request_id,
+                "deviceId": device_id,
+                "requestedRole": role.as_str(),
+                "requestedScopes": requested_scopes,
+                "recommendedNextStep": "wait_for_approval",
+            });
+            if !approved_roles.is_empty() {
+                extra["approvedRoles"] = json!(approved_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
+                extra["approvedScopes"] = json!(approved_scopes);
+            }
+            let message = format!("pairing required: {}", reason.requirement());
+            let close = truncate_reason(&format!("{message} (requestId: {request_id})"));
+            let shape = ErrorShape::new(ErrorCode::NotPaired, message).with_details(d(extra));
+            return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason: close };
+        }
+        RefusalKind::PairingRejected { retry_after_ms } => {
+            let mut shape =
+                ErrorShape::new(ErrorCode::NotPaired, "pairing rejected: this device's request was rejected recently")
+                    .with_details(d(json!({ "retryAfterMs": retry_after_ms })));
+            shape.retryable = Some(true);
+            shape.retry_after_ms = Some(*retry_after_ms);
+            let close_reason = truncate_reason(&shape.message);
+            return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
+        }
+        RefusalKind::PairingBusy => (
+            ErrorCode::Unavailable,
+            "too many pending pairing requests; approve or reject some first".into(),
+            d(json!({})),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::StoreUnavailable => {
+            (ErrorCode::Unavailable, "the gateway's pairing store is unavailable".into(), d(json!({})), CLOSE_TRY_AGAIN)
+        }
     };
     let close_reason = truncate_reason(&message);
     Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }

@@ -33,7 +33,8 @@ impl TestGateway {
     pub async fn start(config: Config, options: ServerOptions) -> TestGateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let gateway = Gateway::new(config, options);
+        let store = clawgate::store::SqliteStore::open_in_memory().expect("in-memory store");
+        let gateway = Gateway::new(config, options, Arc::new(store));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, gateway.clone(), async move {
             let _ = rx.await;
@@ -90,6 +91,12 @@ pub struct HttpRefusal {
 impl RawConn {
     /// Open a WebSocket with extra upgrade headers (Host is set to localhost unless given).
     pub async fn open_with(addr: SocketAddr, headers: &[(&str, &str)]) -> Result<RawConn, HttpRefusal> {
+        Self::open_from("127.0.0.1", addr, headers).await
+    }
+
+    /// Open from a chosen loopback source address (e.g. 127.0.0.2, to be a
+    /// local client that is not the trusted proxy at 127.0.0.1).
+    pub async fn open_from(source: &str, addr: SocketAddr, headers: &[(&str, &str)]) -> Result<RawConn, HttpRefusal> {
         let mut req = format!("ws://{addr}/").into_client_request().unwrap();
         for (k, v) in headers {
             let name: HeaderName = k.parse().unwrap();
@@ -98,7 +105,10 @@ impl RawConn {
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             req.headers_mut().insert("host", HeaderValue::from_str(&format!("localhost:{}", addr.port())).unwrap());
         }
-        match tokio_tungstenite::connect_async(req).await {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).expect("bind the source address");
+        let stream = socket.connect(addr).await.expect("tcp connect");
+        match tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await {
             Ok((ws, _)) => Ok(RawConn { ws, hello: None }),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(HttpRefusal {
                 status: resp.status().as_u16(),
@@ -176,6 +186,39 @@ impl RawConn {
         }
     }
 
+    /// Handshake proving `identity`: signs the params over this socket's challenge.
+    pub async fn handshake_device(&mut self, params: Value, identity: &clawgate_client::DeviceIdentity) -> Value {
+        let challenge = self.recv().await;
+        assert_eq!(challenge["event"], "connect.challenge");
+        let nonce = challenge["payload"]["nonce"].as_str().unwrap().to_owned();
+        let ts = challenge["payload"]["ts"].as_u64().unwrap();
+        self.send_connect_signed(params, identity, &nonce, ts).await
+    }
+
+    /// Send connect with a device block signed over `nonce` at `signed_at`; return the response.
+    pub async fn send_connect_signed(
+        &mut self,
+        params: Value,
+        identity: &clawgate_client::DeviceIdentity,
+        nonce: &str,
+        signed_at: u64,
+    ) -> Value {
+        let parsed = clawgate_protocol::ConnectParams::parse(Some(&params)).expect("valid params");
+        let mut params = params;
+        params["device"] = serde_json::to_value(identity.device_params(&parsed, nonce, signed_at)).unwrap();
+        self.send(&json!({ "type": "req", "id": "c1", "method": "connect", "params": params })).await;
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == "res" && frame["id"] == "c1" {
+                if frame["ok"] == true {
+                    schema::validate_definition("HelloOk", &frame["payload"]);
+                    self.hello = Some(frame["payload"].clone());
+                }
+                return frame;
+            }
+        }
+    }
+
     /// A request after hello-ok; returns the response frame (events before it are skipped).
     pub async fn call(&mut self, id: &str, method: &str, params: Option<Value>) -> Value {
         let mut req = json!({ "type": "req", "id": id, "method": method });
@@ -192,9 +235,23 @@ impl RawConn {
     }
 }
 
+/// A gateway whose socket peer (127.0.0.1) is a trusted proxy, so clients can
+/// look remote honestly: `X-Forwarded-For: 203.0.113.5`.
+pub async fn with_trusted_loopback_proxy(mut config: Config) -> TestGateway {
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    TestGateway::start(config, ServerOptions::default()).await
+}
+
+pub const REMOTE: &[(&str, &str)] = &[("x-forwarded-for", "203.0.113.5"), ("host", "gateway.example")];
+
 /// Connect with the token as a local backend asking for `scopes`; assert admitted.
 pub async fn admitted(gw: &TestGateway, scopes: &[&str]) -> RawConn {
-    let mut c = RawConn::open(gw.addr).await;
+    admitted_from("127.0.0.1", gw, scopes).await
+}
+
+/// [`admitted`], from a chosen loopback source address.
+pub async fn admitted_from(source: &str, gw: &TestGateway, scopes: &[&str]) -> RawConn {
+    let mut c = RawConn::open_from(source, gw.addr, &[]).await.expect("upgrade");
     let res = c.handshake(connect_params("gateway-client", "backend", "operator", scopes, Some(TOKEN))).await;
     assert_eq!(res["ok"], true, "{res}");
     c

@@ -1,0 +1,172 @@
+//! Applying an admission decision to the store: silent pairings, device
+//! tokens, pending requests. `decide` said what to do; this only does it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::admission::decision::{DeviceAction, PairingNeeded};
+use crate::admission::{Admission, ConnectFacts, Refusal, RefusalKind, RuleId};
+use crate::store::{NewRequest, PairingStore, RequestOutcome, StoreError};
+
+use super::{now_ms, Gateway};
+
+/// A device token minted for this session, returned once in hello-ok.
+pub struct IssuedToken {
+    pub token: String,
+    pub issued_at_ms: u64,
+}
+
+/// Run a store operation off the async workers (SQLite commits fsync).
+pub async fn store_op<T: Send + 'static>(
+    gw: &Arc<Gateway>,
+    op: impl FnOnce(&dyn PairingStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = gw.store.clone();
+    match tokio::task::spawn_blocking(move || op(store.as_ref())).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::InvalidInput("the store task panicked".into())),
+    }
+}
+
+fn new_request(
+    facts: &ConnectFacts,
+    device_id: &str,
+    public_key: &str,
+    role: crate::store::Role,
+    scopes: &[String],
+    ip: IpAddr,
+) -> NewRequest {
+    let c = &facts.params.client;
+    NewRequest {
+        device_id: device_id.to_owned(),
+        public_key: public_key.to_owned(),
+        role,
+        scopes: scopes.to_vec(),
+        client_id: Some(c.id.clone()),
+        client_mode: Some(c.mode.clone()),
+        display_name: c.display_name.clone(),
+        platform: Some(c.platform.clone()),
+        device_family: c.device_family.clone(),
+        remote_ip: Some(ip.to_string()),
+    }
+}
+
+fn store_refusal(e: &StoreError) -> Refusal {
+    tracing::error!(error = %e, code = e.code(), "pairing store failure during admission");
+    Refusal {
+        kind: RefusalKind::StoreUnavailable,
+        rule: RuleId::PairingRequired,
+        hint: "the gateway could not use its pairing store; see the gateway log".into(),
+    }
+}
+
+/// Do what an admission needs in the store; returns the device token to hand out.
+pub async fn admit(
+    gw: &Arc<Gateway>,
+    facts: &ConnectFacts,
+    admission: &Admission,
+    client_ip: IpAddr,
+) -> Result<Option<IssuedToken>, Refusal> {
+    let Some(dev) = &admission.device else { return Ok(None) };
+    let device_id = dev.device.device_id.clone();
+    let role = admission.role;
+    let now = now_ms();
+    let result = match &dev.action {
+        DeviceAction::Paired { issue_token } => {
+            let issue = *issue_token;
+            let ip = client_ip.to_string();
+            store_op(gw, move |s| {
+                s.touch_last_seen(&device_id, Some(&ip), now)?;
+                if !issue {
+                    return Ok(None);
+                }
+                let paired = s.device(&device_id)?;
+                let scopes = token_scopes(role, paired.as_ref().map(|d| d.approved_scopes.as_slice()).unwrap_or(&[]));
+                s.issue_token(&device_id, role, &scopes, now).map(Some)
+            })
+            .await
+        }
+        DeviceAction::PairSilently { .. } => {
+            let request =
+                new_request(facts, &device_id, &dev.device.public_key_b64url, role, &admission.scopes, client_ip);
+            store_op(gw, move |s| {
+                let paired = s.pair_silently(&request, now)?;
+                let scopes = token_scopes(role, &paired.approved_scopes);
+                s.issue_token(&paired.device_id, role, &scopes, now).map(Some)
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(token) => Ok(token.map(|token| IssuedToken { token, issued_at_ms: now })),
+        Err(e) => Err(store_refusal(&e)),
+    }
+}
+
+/// A device token carries operator scopes only for the operator role.
+fn token_scopes(role: crate::store::Role, approved: &[String]) -> Vec<String> {
+    match role {
+        crate::store::Role::Operator => approved.to_vec(),
+        crate::store::Role::Node => Vec::new(),
+    }
+}
+
+/// Create or refresh the pending request, announce it, and refuse with its id.
+pub async fn pairing_required(
+    gw: &Arc<Gateway>,
+    facts: &ConnectFacts,
+    need: &PairingNeeded,
+    client_ip: IpAddr,
+) -> Refusal {
+    let request =
+        new_request(facts, &need.device.device_id, &need.device.public_key_b64url, need.role, &need.scopes, client_ip);
+    let now = now_ms();
+    let announce = request.clone();
+    let outcome = store_op(gw, move |s| s.request_pairing(&request, now)).await;
+    let kind = match outcome {
+        Ok(outcome) => {
+            if let RequestOutcome::Superseded { old, new } = &outcome {
+                gw.registry.broadcast(
+                    "device.pair.resolved",
+                    &json!({ "requestId": old, "deviceId": announce.device_id, "decision": "superseded", "supersededBy": new, "ts": now }),
+                );
+            }
+            if !matches!(outcome, RequestOutcome::Refreshed { .. }) {
+                gw.registry.broadcast(
+                    "device.pair.requested",
+                    &json!({
+                        "requestId": outcome.request_id(),
+                        "deviceId": announce.device_id,
+                        "publicKey": announce.public_key,
+                        "role": announce.role.as_str(),
+                        "scopes": announce.scopes,
+                        "clientId": announce.client_id,
+                        "clientMode": announce.client_mode,
+                        "displayName": announce.display_name,
+                        "platform": announce.platform,
+                        "remoteIp": announce.remote_ip,
+                        "reason": need.reason.as_str(),
+                        "ts": now,
+                    }),
+                );
+            }
+            RefusalKind::PairingRequired {
+                reason: need.reason,
+                request_id: outcome.request_id().to_owned(),
+                device_id: need.device.device_id.clone(),
+                role: need.role,
+                requested_scopes: need.scopes.clone(),
+                approved_roles: need.approved_roles.clone(),
+                approved_scopes: need.approved_scopes.clone(),
+            }
+        }
+        Err(StoreError::PairingRejected { until_ms, .. }) => {
+            RefusalKind::PairingRejected { retry_after_ms: until_ms.saturating_sub(now) }
+        }
+        Err(StoreError::TooManyPending(_)) => RefusalKind::PairingBusy,
+        Err(e) => return store_refusal(&e),
+    };
+    Refusal { kind, rule: RuleId::PairingRequired, hint: need.hint.clone() }
+}

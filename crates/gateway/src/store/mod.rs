@@ -1,0 +1,136 @@
+//! The pairing store: paired devices, pending pairing requests, device
+//! tokens and rejection cooldowns (DESIGN.md §2 "Pending requests", §3
+//! store, "Secrets and tokens"; security review H7, H13).
+//!
+//! - [`PairingStore`] is the interface the gateway and the CLI use; a second
+//!   backend (PostgreSQL) only has to implement it.
+//! - [`SqliteStore`] is the embedded implementation: one SQLite file in the
+//!   state directory, WAL, `synchronous=FULL`, a migration ladder on
+//!   `user_version` ([`schema`]).
+//!
+//! Rules every implementation keeps:
+//! - No clock inside: every operation takes `now_ms` from the caller.
+//! - Every state transition is one transaction that re-checks its own
+//!   preconditions (a write lock is taken before the first read).
+//! - Every state transition bumps [`PairingStore::generation`], so a caller
+//!   that decided on a snapshot can tell whether anything changed since.
+//!   Bookkeeping timestamps (`last_used_at_ms`, `last_seen_at_ms`) do not
+//!   count as a change: nothing an admission decision reads depends on them.
+//! - Expired pending requests are marked `expired` at the start of every
+//!   mutation; reads report them as expired even before that happens.
+//! - Tokens are stored only as SHA-256 digests and compared in constant time.
+//! - A store that cannot be read is an error naming the file, never "empty".
+
+mod codec;
+mod devices;
+mod error;
+mod pending;
+pub mod schema;
+mod sqlite;
+mod tokens;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{PendingCap, StoreError};
+pub use sqlite::SqliteStore;
+pub use types::{
+    Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
+    RequestState, Role, TokenCheck, TokenInfo,
+};
+
+/// An open request expires this long after its last refresh.
+pub const PENDING_TTL_MS: u64 = 5 * 60 * 1000;
+/// A rejected (device, role) may not ask again for this long.
+pub const REJECT_COOLDOWN_MS: u64 = 10 * 60 * 1000;
+/// At most this many open requests from one client IP.
+pub const MAX_OPEN_PER_IP: u32 = 10;
+/// At most this many open requests in all.
+pub const MAX_OPEN_TOTAL: u32 = 100;
+/// The default window of [`PairingStore::approve_latest`] (`--latest`).
+pub const LATEST_WINDOW_MS: u64 = 5 * 60 * 1000;
+/// Resolved requests (superseded, approved, rejected, expired) are kept this
+/// long so an old id can still answer "superseded by X", then deleted.
+pub const RESOLVED_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+/// Longest operator label accepted by [`PairingStore::rename_device`].
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// The pairing store's operations. Implementations are shared between tasks
+/// (`Send + Sync`); every call is short and blocking.
+pub trait PairingStore: Send + Sync {
+    /// The change counter: bumped by every state transition, by any process.
+    fn generation(&self) -> Result<u64, StoreError>;
+
+    /// SQLite's `PRAGMA data_version` for this connection (or an equivalent):
+    /// it changes when *another* connection or process committed a write, so
+    /// a gateway can notice what the offline CLI did.
+    fn data_version(&self) -> Result<u64, StoreError>;
+
+    /// The paired record of a device, if any.
+    fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError>;
+
+    /// Every paired device, oldest first.
+    fn list_devices(&self) -> Result<Vec<PairedDevice>, StoreError>;
+
+    /// Token metadata (never the token or its digest) of one device.
+    fn tokens(&self, device_id: &str) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// A device, its tokens and the generation, read in one snapshot: what
+    /// an admission decision relies on.
+    fn view(&self, device_id: &str) -> Result<DeviceView, StoreError>;
+
+    /// Open, unexpired requests, oldest first.
+    fn open_requests(&self, now_ms: u64) -> Result<Vec<PendingRequest>, StoreError>;
+
+    /// A request in any state (an open one past its expiry reads as
+    /// `Expired`), so an old id can answer "superseded by X". Resolved
+    /// requests are forgotten after [`RESOLVED_RETENTION_MS`].
+    fn request(&self, request_id: &str, now_ms: u64) -> Result<Option<PendingRequest>, StoreError>;
+
+    /// Open or refresh the pending request of `(device, role)`. Call only
+    /// after the device proved its key. Same or narrower scopes refresh the
+    /// open request and keep its id; broader ones supersede it.
+    fn request_pairing(&self, new: &NewRequest, now_ms: u64) -> Result<RequestOutcome, StoreError>;
+
+    /// Approve one open, unexpired request. The request's scopes never
+    /// change under its id, so an approver may check them with
+    /// [`PairingStore::request`] first without a race.
+    fn approve(&self, request_id: &str, via: ApprovedVia, now_ms: u64) -> Result<Approval, StoreError>;
+
+    /// Approve the single open request created or refreshed within the last
+    /// `window_ms`; refuses when there are several, listing them.
+    fn approve_latest(&self, via: ApprovedVia, now_ms: u64, window_ms: u64) -> Result<Approval, StoreError>;
+
+    /// Approve the open request of a device; refuses when it has open
+    /// requests for more than one role, listing them.
+    fn approve_device(&self, device_id: &str, via: ApprovedVia, now_ms: u64) -> Result<Approval, StoreError>;
+
+    /// Pair or extend directly (`approved_via = silent`). The open request
+    /// for the same (device, role), if what is now approved covers it, is
+    /// closed as approved; a broader one stays open for the owner.
+    fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError>;
+
+    /// Reject an open request and start the (device, role) cooldown.
+    fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError>;
+
+    /// Delete a paired device and its tokens; returns the removed record.
+    fn remove_device(&self, device_id: &str, now_ms: u64) -> Result<PairedDevice, StoreError>;
+
+    /// Set the operator's label (at most [`MAX_LABEL_CHARS`]; empty clears it).
+    fn rename_device(&self, device_id: &str, label: &str, now_ms: u64) -> Result<PairedDevice, StoreError>;
+
+    /// Mint the token of `(device, role)`, replacing any previous one (which
+    /// stops verifying at once). Returns the plaintext, the only time it exists.
+    fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError>;
+
+    /// Check a presented device token; on `Valid`, records `last_used_at_ms`.
+    fn verify_token(&self, device_id: &str, role: Role, presented: &str, now_ms: u64)
+        -> Result<TokenCheck, StoreError>;
+
+    /// Revoke the token of `(device, role)`. `Ok(false)`: it already was.
+    fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Record that a paired device connected. `Ok(false)`: not paired.
+    fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError>;
+}

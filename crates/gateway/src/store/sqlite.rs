@@ -1,0 +1,207 @@
+//! [`SqliteStore`]: the embedded [`PairingStore`], one SQLite file.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::codec::{ms, OpResult};
+use super::error::StoreError;
+use super::types::{
+    Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome, Role,
+    TokenCheck, TokenInfo,
+};
+use super::{devices, pending, schema, tokens, PairingStore};
+
+/// The pairing store in one SQLite file (WAL, `synchronous=FULL`). One
+/// connection behind a mutex: every operation is a short transaction.
+pub struct SqliteStore {
+    pub(super) conn: Mutex<Connection>,
+    /// The file, as shown in errors.
+    location: String,
+}
+
+/// Does the operation change state (bump the generation) on success?
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    State,
+    /// Bookkeeping only (`last_used_at_ms`, `last_seen_at_ms`).
+    Bookkeeping,
+}
+
+impl SqliteStore {
+    /// Open the store at `path`, creating it (mode 0600) if missing. A file
+    /// that is unreadable, not SQLite, corrupt, another program's or from a
+    /// newer clawgate is an error naming it, never an empty store.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore { conn: Mutex::new(schema::open_file(path)?), location: path.display().to_string() })
+    }
+
+    /// A fresh store in memory.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore { conn: Mutex::new(schema::open_memory()?), location: ":memory:".to_owned() })
+    }
+
+    /// The file this store lives in, as shown in errors.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic cannot leave a transaction open (dropping it rolls back),
+        // so the connection behind a poisoned lock is still consistent.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A consistent read: one deferred transaction.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> OpResult<T>) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let run = || -> OpResult<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| e.at(&self.location))
+    }
+
+    /// A mutation: one `BEGIN IMMEDIATE` transaction that first marks expired
+    /// requests, then runs `f`, then bumps the generation if anything changed.
+    /// On error nothing is written.
+    fn write<T>(
+        &self,
+        now_ms: u64,
+        change: Change,
+        f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
+    ) -> Result<T, StoreError> {
+        let now = ms(now_ms)?;
+        let mut conn = self.lock();
+        let run = || -> OpResult<T> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let pruned = pending::prune(&tx, now)?;
+            let out = f(&tx, now)?;
+            if change == Change::State || pruned > 0 {
+                bump_generation(&tx)?;
+            }
+            tx.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| e.at(&self.location))
+    }
+}
+
+fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", [])?;
+    Ok(())
+}
+
+pub(super) fn read_generation(conn: &Connection) -> rusqlite::Result<u64> {
+    let v: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| r.get(0))?;
+    Ok(super::codec::from_ms(v))
+}
+
+impl PairingStore for SqliteStore {
+    fn generation(&self) -> Result<u64, StoreError> {
+        self.read(|tx| Ok(read_generation(tx)?))
+    }
+
+    fn data_version(&self) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
+            .map(super::codec::from_ms)
+            .map_err(|e| StoreError::from_sqlite(&self.location, e))
+    }
+
+    fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError> {
+        self.read(|tx| devices::get(tx, device_id))
+    }
+
+    fn list_devices(&self) -> Result<Vec<PairedDevice>, StoreError> {
+        self.read(|tx| devices::list(tx))
+    }
+
+    fn tokens(&self, device_id: &str) -> Result<Vec<TokenInfo>, StoreError> {
+        self.read(|tx| tokens::list(tx, device_id))
+    }
+
+    fn view(&self, device_id: &str) -> Result<DeviceView, StoreError> {
+        self.read(|tx| {
+            Ok(DeviceView {
+                generation: read_generation(tx)?,
+                device: devices::get(tx, device_id)?,
+                tokens: tokens::list(tx, device_id)?,
+            })
+        })
+    }
+
+    fn open_requests(&self, now_ms: u64) -> Result<Vec<PendingRequest>, StoreError> {
+        let now = ms(now_ms)?;
+        self.read(|tx| pending::open(tx, now, None))
+    }
+
+    fn request(&self, request_id: &str, now_ms: u64) -> Result<Option<PendingRequest>, StoreError> {
+        let now = ms(now_ms)?;
+        self.read(|tx| pending::get(tx, request_id, now))
+    }
+
+    fn request_pairing(&self, new: &NewRequest, now_ms: u64) -> Result<RequestOutcome, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| pending::request_pairing(tx, new, now))
+    }
+
+    fn approve(&self, request_id: &str, via: ApprovedVia, now_ms: u64) -> Result<Approval, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| pending::approve(tx, request_id, via, now))
+    }
+
+    fn approve_latest(&self, via: ApprovedVia, now_ms: u64, window_ms: u64) -> Result<Approval, StoreError> {
+        let window = ms(window_ms)?;
+        self.write(now_ms, Change::State, |tx, now| pending::approve_latest(tx, via, now, window))
+    }
+
+    fn approve_device(&self, device_id: &str, via: ApprovedVia, now_ms: u64) -> Result<Approval, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| pending::approve_device(tx, device_id, via, now))
+    }
+
+    fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| pending::pair_silently(tx, new, now))
+    }
+
+    fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| pending::reject(tx, request_id, now))
+    }
+
+    fn remove_device(&self, device_id: &str, now_ms: u64) -> Result<PairedDevice, StoreError> {
+        self.write(now_ms, Change::State, |tx, _| devices::remove(tx, device_id))
+    }
+
+    fn rename_device(&self, device_id: &str, label: &str, now_ms: u64) -> Result<PairedDevice, StoreError> {
+        self.write(now_ms, Change::State, |tx, _| devices::rename(tx, device_id, label))
+    }
+
+    fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now))
+    }
+
+    fn verify_token(
+        &self,
+        device_id: &str,
+        role: Role,
+        presented: &str,
+        now_ms: u64,
+    ) -> Result<TokenCheck, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, now| tokens::verify(tx, device_id, role, presented, now))
+    }
+
+    fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| tokens::revoke(tx, device_id, role, now))
+    }
+
+    fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, now| devices::touch(tx, device_id, remote_ip, now))
+    }
+}
+
+#[cfg(test)]
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<SqliteStore>();
+};
