@@ -3,7 +3,7 @@
 mod common;
 
 use clawgate::config::{AuthMode, Config};
-use clawgate::store::{ApprovedVia, PairingStore};
+use clawgate::store::ApprovedVia;
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
 use common::{admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN};

@@ -10,6 +10,7 @@ pub mod device_auth;
 pub mod error;
 pub mod frame;
 pub mod hello;
+pub mod methods;
 pub mod scopes;
 pub mod version;
 

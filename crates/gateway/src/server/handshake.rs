@@ -199,6 +199,14 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         }
     };
 
+    let device_id = admission.device.as_ref().map(|d| d.device.device_id.clone());
+    let token_issued_at_ms = match &admission.credential {
+        crate::admission::Credential::DeviceToken { role, .. } => view
+            .as_ref()
+            .and_then(|v| v.tokens.iter().find(|t| t.role == *role && !t.is_revoked()))
+            .map(|t| t.issued_at_ms()),
+        _ => None,
+    };
     let info = Arc::new(SessionInfo {
         conn_id: conn_id.clone(),
         role: admission.role,
@@ -207,6 +215,8 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         client_ip,
         rule: admission.rule,
         connected_at_ms: now_ms(),
+        device_id,
+        token_issued_at_ms,
     });
     let hello = hello_ok(gw, &info, &admission, issued);
     let payload = serde_json::to_value(&hello).unwrap_or_default();
@@ -231,7 +241,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect(),
         },
         snapshot: Snapshot {
-            presence: Vec::new(),
+            presence: gw.registry.presence(),
             health: health_payload(gw),
             state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
             uptime_ms: gw.uptime_ms(),

@@ -24,6 +24,11 @@ pub struct SessionInfo {
     pub client_ip: IpAddr,
     pub rule: RuleId,
     pub connected_at_ms: u64,
+    /// The proven device behind this session, if any.
+    pub device_id: Option<String>,
+    /// Set when the session authenticated with a device token: that token's
+    /// issue time, so a rotation or revocation can find the sessions using it.
+    pub token_issued_at_ms: Option<u64>,
 }
 
 struct Entry {
@@ -38,6 +43,20 @@ pub struct Registry {
     /// Sockets upgraded but not yet admitted.
     pending: AtomicUsize,
     presence_version: AtomicU64,
+}
+
+fn shows_in_presence(info: &SessionInfo) -> bool {
+    !clawgate_protocol::client_info::is_ephemeral_mode(&info.client.mode)
+}
+
+fn merge_list(entry: &mut Value, key: &str, items: &[String]) {
+    if let Some(list) = entry[key].as_array_mut() {
+        for item in items {
+            if !list.iter().any(|v| v == item) {
+                list.push(item.clone().into());
+            }
+        }
+    }
 }
 
 /// Counts for `status`.
@@ -79,15 +98,67 @@ impl Registry {
 
     pub fn insert(self: &Arc<Self>, info: Arc<SessionInfo>, outbox: Outbox) -> SessionGuard {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let visible = shows_in_presence(&info);
         self.lock().insert(key, Entry { info, outbox });
-        self.presence_version.fetch_add(1, Ordering::Relaxed);
+        if visible {
+            self.presence_changed();
+        }
         SessionGuard { registry: self.clone(), key }
     }
 
     fn remove(&self, key: u64) {
-        if self.lock().remove(&key).is_some() {
-            self.presence_version.fetch_add(1, Ordering::Relaxed);
+        let removed = self.lock().remove(&key);
+        if removed.is_some_and(|e| shows_in_presence(&e.info)) {
+            self.presence_changed();
         }
+    }
+
+    /// Bump the presence version and tell the operators who may see it.
+    fn presence_changed(&self) {
+        let version = self.presence_version.fetch_add(1, Ordering::Relaxed) + 1;
+        let entries = self.presence();
+        self.broadcast("presence", &serde_json::json!({ "presence": entries, "stateVersion": version }));
+    }
+
+    /// One entry per device (roles and scopes merged), one per device-less
+    /// connection; short-lived tools (modes cli, backend, probe) are not listed.
+    pub fn presence(&self) -> Vec<Value> {
+        let now = super::now_ms();
+        let map = self.lock();
+        let mut by_key: Vec<(String, Value)> = Vec::new();
+        for e in map.values().filter(|e| shows_in_presence(&e.info)) {
+            let i = &e.info;
+            let key = i.device_id.clone().unwrap_or_else(|| i.conn_id.clone());
+            if let Some((_, entry)) = by_key.iter_mut().find(|(k, _)| *k == key) {
+                merge_list(entry, "roles", std::slice::from_ref(&i.role.as_str().to_owned()));
+                merge_list(entry, "scopes", &i.scopes);
+                continue;
+            }
+            let mut entry = serde_json::json!({
+                "host": i.client.display_name.clone().unwrap_or_else(|| i.client.id.clone()),
+                "ip": i.client_ip.to_string(),
+                "version": i.client.version,
+                "platform": i.client.platform,
+                "mode": i.client.mode,
+                "reason": "connect",
+                "tags": [i.client.id],
+                "ts": now,
+                "onlineSince": i.connected_at_ms,
+                "roles": [i.role.as_str()],
+                "scopes": i.scopes,
+            });
+            if let Some(d) = &i.device_id {
+                entry["deviceId"] = d.clone().into();
+            }
+            if let Some(f) = i.client.device_family.as_ref().filter(|f| !f.is_empty()) {
+                entry["deviceFamily"] = f.clone().into();
+            }
+            if let Some(id) = i.client.instance_id.as_ref() {
+                entry["instanceId"] = id.clone().into();
+            }
+            by_key.push((key, entry));
+        }
+        by_key.into_iter().map(|(_, v)| v).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
@@ -126,6 +197,22 @@ impl Registry {
             }
         }
         sent
+    }
+
+    /// Kill the sessions matching `pred` (e.g. a revoked device); returns how many.
+    pub fn kill_where(&self, pred: impl Fn(&SessionInfo) -> bool, code: u16, reason: &str) -> usize {
+        let map = self.lock();
+        let mut n = 0;
+        for entry in map.values().filter(|e| pred(&e.info)) {
+            entry.outbox.kill(code, reason);
+            n += 1;
+        }
+        n
+    }
+
+    /// A snapshot of every live session.
+    pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
+        self.lock().values().map(|e| e.info.clone()).collect()
     }
 
     /// Close every session (shutdown).

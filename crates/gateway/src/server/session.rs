@@ -18,6 +18,9 @@ use super::{methods, Gateway};
 
 /// `writer` is the task draining `out` into the socket; when it ends (a close
 /// was sent, or the peer stopped reading) the session ends too.
+/// The 11th consecutive "unauthorized role" answer closes the connection.
+const MAX_CONSECUTIVE_ROLE_ERRORS: u32 = 10;
+
 pub async fn run(
     gw: &Arc<Gateway>,
     admitted: Admitted,
@@ -28,6 +31,7 @@ pub async fn run(
     let info = admitted.info;
     let _registration = gw.registry.insert(info.clone(), out.clone());
     let mut killed = out.killed();
+    let mut role_errors = 0u32;
     loop {
         let next = tokio::select! {
             _ = killed.changed() => break,
@@ -49,10 +53,24 @@ pub async fn run(
             Some(Err(_)) => break,
         };
         let response = match RequestFrame::parse(&text) {
-            Ok(req) => match methods::call(gw, &info, &req.method, req.params.as_ref()) {
-                Ok(payload) => ResponseFrame::ok(req.id, payload),
-                Err(e) => ResponseFrame::err(req.id, wire::request(&e)),
-            },
+            Ok(req) => {
+                let result = methods::call(gw, &info, &req.method, req.params).await;
+                // The flood guard: a client that keeps calling methods of the
+                // other role is misbehaving, not confused.
+                if matches!(result, Err(RequestError::UnauthorizedRole { .. })) {
+                    role_errors += 1;
+                    if role_errors > MAX_CONSECUTIVE_ROLE_ERRORS {
+                        out.kill(wire::CLOSE_POLICY, "repeated unauthorized calls");
+                        break;
+                    }
+                } else {
+                    role_errors = 0;
+                }
+                match result {
+                    Ok(payload) => ResponseFrame::ok(req.id, payload),
+                    Err(e) => ResponseFrame::err(req.id, wire::request(&e)),
+                }
+            }
             // Unparsable JSON after auth is logged and ignored (as OpenClaw does).
             Err(FrameError::NotJson(e)) => {
                 tracing::debug!(conn_id = %info.conn_id, error = %e, "ignoring unparsable frame");

@@ -43,10 +43,34 @@ pub enum HandshakeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
     InvalidFrame(String),
-    MissingScope { scope: String },
-    UnauthorizedRole { role: String },
+    MissingScope {
+        scope: String,
+    },
+    UnauthorizedRole {
+        role: String,
+    },
     UnknownMethod(String),
-    InvalidParams { method: String, message: String },
+    /// Listed by the protocol, authorized, but not served by clawgate.
+    NotImplemented(String),
+    InvalidParams {
+        method: String,
+        message: String,
+    },
+    /// The caller may call the method but not do this (e.g. rotate another device's token).
+    Denied {
+        message: String,
+        reason: String,
+    },
+    NotFound {
+        message: String,
+        code: &'static str,
+    },
+    /// The store failed; the error code says how.
+    Store {
+        code: &'static str,
+        message: String,
+    },
+    Unavailable(String),
 }
 
 /// Close reasons are limited to 123 bytes on the wire; OpenClaw cuts at 120.
@@ -237,6 +261,22 @@ pub fn request(e: &RequestError) -> ErrorShape {
         RequestError::InvalidParams { method, message } => {
             ErrorShape::new(ErrorCode::InvalidRequest, format!("invalid {method} params: {message}"))
                 .with_details(json!({ "code": "INVALID_PARAMS", "method": method }))
+        }
+        RequestError::NotImplemented(m) => ErrorShape::new(
+            ErrorCode::Unavailable,
+            format!("method {m} is part of the protocol but not implemented by clawgate"),
+        )
+        .with_details(json!({ "code": "METHOD_NOT_IMPLEMENTED", "method": m })),
+        RequestError::Denied { message, reason } => ErrorShape::new(ErrorCode::InvalidRequest, message.clone())
+            .with_details(json!({ "code": "DENIED", "reason": reason })),
+        RequestError::NotFound { message, code } => {
+            ErrorShape::new(ErrorCode::InvalidRequest, message.clone()).with_details(json!({ "code": code }))
+        }
+        RequestError::Store { code, message } => {
+            ErrorShape::new(ErrorCode::InvalidRequest, message.clone()).with_details(json!({ "code": code }))
+        }
+        RequestError::Unavailable(m) => {
+            ErrorShape::new(ErrorCode::Unavailable, m.clone()).with_details(json!({ "code": "UNAVAILABLE" }))
         }
     }
 }

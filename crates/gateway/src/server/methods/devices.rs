@@ -1,0 +1,371 @@
+//! `device.pair.*` and `device.token.*`: managing pairings and device tokens
+//! through the gateway (reference §8.4). The caller's own device counts only
+//! when the session authenticated with that device's token.
+
+use std::sync::Arc;
+
+use clawgate_protocol::scopes::{self, not_covered, satisfied_by};
+use serde_json::{json, Value};
+
+use crate::admission::decision::Role;
+use crate::store::{ApprovedVia, PairedDevice, PendingRequest, StoreError, TokenInfo};
+
+use super::super::apply::store_op;
+use super::super::registry::SessionInfo;
+use super::super::wire::RequestError;
+use super::super::{now_ms, Gateway};
+use super::{object_params, string_param};
+
+/// Closes the sessions a pairing change invalidates.
+const CLOSE_INVALIDATED: u16 = 4001;
+
+struct Caller<'a> {
+    session: &'a SessionInfo,
+    admin: bool,
+    /// Set only when the session authenticated with this device's token.
+    own_device: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    fn new(session: &'a SessionInfo) -> Self {
+        Caller {
+            session,
+            admin: satisfied_by(&session.scopes, scopes::ADMIN),
+            own_device: session.token_issued_at_ms.and(session.device_id.as_deref()),
+        }
+    }
+
+    /// Non-admin device-token callers manage only their own device.
+    fn may_manage(&self, device_id: &str) -> bool {
+        self.admin || self.own_device.is_none_or(|own| own == device_id)
+    }
+}
+
+fn denied(message: &str, reason: &str) -> RequestError {
+    RequestError::Denied { message: message.to_owned(), reason: reason.to_owned() }
+}
+
+fn store_error(e: StoreError) -> RequestError {
+    match e {
+        StoreError::UnknownRequest { .. } => {
+            RequestError::NotFound { message: "unknown requestId".into(), code: "UNKNOWN_REQUEST" }
+        }
+        other => RequestError::Store { code: other.code(), message: other.to_string() },
+    }
+}
+
+fn parse_role(method: &str, params: &Option<Value>) -> Result<Role, RequestError> {
+    let role = string_param(method, params, "role")?;
+    Role::parse(&role).ok_or_else(|| RequestError::InvalidParams {
+        method: method.to_owned(),
+        message: format!("role must be \"operator\" or \"node\", got {role:?}"),
+    })
+}
+
+pub async fn call(
+    gw: &Arc<Gateway>,
+    session: &Arc<SessionInfo>,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, RequestError> {
+    let caller = Caller::new(session);
+    match method {
+        "device.pair.list" => list(gw, &caller).await,
+        "device.pair.approve" => approve(gw, &caller, &string_param(method, &params, "requestId")?).await,
+        "device.pair.reject" => reject(gw, &caller, &string_param(method, &params, "requestId")?).await,
+        "device.pair.remove" => remove(gw, &caller, &string_param(method, &params, "deviceId")?).await,
+        "device.pair.rename" => {
+            let device_id = string_param(method, &params, "deviceId")?;
+            let label = string_param(method, &params, "label")?;
+            rename(gw, &caller, &device_id, &label).await
+        }
+        "device.token.rotate" => {
+            let device_id = string_param(method, &params, "deviceId")?;
+            let role = parse_role(method, &params)?;
+            let scopes = match object_params(method, &params)?.get("scopes") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(items)) => {
+                    Some(items.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>().ok_or_else(
+                        || RequestError::InvalidParams {
+                            method: method.to_owned(),
+                            message: "scopes must be strings".into(),
+                        },
+                    )?)
+                }
+                Some(_) => {
+                    return Err(RequestError::InvalidParams {
+                        method: method.to_owned(),
+                        message: "scopes must be an array".into(),
+                    })
+                }
+            };
+            rotate(gw, &caller, &device_id, role, scopes).await
+        }
+        "device.token.revoke" => {
+            let device_id = string_param(method, &params, "deviceId")?;
+            let role = parse_role(method, &params)?;
+            revoke(gw, &caller, &device_id, role).await
+        }
+        other => Err(RequestError::NotImplemented(other.to_owned())),
+    }
+}
+
+pub fn pending_json(r: &PendingRequest) -> Value {
+    json!({
+        "requestId": r.request_id,
+        "deviceId": r.device_id,
+        "publicKey": r.public_key,
+        "displayName": r.display_name,
+        "displayNameSelfReported": true,
+        "platform": r.platform,
+        "deviceFamily": r.device_family,
+        "clientId": r.client_id,
+        "clientMode": r.client_mode,
+        "role": r.role.as_str(),
+        "roles": [r.role.as_str()],
+        "scopes": r.scopes,
+        "remoteIp": r.remote_ip,
+        "silent": false,
+        "ts": r.created_at_ms,
+        "refreshedAtMs": r.refreshed_at_ms,
+        "expiresAtMs": r.expires_at_ms(),
+    })
+}
+
+fn token_json(t: &TokenInfo) -> Value {
+    json!({
+        "role": t.role.as_str(),
+        "scopes": t.scopes,
+        "createdAtMs": t.created_at_ms,
+        "rotatedAtMs": t.rotated_at_ms,
+        "revokedAtMs": t.revoked_at_ms,
+        "lastUsedAtMs": t.last_used_at_ms,
+    })
+}
+
+pub fn paired_json(d: &PairedDevice, tokens: &[TokenInfo]) -> Value {
+    let roles: Vec<&str> = d.roles.iter().map(|r| r.as_str()).collect();
+    json!({
+        "deviceId": d.device_id,
+        "publicKey": d.public_key,
+        "displayName": d.label.clone().or_else(|| d.display_name.clone()),
+        "platform": d.platform,
+        "deviceFamily": d.device_family,
+        "clientId": d.client_id,
+        "clientMode": d.client_mode,
+        "role": roles.first(),
+        "roles": roles,
+        "scopes": d.approved_scopes,
+        "approvedScopes": d.approved_scopes,
+        "approvedVia": d.approved_via.as_str(),
+        "remoteIp": d.remote_ip,
+        "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(),
+        "createdAtMs": d.created_at_ms,
+        "approvedAtMs": d.approved_at_ms,
+        "lastSeenAtMs": d.last_seen_at_ms,
+    })
+}
+
+async fn list(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestError> {
+    let now = now_ms();
+    let (pending, devices) = store_op(gw, move |s| {
+        let pending = s.open_requests(now)?;
+        let mut devices = Vec::new();
+        for d in s.list_devices()? {
+            let tokens = s.tokens(&d.device_id)?;
+            devices.push((d, tokens));
+        }
+        Ok((pending, devices))
+    })
+    .await
+    .map_err(store_error)?;
+    let pending: Vec<Value> = pending.iter().filter(|r| caller.may_manage(&r.device_id)).map(pending_json).collect();
+    let paired: Vec<Value> =
+        devices.iter().filter(|(d, _)| caller.may_manage(&d.device_id)).map(|(d, t)| paired_json(d, t)).collect();
+    Ok(json!({ "pending": pending, "paired": paired }))
+}
+
+async fn approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+    let now = now_ms();
+    let id = request_id.to_owned();
+    let request = store_op(gw, move |s| s.request(&id, now))
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| RequestError::NotFound { message: "unknown requestId".into(), code: "UNKNOWN_REQUEST" })?;
+    if !caller.may_manage(&request.device_id) {
+        return Err(denied("device pairing approval denied", "not-own-device"));
+    }
+    if request.role != Role::Operator && !caller.admin {
+        return Err(denied("device pairing approval denied", "role-needs-admin"));
+    }
+    // An approver grants only scopes it holds.
+    let missing = not_covered(&request.scopes, &caller.session.scopes);
+    if let Some(scope) = missing.first() {
+        return Err(denied(&format!("missing scope: {scope}"), "caller-missing-scope"));
+    }
+    let id = request_id.to_owned();
+    let approval = store_op(gw, move |s| s.approve(&id, ApprovedVia::Owner, now)).await.map_err(store_error)?;
+    gw.registry.broadcast(
+        "device.pair.resolved",
+        &json!({ "requestId": request_id, "deviceId": approval.device.device_id, "decision": "approved", "ts": now }),
+    );
+    Ok(json!({
+        "requestId": request_id,
+        "deviceId": approval.device.device_id,
+        "role": approval.request.role.as_str(),
+        "scopes": approval.request.scopes,
+        "device": paired_json(&approval.device, &[]),
+    }))
+}
+
+async fn reject(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+    let now = now_ms();
+    let id = request_id.to_owned();
+    let request = store_op(gw, move |s| s.request(&id, now))
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| RequestError::NotFound { message: "unknown requestId".into(), code: "UNKNOWN_REQUEST" })?;
+    if !caller.may_manage(&request.device_id) {
+        return Err(denied("device pairing rejection denied", "not-own-device"));
+    }
+    let id = request_id.to_owned();
+    let rejection = store_op(gw, move |s| s.reject(&id, now)).await.map_err(store_error)?;
+    gw.registry.broadcast(
+        "device.pair.resolved",
+        &json!({ "requestId": request_id, "deviceId": request.device_id, "decision": "rejected", "ts": now }),
+    );
+    Ok(json!({
+        "requestId": request_id,
+        "deviceId": request.device_id,
+        "decision": "rejected",
+        "cooldownUntilMs": rejection.cooldown_until_ms,
+    }))
+}
+
+/// The paired record, checked for management rights.
+async fn managed_device(
+    gw: &Arc<Gateway>,
+    caller: &Caller<'_>,
+    device_id: &str,
+    what: &str,
+) -> Result<PairedDevice, RequestError> {
+    if !caller.may_manage(device_id) {
+        return Err(denied(&format!("{what} denied"), "not-own-device"));
+    }
+    let id = device_id.to_owned();
+    let device = store_op(gw, move |s| s.device(&id)).await.map_err(store_error)?.ok_or_else(|| {
+        RequestError::NotFound { message: format!("unknown device {device_id}"), code: "UNKNOWN_DEVICE" }
+    })?;
+    if device.roles.iter().any(|r| *r != Role::Operator) && !caller.admin {
+        return Err(denied(&format!("{what} denied"), "node-device-needs-admin"));
+    }
+    Ok(device)
+}
+
+async fn remove(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str) -> Result<Value, RequestError> {
+    managed_device(gw, caller, device_id, "device removal").await?;
+    let now = now_ms();
+    let id = device_id.to_owned();
+    store_op(gw, move |s| s.remove_device(&id, now)).await.map_err(store_error)?;
+    let closed = gw.registry.kill_where(
+        |s| s.device_id.as_deref() == Some(device_id),
+        CLOSE_INVALIDATED,
+        "client invalidated: device removed",
+    );
+    Ok(json!({ "deviceId": device_id, "removed": true, "closedSessions": closed }))
+}
+
+async fn rename(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str, label: &str) -> Result<Value, RequestError> {
+    managed_device(gw, caller, device_id, "device rename").await?;
+    let now = now_ms();
+    let (id, label) = (device_id.to_owned(), label.to_owned());
+    let device = store_op(gw, move |s| s.rename_device(&id, &label, now)).await.map_err(store_error)?;
+    Ok(json!({ "device": paired_json(&device, &[]) }))
+}
+
+/// Shared gates of rotate and revoke: another device needs admin, a node role needs admin.
+fn token_gate(caller: &Caller<'_>, device_id: &str, role: Role, what: &str) -> Result<(), RequestError> {
+    if caller.own_device != Some(device_id) && !caller.admin {
+        return Err(denied(&format!("device token {what} denied"), "cross-device-needs-admin"));
+    }
+    if role != Role::Operator && !caller.admin {
+        return Err(denied(&format!("device token {what} denied"), "node-role-needs-admin"));
+    }
+    Ok(())
+}
+
+async fn rotate(
+    gw: &Arc<Gateway>,
+    caller: &Caller<'_>,
+    device_id: &str,
+    role: Role,
+    scopes: Option<Vec<String>>,
+) -> Result<Value, RequestError> {
+    token_gate(caller, device_id, role, "rotation")?;
+    let id = device_id.to_owned();
+    let view = store_op(gw, move |s| s.view(&id)).await.map_err(store_error)?;
+    let Some(device) = view.device.filter(|d| d.has_role(role)) else {
+        return Err(denied("device token rotation denied", "unknown-device-or-role"));
+    };
+    let current = view.tokens.iter().find(|t| t.role == role && !t.is_revoked());
+    let scopes = match role {
+        Role::Node => Vec::new(),
+        Role::Operator => {
+            scopes.or_else(|| current.map(|t| t.scopes.clone())).unwrap_or_else(|| device.approved_scopes.clone())
+        }
+    };
+    if !not_covered(&scopes, &device.approved_scopes).is_empty() {
+        return Err(denied("device token rotation denied", "scopes-exceed-approval"));
+    }
+    if role == Role::Operator && !not_covered(&scopes, &caller.session.scopes).is_empty() {
+        return Err(denied("device token rotation denied", "caller-missing-scope"));
+    }
+    let now = now_ms();
+    let (id, token_scopes) = (device_id.to_owned(), scopes.clone());
+    let token = store_op(gw, move |s| s.issue_token(&id, role, &token_scopes, now)).await.map_err(store_error)?;
+    let this = caller.session.conn_id.clone();
+    gw.registry.kill_where(
+        |s| {
+            s.device_id.as_deref() == Some(device_id)
+                && s.role == role
+                && s.token_issued_at_ms.is_some()
+                && s.conn_id != this
+        },
+        CLOSE_INVALIDATED,
+        "client invalidated: device token rotated",
+    );
+    let in_band = caller.own_device == Some(device_id);
+    let mut result = json!({
+        "deviceId": device_id,
+        "role": role.as_str(),
+        "scopes": scopes,
+        "rotatedAtMs": now,
+        "tokenDelivery": if in_band { "in-band" } else { "withheld-cross-device" },
+    });
+    if in_band {
+        result["token"] = token.into();
+    }
+    Ok(result)
+}
+
+async fn revoke(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str, role: Role) -> Result<Value, RequestError> {
+    token_gate(caller, device_id, role, "revocation")?;
+    let id = device_id.to_owned();
+    let tokens = store_op(gw, move |s| s.tokens(&id)).await.map_err(store_error)?;
+    if let Some(t) = tokens.iter().find(|t| t.role == role && !t.is_revoked()) {
+        if role == Role::Operator && !not_covered(&t.scopes, &caller.session.scopes).is_empty() {
+            return Err(denied("device token revocation denied", "caller-missing-scope"));
+        }
+    }
+    let now = now_ms();
+    let id = device_id.to_owned();
+    let revoked = store_op(gw, move |s| s.revoke_token(&id, role, now)).await.map_err(store_error)?;
+    let closed = gw.registry.kill_where(
+        |s| s.device_id.as_deref() == Some(device_id) && s.role == role && s.token_issued_at_ms.is_some(),
+        CLOSE_INVALIDATED,
+        "client invalidated: device token revoked",
+    );
+    Ok(
+        json!({ "deviceId": device_id, "role": role.as_str(), "revoked": revoked, "revokedAtMs": now, "closedSessions": closed }),
+    )
+}

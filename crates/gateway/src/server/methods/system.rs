@@ -1,0 +1,35 @@
+//! `health`, `status`, `system-presence`.
+
+use serde_json::{json, Value};
+
+use super::super::registry::SessionInfo;
+use super::super::{now_ms, Gateway, VERSION};
+
+/// The health snapshot: only keys the protocol schema's health object allows.
+pub fn health_payload(_gw: &Gateway) -> Value {
+    let started = std::time::Instant::now();
+    let ts = now_ms();
+    json!({ "ok": true, "ts": ts, "durationMs": started.elapsed().as_millis() as u64 })
+}
+
+pub fn status(gw: &Gateway, session: &SessionInfo) -> Value {
+    json!({
+        "server": "clawgate",
+        "version": VERSION,
+        "bootId": gw.boot_id,
+        "uptimeMs": gw.uptime_ms(),
+        "authMode": gw.config.auth_mode.as_str(),
+        "connections": gw.registry.counts(),
+        "you": {
+            "connId": session.conn_id,
+            "role": session.role.as_str(),
+            "scopes": session.scopes,
+            "rule": session.rule.as_str(),
+            "deviceId": session.device_id,
+        },
+    })
+}
+
+pub fn presence(gw: &Gateway) -> Value {
+    Value::Array(gw.registry.presence())
+}
