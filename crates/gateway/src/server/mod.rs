@@ -11,6 +11,7 @@ pub mod methods;
 mod outbox;
 pub mod registry;
 mod session;
+mod watch;
 pub mod wire;
 
 use std::future::Future;
@@ -40,6 +41,8 @@ pub struct ServerOptions {
     pub max_payload: usize,
     /// A session whose unsent frames exceed this is closed as a slow consumer.
     pub max_buffered_bytes: usize,
+    /// How often to look for store changes made by another process.
+    pub store_poll_interval: Duration,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +53,7 @@ impl Default for ServerOptions {
             max_preauth_payload: 64 * 1024,
             max_payload: 25 * 1024 * 1024,
             max_buffered_bytes: 50 * 1024 * 1024,
+            store_poll_interval: Duration::from_secs(1),
         }
     }
 }
@@ -102,6 +106,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local_port = listener.local_addr()?.port();
     let ticker = tokio::spawn(tick_loop(gateway.clone()));
+    let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -122,6 +127,7 @@ pub async fn serve(
         }
     }
     ticker.abort();
+    watcher.abort();
     gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
     gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));
