@@ -129,6 +129,10 @@ pub enum CredentialCheck {
     /// Nothing was presented.
     Absent,
     Failed(AuthReason),
+    /// Too many recent failures from this address: not even checked.
+    RateLimited {
+        retry_after_ms: u64,
+    },
 }
 
 impl CredentialCheck {

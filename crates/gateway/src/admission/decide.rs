@@ -103,6 +103,14 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
 
     // credential: a presented credential that fails to verify is refused.
     match &f.credential {
+        CredentialCheck::RateLimited { retry_after_ms } => {
+            return refuse(
+                trace,
+                RuleId::Credential,
+                RefusalKind::RateLimited { retry_after_ms: *retry_after_ms },
+                "too many failed attempts from this address; wait, then retry with the right secret",
+            );
+        }
         CredentialCheck::Failed(reason) => {
             let sent_token = p.auth.as_ref().is_some_and(|a| a.token.as_deref().is_some_and(|t| !t.trim().is_empty()));
             let sent_device_token = p.auth.as_ref().is_some_and(|a| a.device_token.is_some());

@@ -157,6 +157,10 @@ pub enum RefusalKind {
     PairingBusy,
     /// The store could not be read or written.
     StoreUnavailable,
+    /// Too many failed attempts from this address.
+    RateLimited {
+        retry_after_ms: u64,
+    },
 }
 
 impl RefusalKind {
@@ -177,6 +181,7 @@ impl RefusalKind {
             RefusalKind::PairingRejected { .. } => "PAIRING_REJECTED",
             RefusalKind::PairingBusy => "PAIRING_BUSY",
             RefusalKind::StoreUnavailable => "STORE_UNAVAILABLE",
+            RefusalKind::RateLimited { .. } => "AUTH_RATE_LIMITED",
         }
     }
 
@@ -197,6 +202,7 @@ impl RefusalKind {
             RefusalKind::PairingRejected { .. } => "recently-rejected",
             RefusalKind::PairingBusy => "too-many-pending-requests",
             RefusalKind::StoreUnavailable => "store-unavailable",
+            RefusalKind::RateLimited { .. } => "rate_limited",
         }
     }
 }

@@ -54,6 +54,13 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         http::respond_json(&mut stream, status, &body).await;
         return;
     }
+    // At most a few unauthenticated sockets per address.
+    let Some(_preauth_slot) = gw.preauth.acquire(crate::admission::ingress::client_ip(&locality, &edge)) else {
+        tracing::info!(peer = %peer, "too many unauthenticated connections from this address");
+        let body = error_body("preauth_budget", "too many unauthenticated connections from this address");
+        http::respond_json(&mut stream, 503, &body).await;
+        return;
+    };
     if let Err((status, message)) = http::accept_upgrade(&mut stream, &head).await {
         http::respond_json(&mut stream, status, &error_body("bad_upgrade", &message)).await;
         return;
@@ -74,6 +81,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     };
     budget.store(UNLIMITED, std::sync::atomic::Ordering::Relaxed);
     drop(pending);
+    drop(_preauth_slot);
 
     let (sink, stream) = ws.split();
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);

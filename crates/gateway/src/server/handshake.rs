@@ -19,6 +19,7 @@ use crate::admission::{CredentialCheck, Refusal, RefusalKind, RuleId};
 use crate::store::{DeviceView, StoreError, TokenCheck};
 
 use super::apply::{self, IssuedToken};
+use super::limits;
 use crate::admission::ingress::client_ip;
 use crate::admission::{decide, Admission, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::secrets::random_uuid;
@@ -146,13 +147,18 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
     let client_ip: IpAddr = client_ip(&locality, edge);
     let conn_id = random_uuid();
 
-    // Facts that need the store (device token, pairing record) are read off
-    // the async workers; then the decision is made without any I/O.
-    let gathered = {
-        let gw = gw.clone();
-        let params = params.clone();
-        let proven = device.proven().cloned();
-        tokio::task::spawn_blocking(move || gather_store_facts(&gw, &params, proven.as_ref(), now)).await
+    // A locked-out address is not even checked. Otherwise the facts that need
+    // the store (device token, pairing record) are read off the async
+    // workers; then the decision is made without any I/O.
+    let limit = LimitKey::for_connection(gw, &locality, client_ip, edge.origin(), &params);
+    let gathered = match limit.locked(gw, now) {
+        Some(retry_after_ms) => Ok(Ok((CredentialCheck::RateLimited { retry_after_ms }, None))),
+        None => {
+            let gw = gw.clone();
+            let params = params.clone();
+            let proven = device.proven().cloned();
+            tokio::task::spawn_blocking(move || gather_store_facts(&gw, &params, proven.as_ref(), now)).await
+        }
     };
     let (credential, view) = match gathered {
         Ok(Ok(v)) => v,
@@ -179,6 +185,7 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
     };
     let decided = decide(&facts, &gw.config, view.as_ref());
     log_decision(&conn_id, client_ip, &facts, &decided.decision);
+    limit.account(gw, &decided.decision, now).await;
 
     let (admission, issued) = match decided.decision {
         Decision::Admit(a) => match apply::admit(gw, &facts, &a, client_ip).await {
@@ -316,4 +323,76 @@ fn gather_store_facts(
         None => None,
     };
     Ok((credential, view))
+}
+
+/// Which limiter bucket a connection's failures count in, and whether it is
+/// exempt from lockout (a direct-local program in token mode with no loopback
+/// proxy: slowed, never locked out, so a typo cannot lock the owner out).
+struct LimitKey {
+    browser: bool,
+    key: String,
+    exempt: bool,
+}
+
+impl LimitKey {
+    fn for_connection(
+        gw: &Gateway,
+        locality: &Locality,
+        ip: IpAddr,
+        origin: Option<&str>,
+        params: &ConnectParams,
+    ) -> LimitKey {
+        use crate::config::AuthMode;
+        let loopback = crate::net::is_loopback(ip);
+        let browser = origin.is_some();
+        let scope = if params.auth.as_ref().is_some_and(|a| a.device_token.is_some()) {
+            "device-token"
+        } else {
+            "shared-secret"
+        };
+        let key = match (browser, loopback) {
+            // Browsers on this host share one bucket: their Origin is theirs to choose.
+            (true, true) => "browser-loopback".to_owned(),
+            _ => format!("{scope}:{}", limits::address_key(ip)),
+        };
+        let proxy_on_loopback = gw.config.trusted_proxies.iter().any(|n| n.contains(IpAddr::from([127, 0, 0, 1])));
+        let exempt =
+            !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
+        LimitKey { browser, key, exempt }
+    }
+
+    fn limiter<'a>(&self, gw: &'a Gateway) -> &'a limits::AuthLimiter {
+        if self.browser {
+            &gw.browser_limiter
+        } else {
+            &gw.auth_limiter
+        }
+    }
+
+    fn locked(&self, gw: &Gateway, now: u64) -> Option<u64> {
+        if self.exempt {
+            return None;
+        }
+        self.limiter(gw).locked(&self.key, now)
+    }
+
+    /// Count a wrong credential (missing ones do not count); a success clears.
+    async fn account(&self, gw: &Gateway, decision: &Decision, now: u64) {
+        use crate::admission::AuthReason;
+        match decision {
+            Decision::Refuse(Refusal { kind: RefusalKind::Auth { reason, .. }, .. })
+                if matches!(
+                    reason,
+                    AuthReason::TokenMismatch | AuthReason::PasswordMismatch | AuthReason::DeviceTokenMismatch
+                ) =>
+            {
+                let n = self.limiter(gw).record_failure(&self.key, now, !self.exempt);
+                if self.exempt {
+                    tokio::time::sleep(std::time::Duration::from_millis(limits::exempt_delay_ms(n))).await;
+                }
+            }
+            Decision::Admit(_) => self.limiter(gw).reset(&self.key),
+            _ => {}
+        }
+    }
 }

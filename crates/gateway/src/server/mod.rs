@@ -7,6 +7,7 @@ mod connection;
 pub mod events;
 mod handshake;
 mod http;
+pub mod limits;
 pub mod methods;
 mod outbox;
 pub mod registry;
@@ -64,6 +65,11 @@ pub struct Gateway {
     pub options: ServerOptions,
     pub registry: Arc<Registry>,
     pub store: Arc<dyn PairingStore>,
+    /// Failed shared-secret and device-token attempts, per address.
+    pub auth_limiter: limits::AuthLimiter,
+    /// Failed attempts by browsers (keyed apart: their addresses say little).
+    pub browser_limiter: limits::AuthLimiter,
+    pub preauth: Arc<limits::PreauthCounter>,
     pub boot_id: String,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
@@ -77,6 +83,9 @@ impl Gateway {
             options,
             registry: Arc::default(),
             store,
+            auth_limiter: Default::default(),
+            browser_limiter: Default::default(),
+            preauth: Default::default(),
             boot_id: random_uuid(),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,

@@ -201,6 +201,22 @@ pub fn refusal(r: &Refusal) -> Rejection {
             let close_reason = truncate_reason(&shape.message);
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
         }
+        RefusalKind::RateLimited { retry_after_ms } => {
+            let mut shape = ErrorShape::new(
+                ErrorCode::InvalidRequest,
+                "unauthorized: too many failed authentication attempts (retry later)",
+            )
+            .with_details(d(json!({
+                "authReason": "rate_limited",
+                "canRetryWithDeviceToken": false,
+                "recommendedNextStep": "wait_then_retry",
+                "retryAfterMs": retry_after_ms,
+            })));
+            shape.retryable = Some(true);
+            shape.retry_after_ms = Some(*retry_after_ms);
+            let close_reason = truncate_reason(&shape.message);
+            return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
+        }
         RefusalKind::PairingBusy => (
             ErrorCode::Unavailable,
             "too many pending pairing requests; approve or reject some first".into(),

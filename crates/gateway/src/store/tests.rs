@@ -87,6 +87,14 @@ fn migrates_an_empty_file_to_the_current_schema() {
     let store = t.open();
     assert_eq!(store.generation().unwrap(), 0);
     assert!(store.list_devices().unwrap().is_empty());
+    store.pair_silently(&req(1, Role::Operator, &[]), T0).unwrap();
+    // SQLite gives the WAL and shared-memory files the database's mode.
+    for suffix in ["-wal", "-shm"] {
+        let mut p = t.path.as_os_str().to_owned();
+        p.push(suffix);
+        let mode = fs::metadata(Path::new(&p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{suffix}");
+    }
     drop(store);
 
     let mode = fs::metadata(&t.path).unwrap().permissions().mode() & 0o777;
@@ -110,7 +118,8 @@ fn migrates_an_empty_file_to_the_current_schema() {
 
     // Opening again is a no-op migration.
     let store = t.open();
-    assert_eq!(store.generation().unwrap(), 0);
+    assert_eq!(store.generation().unwrap(), 1);
+    assert_eq!(store.list_devices().unwrap().len(), 1);
 }
 
 #[test]
