@@ -297,7 +297,12 @@ fn device_branch(
                 "a device token only works for the device and role it was issued to",
             );
         }
-        CredentialCheck::Verified(c) if c.is_owner_secret() || matches!(c, Credential::DeviceToken { .. }) => c,
+        // The owner's secret as `owner_secret` defines it (mode none only on a loopback bind).
+        CredentialCheck::Verified(c)
+            if owner_secret(&f.credential, config).is_some() || matches!(c, Credential::DeviceToken { .. }) =>
+        {
+            c
+        }
         _ => {
             let reason = if config.auth_mode == AuthMode::Password {
                 AuthReason::PasswordMissing

@@ -161,6 +161,10 @@ pub enum RefusalKind {
     RateLimited {
         retry_after_ms: u64,
     },
+    /// A connected node already has this id.
+    NodeIdInUse {
+        node_id: String,
+    },
 }
 
 impl RefusalKind {
@@ -182,6 +186,7 @@ impl RefusalKind {
             RefusalKind::PairingBusy => "PAIRING_BUSY",
             RefusalKind::StoreUnavailable => "STORE_UNAVAILABLE",
             RefusalKind::RateLimited { .. } => "AUTH_RATE_LIMITED",
+            RefusalKind::NodeIdInUse { .. } => "NODE_ID_IN_USE",
         }
     }
 
@@ -203,6 +208,7 @@ impl RefusalKind {
             RefusalKind::PairingBusy => "too-many-pending-requests",
             RefusalKind::StoreUnavailable => "store-unavailable",
             RefusalKind::RateLimited { .. } => "rate_limited",
+            RefusalKind::NodeIdInUse { .. } => "node-id-in-use",
         }
     }
 }

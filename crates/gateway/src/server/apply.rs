@@ -127,30 +127,14 @@ pub async fn pairing_required(
     let outcome = store_op(gw, move |s| s.request_pairing(&request, now)).await;
     let kind = match outcome {
         Ok(outcome) => {
-            if let RequestOutcome::Superseded { old, new } = &outcome {
+            if let RequestOutcome::Superseded { old, .. } = &outcome {
                 gw.registry.broadcast(
                     "device.pair.resolved",
-                    &json!({ "requestId": old, "deviceId": announce.device_id, "decision": "superseded", "supersededBy": new, "ts": now }),
+                    &json!({ "requestId": old, "deviceId": announce.device_id, "decision": "superseded", "ts": now }),
                 );
             }
             if !matches!(outcome, RequestOutcome::Refreshed { .. }) {
-                gw.registry.broadcast(
-                    "device.pair.requested",
-                    &json!({
-                        "requestId": outcome.request_id(),
-                        "deviceId": announce.device_id,
-                        "publicKey": announce.public_key,
-                        "role": announce.role.as_str(),
-                        "scopes": announce.scopes,
-                        "clientId": announce.client_id,
-                        "clientMode": announce.client_mode,
-                        "displayName": announce.display_name,
-                        "platform": announce.platform,
-                        "remoteIp": announce.remote_ip,
-                        "reason": need.reason.as_str(),
-                        "ts": now,
-                    }),
-                );
+                gw.registry.broadcast("device.pair.requested", &requested_event(&announce, outcome.request_id(), now));
             }
             RefusalKind::PairingRequired {
                 reason: need.reason,
@@ -169,4 +153,31 @@ pub async fn pairing_required(
         Err(e) => return store_refusal(&e),
     };
     Refusal { kind, rule: RuleId::PairingRequired, hint: need.hint.clone() }
+}
+
+/// The `device.pair.requested` payload: only the keys its (closed) schema allows.
+fn requested_event(r: &NewRequest, request_id: &str, now: u64) -> serde_json::Value {
+    let mut event = json!({
+        "requestId": request_id,
+        "deviceId": r.device_id,
+        "publicKey": r.public_key,
+        "role": r.role.as_str(),
+        "roles": [r.role.as_str()],
+        "scopes": r.scopes,
+        "silent": false,
+        "ts": now,
+    });
+    for (key, value) in [
+        ("displayName", &r.display_name),
+        ("platform", &r.platform),
+        ("deviceFamily", &r.device_family),
+        ("clientId", &r.client_id),
+        ("clientMode", &r.client_mode),
+        ("remoteIp", &r.remote_ip),
+    ] {
+        if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+            event[key] = v.clone().into();
+        }
+    }
+    event
 }

@@ -28,7 +28,7 @@ use super::budget::is_budget_exceeded;
 use super::connection::Ws;
 use super::methods::{health_payload, METHODS};
 use super::outbox::close_message;
-use super::registry::SessionInfo;
+use super::registry::{NodeIdGuard, NodeInfo, SessionInfo};
 use super::wire::{self, HandshakeError, Rejection};
 use super::{events, now_ms, Gateway, VERSION};
 
@@ -40,6 +40,8 @@ pub enum Handshake {
 /// An admitted connection, ready for its session loop.
 pub struct Admitted {
     pub info: Arc<SessionInfo>,
+    /// Holds the node id while the session lives.
+    pub node_id: Option<NodeIdGuard>,
 }
 
 async fn send(ws: &mut Ws, frame: Frame) -> bool {
@@ -214,6 +216,25 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
             .map(|t| t.issued_at_ms()),
         _ => None,
     };
+    // A node gets its id now; a newcomer colliding with a connected node is refused.
+    let node = node_info(&admission, &facts.params, &conn_id);
+    let node_id = match &node {
+        None => None,
+        Some(n) => match gw.registry.reserve_node_id(&n.node_id) {
+            Some(guard) => Some(guard),
+            None => {
+                let r = Refusal {
+                    kind: RefusalKind::NodeIdInUse { node_id: n.node_id.clone() },
+                    rule: admission.rule,
+                    hint: "another connection is this node already; stop it first, or give this one its own \
+                           client.instanceId"
+                        .into(),
+                };
+                reject(ws, Some(&request.id), wire::refusal(&r)).await;
+                return Handshake::Ended;
+            }
+        },
+    };
     let info = Arc::new(SessionInfo {
         conn_id: conn_id.clone(),
         role: admission.role,
@@ -224,13 +245,14 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         connected_at_ms: now_ms(),
         device_id,
         token_issued_at_ms,
+        node,
     });
     let hello = hello_ok(gw, &info, &admission, issued);
     let payload = serde_json::to_value(&hello).unwrap_or_default();
     if !send(ws, Frame::Res(ResponseFrame::ok(&request.id, payload))).await {
         return Handshake::Ended;
     }
-    Handshake::Admitted(Admitted { info })
+    Handshake::Admitted(Admitted { info, node_id })
 }
 
 fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Option<IssuedToken>) -> HelloOk {
@@ -395,4 +417,27 @@ impl LimitKey {
             _ => {}
         }
     }
+}
+
+/// The node id and declared surface of a node session. Device nodes are
+/// known by their device id; device-less ones get an id in their own
+/// namespace that can never look like a device id.
+fn node_info(admission: &Admission, params: &ConnectParams, conn_id: &str) -> Option<NodeInfo> {
+    if admission.role != Role::Node {
+        return None;
+    }
+    let (node_id, deviceless) = match &admission.device {
+        Some(d) => (d.device.device_id.clone(), false),
+        None => {
+            let instance = params.client.instance_id.clone().unwrap_or_else(|| conn_id.to_owned());
+            (format!("local:{}:{}", params.client.id, instance), true)
+        }
+    };
+    Some(NodeInfo {
+        node_id,
+        deviceless,
+        caps: params.caps.clone(),
+        commands: params.commands.clone().unwrap_or_default(),
+        permissions: params.permissions.clone().unwrap_or_default(),
+    })
 }

@@ -7,6 +7,7 @@ mod connection;
 pub mod events;
 mod handshake;
 mod http;
+pub mod invokes;
 pub mod limits;
 pub mod methods;
 mod outbox;
@@ -70,6 +71,7 @@ pub struct Gateway {
     /// Failed attempts by browsers (keyed apart: their addresses say little).
     pub browser_limiter: limits::AuthLimiter,
     pub preauth: Arc<limits::PreauthCounter>,
+    pub invokes: invokes::Invokes,
     pub boot_id: String,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
@@ -86,6 +88,7 @@ impl Gateway {
             auth_limiter: Default::default(),
             browser_limiter: Default::default(),
             preauth: Default::default(),
+            invokes: Default::default(),
             boot_id: random_uuid(),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,

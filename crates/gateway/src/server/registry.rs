@@ -29,6 +29,20 @@ pub struct SessionInfo {
     /// Set when the session authenticated with a device token: that token's
     /// issue time, so a rotation or revocation can find the sessions using it.
     pub token_issued_at_ms: Option<u64>,
+    /// For role node: the node's id and declared surface.
+    pub node: Option<NodeInfo>,
+}
+
+/// What a node session declared on connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The device id for a proven device; `local:<clientId>:<instance>` for a
+    /// device-less local node. Never a 64-hex id without a proven key.
+    pub node_id: String,
+    pub deviceless: bool,
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+    pub permissions: std::collections::BTreeMap<String, bool>,
 }
 
 struct Entry {
@@ -38,6 +52,8 @@ struct Entry {
 
 #[derive(Default)]
 pub struct Registry {
+    /// Node ids in use by live (or handshaking) node sessions.
+    node_ids: Mutex<std::collections::HashSet<String>>,
     sessions: Mutex<HashMap<u64, Entry>>,
     next_key: AtomicU64,
     /// Sockets upgraded but not yet admitted.
@@ -90,7 +106,42 @@ impl Drop for PendingGuard {
     }
 }
 
+/// Holds a node id for one connection; released on drop.
+pub struct NodeIdGuard {
+    registry: Arc<Registry>,
+    node_id: String,
+}
+
+impl Drop for NodeIdGuard {
+    fn drop(&mut self) {
+        self.registry.node_ids.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.node_id);
+    }
+}
+
 impl Registry {
+    /// Claim a node id; `None` if a connected node already has it (the
+    /// newcomer is refused, the incumbent is never evicted).
+    pub fn reserve_node_id(self: &Arc<Self>, node_id: &str) -> Option<NodeIdGuard> {
+        let mut ids = self.node_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if !ids.insert(node_id.to_owned()) {
+            return None;
+        }
+        Some(NodeIdGuard { registry: self.clone(), node_id: node_id.to_owned() })
+    }
+
+    /// The live session of a node, and a way to reach it.
+    pub fn node(&self, node_id: &str) -> Option<(Arc<SessionInfo>, Outbox)> {
+        self.lock()
+            .values()
+            .find(|e| e.info.node.as_ref().is_some_and(|n| n.node_id == node_id))
+            .map(|e| (e.info.clone(), e.outbox.clone()))
+    }
+
+    /// Every connected node session.
+    pub fn nodes(&self) -> Vec<Arc<SessionInfo>> {
+        self.lock().values().filter(|e| e.info.node.is_some()).map(|e| e.info.clone()).collect()
+    }
+
     pub fn pending_guard(self: &Arc<Self>) -> PendingGuard {
         self.pending.fetch_add(1, Ordering::Relaxed);
         PendingGuard(self.clone())

@@ -29,13 +29,18 @@ pub async fn run(
     mut writer: JoinHandle<()>,
 ) {
     let info = admitted.info;
+    let _node_id = admitted.node_id;
     let _registration = gw.registry.insert(info.clone(), out.clone());
     let mut killed = out.killed();
     let mut role_errors = 0u32;
+    let mut writer_done = false;
     loop {
         let next = tokio::select! {
             _ = killed.changed() => break,
-            _ = &mut writer => return,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
             next = stream.next() => next,
         };
         let text = match next {
@@ -54,10 +59,10 @@ pub async fn run(
         };
         let response = match RequestFrame::parse(&text) {
             Ok(req) => {
-                let result = methods::call(gw, &info, &req.method, req.params).await;
+                let authorized = methods::authorize(&req.method, &info);
                 // The flood guard: a client that keeps calling methods of the
                 // other role is misbehaving, not confused.
-                if matches!(result, Err(RequestError::UnauthorizedRole { .. })) {
+                if matches!(authorized, Err(RequestError::UnauthorizedRole { .. })) {
                     role_errors += 1;
                     if role_errors > MAX_CONSECUTIVE_ROLE_ERRORS {
                         out.kill(wire::CLOSE_POLICY, "repeated unauthorized calls");
@@ -66,9 +71,19 @@ pub async fn run(
                 } else {
                     role_errors = 0;
                 }
-                match result {
-                    Ok(payload) => ResponseFrame::ok(req.id, payload),
+                match authorized {
                     Err(e) => ResponseFrame::err(req.id, wire::request(&e)),
+                    // Calls that wait on another party (a node) run beside the
+                    // loop so this session keeps answering meanwhile.
+                    Ok(()) if methods::is_long_running(&req.method) => {
+                        let (gw, info, out) = (gw.clone(), info.clone(), out.clone());
+                        tokio::spawn(async move {
+                            let response = respond(methods::serve(&gw, &info, &req.method, req.params).await, req.id);
+                            let _ = out.text(Frame::Res(response).to_json());
+                        });
+                        continue;
+                    }
+                    Ok(()) => respond(methods::serve(gw, &info, &req.method, req.params).await, req.id),
                 }
             }
             // Unparsable JSON after auth is logged and ignored (as OpenClaw does).
@@ -85,6 +100,17 @@ pub async fn run(
             break;
         }
     }
+    gw.invokes.connection_closed(&info.conn_id);
     // Let the writer finish what is queued and close the socket.
-    let _ = out.push(super::outbox::Outbound::Close { code: wire::CLOSE_NORMAL, reason: String::new() });
+    if !writer_done {
+        let _ = out.push(super::outbox::Outbound::Close { code: wire::CLOSE_NORMAL, reason: String::new() });
+        let _ = writer.await;
+    }
+}
+
+fn respond(result: Result<serde_json::Value, RequestError>, id: String) -> ResponseFrame {
+    match result {
+        Ok(payload) => ResponseFrame::ok(id, payload),
+        Err(e) => ResponseFrame::err(id, wire::request(&e)),
+    }
 }

@@ -71,6 +71,11 @@ pub enum RequestError {
         message: String,
     },
     Unavailable(String),
+    /// The node answered an invocation with an error.
+    NodeFailed {
+        code: String,
+        message: String,
+    },
 }
 
 /// Close reasons are limited to 123 bytes on the wire; OpenClaw cuts at 120.
@@ -217,6 +222,12 @@ pub fn refusal(r: &Refusal) -> Rejection {
             let close_reason = truncate_reason(&shape.message);
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
         }
+        RefusalKind::NodeIdInUse { node_id } => (
+            ErrorCode::InvalidRequest,
+            "node id in use by a connected node".into(),
+            d(json!({ "nodeId": node_id })),
+            CLOSE_POLICY,
+        ),
         RefusalKind::PairingBusy => (
             ErrorCode::Unavailable,
             "too many pending pairing requests; approve or reject some first".into(),
@@ -291,6 +302,8 @@ pub fn request(e: &RequestError) -> ErrorShape {
         RequestError::Store { code, message } => {
             ErrorShape::new(ErrorCode::InvalidRequest, message.clone()).with_details(json!({ "code": code }))
         }
+        RequestError::NodeFailed { code, message } => ErrorShape::new(ErrorCode::Unavailable, message.clone())
+            .with_details(json!({ "code": "NODE_ERROR", "nodeError": { "code": code, "message": message } })),
         RequestError::Unavailable(m) => {
             ErrorShape::new(ErrorCode::Unavailable, m.clone()).with_details(json!({ "code": "UNAVAILABLE" }))
         }

@@ -53,6 +53,9 @@ pub fn validate_server_frame(frame: &Value) {
         match frame["event"].as_str() {
             Some("tick") => validate_definition("TickEvent", &frame["payload"]),
             Some("shutdown") => validate_definition("ShutdownEvent", &frame["payload"]),
+            Some("device.pair.requested") => validate_definition("DevicePairRequestedEvent", &frame["payload"]),
+            Some("device.pair.resolved") => validate_definition("DevicePairResolvedEvent", &frame["payload"]),
+            Some("node.invoke.request") => validate_definition("NodeInvokeRequestEvent", &frame["payload"]),
             _ => {}
         }
     }

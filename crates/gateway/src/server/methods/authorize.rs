@@ -65,6 +65,7 @@ mod tests {
             connected_at_ms: 0,
             device_id: None,
             token_issued_at_ms: None,
+            node: None,
         }
     }
 

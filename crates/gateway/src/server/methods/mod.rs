@@ -4,6 +4,7 @@
 
 mod authorize;
 mod devices;
+mod nodes;
 mod system;
 
 use std::sync::Arc;
@@ -30,7 +31,18 @@ pub const METHODS: &[&str] = &[
     "device.pair.rename",
     "device.token.rotate",
     "device.token.revoke",
+    "node.list",
+    "node.describe",
+    "node.invoke",
+    "node.invoke.result",
+    "node.invoke.progress",
+    "node.event",
 ];
+
+/// Methods that wait on another party and must not hold up the session.
+pub fn is_long_running(method: &str) -> bool {
+    method == "node.invoke"
+}
 
 /// Authorize and serve one request.
 pub async fn call(
@@ -40,6 +52,16 @@ pub async fn call(
     params: Option<Value>,
 ) -> Result<Value, RequestError> {
     authorize(method, session)?;
+    serve(gw, session, method, params).await
+}
+
+/// Serve one request that `authorize` allowed.
+pub async fn serve(
+    gw: &Arc<Gateway>,
+    session: &Arc<SessionInfo>,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, RequestError> {
     match method {
         "health" => Ok(health_payload(gw)),
         "status" => Ok(system::status(gw, session)),
@@ -47,6 +69,12 @@ pub async fn call(
         m if m.starts_with("device.pair.") || m.starts_with("device.token.") => {
             devices::call(gw, session, m, params).await
         }
+        "node.list"
+        | "node.describe"
+        | "node.invoke"
+        | "node.invoke.result"
+        | "node.invoke.progress"
+        | "node.event" => nodes::call(gw, session, method, params).await,
         m if method_scope(m).is_some() => Err(RequestError::NotImplemented(m.to_owned())),
         m => Err(RequestError::UnknownMethod(m.to_owned())),
     }
