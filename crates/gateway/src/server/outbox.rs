@@ -120,39 +120,69 @@ fn event_text(name: &str, payload: &str, seq: u64) -> String {
 }
 
 /// Drain the queue into the socket until a close, a kill, or a write error.
+/// Frames ready together are written together and flushed once. A kill
+/// interrupts even a write blocked on a peer that stopped reading.
 pub async fn run_writer<S>(mut sink: S, mut rx: OutboxReceiver)
 where
     S: Sink<Message> + Unpin,
 {
+    const BATCH: usize = 64;
     let mut seq: u64 = 0;
+    let mut batch: Vec<Outbound> = Vec::with_capacity(BATCH);
     loop {
         let next = tokio::select! {
             biased;
-            _ = rx.kill.changed() => {
-                let reason = rx.kill.borrow().clone();
-                if let Some((code, reason)) = reason {
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close_message(code, &reason))).await;
-                }
-                break;
-            }
+            _ = rx.kill.changed() => break,
             next = rx.rx.recv() => next,
         };
-        let Some(msg) = next else { break };
-        rx.queued.fetch_sub(msg.cost(), Ordering::Relaxed);
-        let result = match msg {
-            Outbound::Text(t) => sink.send(Message::Text(t.into())).await,
-            Outbound::Event { name, payload } => {
-                seq += 1;
-                sink.send(Message::Text(event_text(&name, &payload, seq).into())).await
+        let Some(first) = next else { break };
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
             }
-            Outbound::Close { code, reason } => {
-                let _ = sink.send(close_message(code, &reason)).await;
-                break;
+        }
+        let write = async {
+            let mut closing = false;
+            for msg in batch.drain(..) {
+                rx.queued.fetch_sub(msg.cost(), Ordering::Relaxed);
+                let frame = match msg {
+                    Outbound::Text(t) => Message::Text(t.into()),
+                    Outbound::Event { name, payload } => {
+                        seq += 1;
+                        Message::Text(event_text(&name, &payload, seq).into())
+                    }
+                    Outbound::Close { code, reason } => {
+                        closing = true;
+                        close_message(code, &reason)
+                    }
+                };
+                if sink.feed(frame).await.is_err() {
+                    return false;
+                }
+                if closing {
+                    break;
+                }
             }
+            sink.flush().await.is_ok() && !closing
         };
-        if result.is_err() {
+        let keep_going = tokio::select! {
+            biased;
+            _ = rx.kill.changed() => false,
+            ok = write => ok,
+        };
+        if !keep_going {
             break;
         }
     }
-    let _ = sink.close().await;
+    // A kill: tell the peer why, if its socket still takes a frame.
+    let reason = rx.kill.borrow().clone();
+    let finish = async {
+        if let Some((code, reason)) = reason {
+            let _ = sink.send(close_message(code, &reason)).await;
+        }
+        let _ = sink.close().await;
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), finish).await;
 }
