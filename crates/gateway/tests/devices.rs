@@ -131,25 +131,40 @@ async fn remote_device_waits_for_approval_with_a_stable_request_id() {
 
 #[tokio::test]
 async fn scope_upgrades_are_silent_locally_and_pending_remotely() {
-    let gw = with_trusted_loopback_proxy(cfg()).await;
-    let id = DeviceIdentity::generate();
-    let mut local = RawConn::open_from("127.0.0.2", gw.addr, &[]).await.unwrap();
-    let res = local.handshake_device(connect_params("cli", "cli", "operator", &[READ], Some(TOKEN)), &id).await;
-    assert_eq!(res["ok"], true, "{res}");
-
-    // Remote asks for write: pending, with what is approved so far.
-    let wider = connect_params("cli", "cli", "operator", &[READ, WRITE], Some(TOKEN));
-    let (_, res) = connect(&gw, REMOTE, wider.clone(), &id).await;
-    assert_eq!(res["error"]["details"]["reason"], "scope-upgrade", "{res}");
-    assert_eq!(res["error"]["details"]["approvedScopes"], json!([READ]));
-
     // Local, with the owner's secret: approved silently (field report 3).
-    let mut local = RawConn::open_from("127.0.0.2", gw.addr, &[]).await.unwrap();
-    let res = local.handshake_device(wider, &id).await;
+    let gw = TestGateway::start(cfg(), ServerOptions::default()).await;
+    let id = DeviceIdentity::generate();
+    let (_, res) = connect(&gw, &[], connect_params("cli", "cli", "operator", &[READ], Some(TOKEN)), &id).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let wider = connect_params("cli", "cli", "operator", &[READ, WRITE], Some(TOKEN));
+    let (_, res) = connect(&gw, &[], wider.clone(), &id).await;
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["auth"]["scopes"], json!([READ, WRITE]));
     let paired = gw.gateway.store.device(&id.device_id()).unwrap().unwrap();
     assert!(paired.approved_scopes.contains(&WRITE.to_owned()));
+    gw.stop().await;
+
+    // Remote asks for more than approved: pending, with what is approved so far.
+    let gw = with_trusted_loopback_proxy(cfg()).await;
+    let id = DeviceIdentity::generate();
+    let now = clawgate::server::now_ms();
+    let mut first = clawgate::store::NewRequest::new(
+        id.device_id(),
+        id.public_key_b64url(),
+        clawgate::store::Role::Operator,
+        &[READ],
+    );
+    first.platform = Some("linux".into());
+    gw.gateway.store.pair_silently(&first, now).unwrap();
+    let (_, res) = connect(&gw, REMOTE, wider.clone(), &id).await;
+    assert_eq!(res["error"]["details"]["reason"], "scope-upgrade", "{res}");
+    assert_eq!(res["error"]["details"]["approvedScopes"], json!([READ]));
+
+    // With a trusted proxy on loopback, a local-looking caller may be a proxied
+    // one: no silent approval for it either (security review H2f).
+    let mut local = RawConn::open_from("127.0.0.2", gw.addr, &[]).await.unwrap();
+    let res = local.handshake_device(wider, &id).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
     gw.stop().await;
 }
 

@@ -36,8 +36,12 @@ async fn unattributable_proxy_requests_get_403() {
         let err = RawConn::open_with(gw.addr, &[("x-forwarded-for", xff)]).await.err().expect("refused");
         assert_eq!(err.status, 403, "{xff}");
     }
-    let err = RawConn::open_with(gw.addr, &[]).await.err().expect("a trusted proxy must say who the client is");
-    assert_eq!(err.status, 403);
+    // A headerless connection from a loopback trusted proxy is ambiguous: it is
+    // classified as local (the gateway's own callers behind a sidecar), and the
+    // decision keeps silent pairing off (tests/devices.rs).
+    let mut c = RawConn::open_with(gw.addr, &[]).await.expect("headerless loopback is not refused at the edge");
+    let res = c.handshake(common::connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN))).await;
+    assert_eq!(res["ok"], true, "{res}");
     gw.stop().await;
 }
 

@@ -5,10 +5,13 @@
 use clawgate_protocol::AuthParams;
 
 use crate::config::{AuthMode, Config};
-use crate::store::TokenCheck;
+use crate::store::{is_service_token, ServiceTokenCheck, TokenCheck};
 
 use super::decision::Role;
 use super::device_proof::VerifiedDevice;
+use super::facts::Locality;
+use super::ingress::EdgeFacts;
+use super::trusted_proxy::proxy_user;
 
 /// A credential that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +24,20 @@ pub enum Credential {
     NoneMode,
     /// A device token issued to this (proven) device for this role.
     DeviceToken { device_id: String, role: Role, scopes: Vec<String> },
+    /// A service principal's token (`cgs_<id>_<secret>` in `auth.token`):
+    /// its fixed role and scopes are the ceiling of what it gets.
+    ServiceToken {
+        /// The principal's name.
+        principal: String,
+        principal_id: String,
+        role: Role,
+        scopes: Vec<String>,
+        /// When the secret it presented was issued (a rotation changes it).
+        issued_at_ms: u64,
+    },
+    /// A user named by the trusted proxy's user header, or `loopbackUser`
+    /// for a headerless direct-local caller (`via_loopback_user`).
+    ProxyUser { user: String, via_loopback_user: bool },
 }
 
 impl Credential {
@@ -36,6 +53,8 @@ impl Credential {
             Credential::SharedPassword => "password",
             Credential::NoneMode => "none",
             Credential::DeviceToken { .. } => "device-token",
+            Credential::ServiceToken { .. } => "service-token",
+            Credential::ProxyUser { .. } => "trusted-proxy",
         }
     }
 
@@ -45,6 +64,8 @@ impl Credential {
             Credential::SharedPassword => "shared-password",
             Credential::NoneMode => "none-mode",
             Credential::DeviceToken { .. } => "device-token",
+            Credential::ServiceToken { .. } => "service-token",
+            Credential::ProxyUser { .. } => "proxy-user",
         }
     }
 }
@@ -62,6 +83,22 @@ pub enum AuthReason {
     DeviceTokenMismatch,
     /// A device token asked for more than it grants.
     ScopeMismatch,
+    /// A `cgs_` service token that is unknown, wrong, rotated or revoked
+    /// (one answer for all, so the reason is no oracle). Counted with
+    /// shared-secret failures.
+    ServiceTokenInvalid,
+    /// trusted-proxy mode without a usable `gateway.auth.trustedProxy`.
+    TrustedProxyConfigMissing,
+    /// The socket is not in `gateway.trustedProxies` (and no loopbackUser applies).
+    TrustedProxyUntrustedSource,
+    /// A trusted proxy on a loopback address without `allowLoopback`.
+    TrustedProxyLoopbackSource,
+    /// A required header is missing: `trusted_proxy_missing_header_<name as configured>`.
+    TrustedProxyMissingHeader(&'static str),
+    /// The trusted proxy sent no (or a blank) user header.
+    TrustedProxyUserMissing,
+    /// The user is not in `allowUsers`.
+    TrustedProxyUserNotAllowed,
 }
 
 impl AuthReason {
@@ -76,6 +113,13 @@ impl AuthReason {
             AuthReason::PasswordMissingConfig => "password_missing_config",
             AuthReason::DeviceTokenMismatch => "device_token_mismatch",
             AuthReason::ScopeMismatch => "scope_mismatch",
+            AuthReason::ServiceTokenInvalid => "service_token_invalid",
+            AuthReason::TrustedProxyConfigMissing => "trusted_proxy_config_missing",
+            AuthReason::TrustedProxyUntrustedSource => "trusted_proxy_untrusted_source",
+            AuthReason::TrustedProxyLoopbackSource => "trusted_proxy_loopback_source",
+            AuthReason::TrustedProxyMissingHeader(reason) => reason,
+            AuthReason::TrustedProxyUserMissing => "trusted_proxy_user_missing",
+            AuthReason::TrustedProxyUserNotAllowed => "trusted_proxy_user_not_allowed",
         }
     }
 
@@ -90,6 +134,13 @@ impl AuthReason {
             AuthReason::PasswordMissingConfig => "AUTH_PASSWORD_NOT_CONFIGURED",
             AuthReason::DeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
             AuthReason::ScopeMismatch => "AUTH_SCOPE_MISMATCH",
+            AuthReason::ServiceTokenInvalid => "AUTH_SERVICE_TOKEN_INVALID",
+            AuthReason::TrustedProxyMissingHeader(_) => "AUTH_IDENTITY_HEADER_REQUIRED",
+            AuthReason::TrustedProxyConfigMissing
+            | AuthReason::TrustedProxyUntrustedSource
+            | AuthReason::TrustedProxyLoopbackSource
+            | AuthReason::TrustedProxyUserMissing
+            | AuthReason::TrustedProxyUserNotAllowed => "AUTH_UNAUTHORIZED",
         }
     }
 
@@ -104,6 +155,15 @@ impl AuthReason {
             AuthReason::PasswordMissingConfig => "unauthorized: gateway password not configured on the gateway",
             AuthReason::DeviceTokenMismatch => "unauthorized: device token mismatch (rotate/reissue device token)",
             AuthReason::ScopeMismatch => "unauthorized: device token scope mismatch (re-pair or approve scope upgrade)",
+            AuthReason::ServiceTokenInvalid => {
+                "unauthorized: service token invalid (unknown, rotated or revoked; ask for a new one)"
+            }
+            AuthReason::TrustedProxyMissingHeader(_) => "unauthorized: a required identity header is missing",
+            AuthReason::TrustedProxyConfigMissing
+            | AuthReason::TrustedProxyUntrustedSource
+            | AuthReason::TrustedProxyLoopbackSource
+            | AuthReason::TrustedProxyUserMissing
+            | AuthReason::TrustedProxyUserNotAllowed => "unauthorized",
         }
     }
 
@@ -114,11 +174,31 @@ impl AuthReason {
             | AuthReason::TokenMissingConfig
             | AuthReason::PasswordMissing
             | AuthReason::PasswordMissingConfig => "update_auth_configuration",
-            AuthReason::TokenMismatch | AuthReason::PasswordMismatch | AuthReason::DeviceTokenMismatch => {
-                "update_auth_credentials"
-            }
-            AuthReason::ScopeMismatch => "review_auth_configuration",
+            AuthReason::TokenMismatch
+            | AuthReason::PasswordMismatch
+            | AuthReason::DeviceTokenMismatch
+            | AuthReason::ServiceTokenInvalid => "update_auth_credentials",
+            AuthReason::ScopeMismatch
+            | AuthReason::TrustedProxyConfigMissing
+            | AuthReason::TrustedProxyUntrustedSource
+            | AuthReason::TrustedProxyLoopbackSource
+            | AuthReason::TrustedProxyMissingHeader(_)
+            | AuthReason::TrustedProxyUserMissing
+            | AuthReason::TrustedProxyUserNotAllowed => "review_auth_configuration",
         }
+    }
+
+    /// Does this failure count against the address in the failed-auth
+    /// limiter? Only a wrong secret does (a missing one does not, and the
+    /// proxy's verdicts are not guesses at a secret).
+    pub fn counts_as_failure(self) -> bool {
+        matches!(
+            self,
+            AuthReason::TokenMismatch
+                | AuthReason::PasswordMismatch
+                | AuthReason::DeviceTokenMismatch
+                | AuthReason::ServiceTokenInvalid
+        )
     }
 }
 
@@ -211,6 +291,83 @@ pub fn check_credential(
         // The value was sent as the shared token: report the shared failure,
         // which tells the client it may retry with its device token.
         _ => shared,
+    }
+}
+
+/// The store lookups a credential check may need.
+pub struct Lookups<'a> {
+    /// `(device id, role, presented token)` → the device token check.
+    pub device_token: &'a mut dyn FnMut(&str, Role, &str) -> TokenCheck,
+    /// A presented `cgs_…` token → the service token check.
+    pub service_token: &'a mut dyn FnMut(&str) -> ServiceTokenCheck,
+}
+
+/// The credential check the server runs at connect (and `auth explain` with
+/// it), in this order:
+///
+/// 1. A service token in `auth.token` (the `cgs_` prefix says so) — in any
+///    mode. Unknown, wrong, rotated and revoked all answer
+///    `service_token_invalid`, counted like a wrong shared secret.
+/// 2. Modes none, token, password: [`check_credential`].
+/// 3. trusted-proxy mode: a direct-local caller that sends `auth.password`
+///    while `gateway.auth.password` is set has it checked (reference §4.2
+///    step 4; an explicit secret is never passed over for `loopbackUser`);
+///    otherwise a proven device's own token, if it sent one; otherwise the
+///    proxy's user ([`proxy_user`]) or its refusal reason.
+pub fn check_connect_credential(
+    auth: Option<&AuthParams>,
+    config: &Config,
+    edge: &EdgeFacts,
+    locality: &Locality,
+    proven: Option<&VerifiedDevice>,
+    role: Option<Role>,
+    lookups: Lookups<'_>,
+) -> CredentialCheck {
+    if let Some(token) = auth.and_then(|a| presented(a.token.as_ref())).filter(|t| is_service_token(t)) {
+        // The shared token itself could start with the prefix, by chance.
+        let is_shared = config.auth_mode == AuthMode::Token
+            && config.token.as_ref().is_some_and(|s| s.digest().matches(token.as_bytes()));
+        if !is_shared {
+            return match (lookups.service_token)(token) {
+                ServiceTokenCheck::Valid(p) => CredentialCheck::Verified(Credential::ServiceToken {
+                    issued_at_ms: p.issued_at_ms(),
+                    principal: p.name,
+                    principal_id: p.principal_id,
+                    role: p.role,
+                    scopes: p.scopes,
+                }),
+                _ => CredentialCheck::Failed(AuthReason::ServiceTokenInvalid),
+            };
+        }
+    }
+    if config.auth_mode != AuthMode::TrustedProxy {
+        return check_credential(auth, config, proven, role, lookups.device_token);
+    }
+
+    let password = auth.and_then(|a| presented(a.password.as_ref()));
+    if let (true, Some(given), Some(secret)) = (locality.is_direct_local(), password, config.password.as_ref()) {
+        return if secret.digest().matches(given.as_bytes()) {
+            CredentialCheck::Verified(Credential::SharedPassword)
+        } else {
+            CredentialCheck::Failed(AuthReason::PasswordMismatch)
+        };
+    }
+    if let (Some(device), Some(role)) = (proven, role) {
+        let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
+        if let Some(candidate) = explicit {
+            return match (lookups.device_token)(&device.device_id, role, candidate) {
+                TokenCheck::Valid { scopes } => CredentialCheck::Verified(Credential::DeviceToken {
+                    device_id: device.device_id.clone(),
+                    role,
+                    scopes,
+                }),
+                _ => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
+            };
+        }
+    }
+    match proxy_user(edge, locality, config) {
+        Ok(user) => CredentialCheck::Verified(user),
+        Err(reason) => CredentialCheck::Failed(reason),
     }
 }
 

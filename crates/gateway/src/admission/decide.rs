@@ -41,8 +41,69 @@ fn owner_secret<'a>(check: &'a CredentialCheck, config: &Config) -> Option<&'a C
     check.verified().filter(|c| match c {
         Credential::SharedToken | Credential::SharedPassword => true,
         Credential::NoneMode => config.is_loopback_bind(),
-        Credential::DeviceToken { .. } => false,
+        // Holding some credential never counts as holding the owner's (H1).
+        Credential::DeviceToken { .. } | Credential::ServiceToken { .. } | Credential::ProxyUser { .. } => false,
     })
+}
+
+/// What `gateway.trustedLocalServices` says about a local program.
+enum LocalServiceGate {
+    /// Not set, or this client is listed and within its entry.
+    Open,
+    /// Set, and this client is not listed: `local-owner` does not apply.
+    NotListed,
+    Refuse(RefusalKind, String),
+}
+
+fn local_service_gate(
+    config: &Config,
+    client_id: &str,
+    mode: &str,
+    role: Role,
+    requested: &[String],
+) -> LocalServiceGate {
+    let Some(services) = &config.trusted_local_services else { return LocalServiceGate::Open };
+    let Some(entry) = services.iter().find(|s| s.client_id == client_id && s.mode == mode) else {
+        return LocalServiceGate::NotListed;
+    };
+    if !entry.roles.contains(&role) {
+        let allowed: Vec<&str> = entry.roles.iter().map(|r| r.as_str()).collect();
+        return LocalServiceGate::Refuse(
+            RefusalKind::RoleNotGranted { requested: role, allowed: entry.roles.clone(), why: "local-service-role" },
+            format!(
+                "gateway.trustedLocalServices lets {client_id}/{mode} connect as {} only; add {} to its roles",
+                allowed.join(" or "),
+                role.as_str()
+            ),
+        );
+    }
+    if let Some(max) = &entry.max_scopes {
+        let excess = not_covered(requested, max);
+        if !excess.is_empty() {
+            return LocalServiceGate::Refuse(
+                RefusalKind::LocalServiceCeiling {
+                    client_id: client_id.to_owned(),
+                    mode: mode.to_owned(),
+                    not_granted: excess.clone(),
+                    max_scopes: max.clone(),
+                },
+                format!(
+                    "{} is above the maxScopes ceiling of {client_id}/{mode} in gateway.trustedLocalServices; \
+                     ask for less, or raise the ceiling",
+                    excess.join(", ")
+                ),
+            );
+        }
+    }
+    LocalServiceGate::Open
+}
+
+fn list_or_none(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        "no scopes".to_owned()
+    } else {
+        scopes.join(", ")
+    }
 }
 
 fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &mut Vec<TraceStep>) -> Decision {
@@ -133,6 +194,28 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
                 AuthReason::ScopeMismatch => {
                     "ask for no more than the device token grants, or get a scope upgrade approved"
                 }
+                AuthReason::ServiceTokenInvalid => {
+                    "the service token is unknown, rotated or revoked: get a current one from the gateway's owner \
+                     (clawgate services add or rotate)"
+                }
+                AuthReason::TrustedProxyConfigMissing => {
+                    "trusted-proxy mode needs gateway.auth.trustedProxy and gateway.trustedProxies"
+                }
+                AuthReason::TrustedProxyUntrustedSource => {
+                    "connect through the authenticating proxy: identity headers count only from an address in \
+                     gateway.trustedProxies (local programs: gateway.auth.trustedProxy.allowLoopback and loopbackUser, \
+                     or the gateway password)"
+                }
+                AuthReason::TrustedProxyLoopbackSource => {
+                    "the proxy connects from a loopback address: set gateway.auth.trustedProxy.allowLoopback to true"
+                }
+                AuthReason::TrustedProxyMissingHeader(_) => {
+                    "the proxy must send every header in gateway.auth.trustedProxy.requiredHeaders"
+                }
+                AuthReason::TrustedProxyUserMissing => {
+                    "the proxy must send the authenticated user in gateway.auth.trustedProxy.userHeader"
+                }
+                AuthReason::TrustedProxyUserNotAllowed => "this user is not in gateway.auth.trustedProxy.allowUsers",
             };
             return refuse(
                 trace,
@@ -159,8 +242,10 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
     }
 
     // local-owner: a local program holding the owner's secret.
+    let mut unlisted_local_service = false;
     match owner {
         Some(cred) if f.locality.is_direct_local() && !browser => {
+            let gate = local_service_gate(config, &client.id, &client.mode, role, &requested);
             if !config.local_owner {
                 pass(trace, RuleId::LocalOwner, "turned off by gateway.auth.localOwner = false");
             } else if role == Role::Node && !requested.is_empty() {
@@ -170,6 +255,15 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
                     RefusalKind::ScopesNotGranted { not_granted: requested, why: "node-role-has-no-scopes" },
                     "connect with role node and no scopes; operator scopes belong to role operator",
                 );
+            } else if let LocalServiceGate::NotListed = gate {
+                unlisted_local_service = true;
+                pass(
+                    trace,
+                    RuleId::LocalOwner,
+                    format!("gateway.trustedLocalServices does not list {}/{}", client.id, client.mode),
+                );
+            } else if let LocalServiceGate::Refuse(kind, hint) = gate {
+                return refuse(trace, RuleId::LocalOwner, kind, hint);
             } else {
                 trace.push(TraceStep {
                     rule: RuleId::LocalOwner,
@@ -192,8 +286,109 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
         None => pass(trace, RuleId::LocalOwner, "needs the owner's secret"),
     }
 
+    // service-principal: a service token, from anywhere, with no device block.
+    if let Some(cred @ Credential::ServiceToken { principal, principal_id, role: granted_role, scopes: granted, .. }) =
+        f.credential.verified()
+    {
+        if role != *granted_role {
+            return refuse(
+                trace,
+                RuleId::ServicePrincipal,
+                RefusalKind::RoleNotGranted {
+                    requested: role,
+                    allowed: vec![*granted_role],
+                    why: "service-principal-role",
+                },
+                format!("service principal {principal} has role {}; connect with that role", granted_role.as_str()),
+            );
+        }
+        let excess = not_covered(&requested, granted);
+        if !excess.is_empty() {
+            return refuse(
+                trace,
+                RuleId::ServicePrincipal,
+                RefusalKind::ScopesNotGranted { not_granted: excess, why: "beyond-service-principal-scopes" },
+                format!(
+                    "service principal {principal} holds {}; ask for no more, or add a principal with those scopes \
+                     (clawgate services add)",
+                    list_or_none(granted)
+                ),
+            );
+        }
+        trace.push(TraceStep {
+            rule: RuleId::ServicePrincipal,
+            decided: true,
+            note: format!("service principal {principal}; admitted as {} within its scopes", role.as_str()),
+        });
+        return Decision::Admit(Admission {
+            rule: RuleId::ServicePrincipal,
+            principal: Principal::Service { name: principal.clone(), principal_id: principal_id.clone() },
+            role,
+            scopes: requested,
+            credential: cred.clone(),
+            negotiated,
+            device: None,
+        });
+    }
     pass(trace, RuleId::ServicePrincipal, "no service token presented");
-    pass(trace, RuleId::TrustedProxy, "auth mode is not trusted-proxy");
+
+    // trusted-proxy: the user the proxy vouched for, or loopbackUser.
+    match f.credential.verified() {
+        Some(Credential::ProxyUser { via_loopback_user: true, .. }) if browser => {
+            pass(trace, RuleId::TrustedProxyLoopbackUser, "browsers never get the loopback user")
+        }
+        Some(Credential::ProxyUser { via_loopback_user: true, .. }) if !f.locality.is_direct_local() => {
+            pass(trace, RuleId::TrustedProxyLoopbackUser, "not direct-local")
+        }
+        Some(cred @ Credential::ProxyUser { user, via_loopback_user }) => {
+            let rule = if *via_loopback_user { RuleId::TrustedProxyLoopbackUser } else { RuleId::TrustedProxy };
+            if role != Role::Operator {
+                return refuse(
+                    trace,
+                    rule,
+                    RefusalKind::RoleNotGranted {
+                        requested: role,
+                        allowed: vec![Role::Operator],
+                        why: "proxy-users-are-operators",
+                    },
+                    "a user authenticated by the proxy connects as operator; nodes use a device or a service token",
+                );
+            }
+            let ceiling = config.identity_scopes_for(user);
+            let excess = not_covered(&requested, ceiling);
+            if !excess.is_empty() {
+                return refuse(
+                    trace,
+                    rule,
+                    RefusalKind::ScopesNotGranted { not_granted: excess, why: "beyond-identity-scopes" },
+                    format!(
+                        "gateway.auth.identityScopes grants this user {}; ask for no more, or add the scopes there",
+                        list_or_none(ceiling)
+                    ),
+                );
+            }
+            trace.push(TraceStep {
+                rule,
+                decided: true,
+                note: if *via_loopback_user {
+                    format!("headerless direct-local caller; admitted as the loopback user {user}")
+                } else {
+                    format!("user {user} vouched for by a trusted proxy; within its identityScopes")
+                },
+            });
+            return Decision::Admit(Admission {
+                rule,
+                principal: Principal::ProxyUser { user: user.clone() },
+                role,
+                scopes: requested,
+                credential: cred.clone(),
+                negotiated,
+                device: None,
+            });
+        }
+        _ if config.auth_mode == AuthMode::TrustedProxy => pass(trace, RuleId::TrustedProxy, "no proxy user"),
+        _ => pass(trace, RuleId::TrustedProxy, "auth mode is not trusted-proxy"),
+    }
 
     if browser {
         return refuse(
@@ -237,6 +432,18 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
     };
     if f.locality.is_direct_local() && !config.local_owner && owner.is_some() {
         return refuse(trace, RuleId::NoIdentity, RefusalKind::LocalOwnerDisabled, hint);
+    }
+    if unlisted_local_service {
+        return refuse(
+            trace,
+            RuleId::NoIdentity,
+            RefusalKind::LocalServiceNotListed { client_id: client.id.clone(), mode: client.mode.clone() },
+            format!(
+                "gateway.trustedLocalServices does not list {}/{}: add it there, pair a device (clawgate devices \
+                 approve), or use a service token (clawgate services add)",
+                client.id, client.mode
+            ),
+        );
     }
     refuse(trace, RuleId::NoIdentity, RefusalKind::DeviceIdentityRequired { role, requested_scopes: requested }, hint)
 }
@@ -303,6 +510,24 @@ fn device_branch(
         {
             c
         }
+        CredentialCheck::Verified(Credential::ServiceToken { .. }) => {
+            return refuse(
+                trace,
+                RuleId::ServicePrincipal,
+                RefusalKind::ServiceTokenWithDevice,
+                "a service token is an identity of its own: connect without a device block \
+                 (skip the device identity in the client)",
+            );
+        }
+        CredentialCheck::Verified(Credential::ProxyUser { .. }) => {
+            return refuse(
+                trace,
+                RuleId::TrustedProxy,
+                RefusalKind::ProxyUserDeviceUnsupported,
+                "devices cannot be paired to proxy users yet: connect without a device block, use the gateway \
+                 password from the gateway host, or a service token",
+            );
+        }
         _ => {
             let reason = if config.auth_mode == AuthMode::Password {
                 AuthReason::PasswordMissing
@@ -317,6 +542,16 @@ fn device_branch(
             );
         }
     };
+    // A node carries no operator scopes, paired or not (as in local-owner):
+    // refuse rather than admit them or record them in a pairing.
+    if role == Role::Node && !requested.is_empty() {
+        return refuse(
+            trace,
+            RuleId::DevicePaired,
+            RefusalKind::ScopesNotGranted { not_granted: requested, why: "node-role-has-no-scopes" },
+            "connect with role node and no scopes; operator scopes belong to role operator",
+        );
+    }
     let owner = owner_secret(&f.credential, config).is_some();
     let paired = view.and_then(|v| v.device.as_ref()).filter(|d| d.public_key == device.public_key_b64url);
 
@@ -400,6 +635,8 @@ fn device_branch(
         Some("role and metadata changes always need an explicit approval")
     } else if !config.auto_approve_local {
         Some("turned off by gateway.nodes.pairing.autoApproveLocal = false")
+    } else if config.loopback_is_trusted_proxy() {
+        Some("a trusted proxy runs on loopback, so a local-looking caller may be a proxied one")
     } else {
         None
     };

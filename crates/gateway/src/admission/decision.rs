@@ -39,6 +39,11 @@ pub enum Principal {
     ScopelessSecretHolder,
     /// A paired device (or one being paired silently right now).
     Device { device_id: String },
+    /// A service principal (rule `service-principal`).
+    Service { name: String, principal_id: String },
+    /// A user the trusted proxy vouched for, or `loopbackUser` (rules
+    /// `trusted-proxy`, `trusted-proxy-loopback-user`).
+    ProxyUser { user: String },
 }
 
 /// Why a device needs (re-)approval.
@@ -165,6 +170,31 @@ pub enum RefusalKind {
     NodeIdInUse {
         node_id: String,
     },
+    /// A service token together with a device block: a service principal
+    /// is its own identity and never pairs a device.
+    ServiceTokenWithDevice,
+    /// The requested role is not one this credential may take.
+    RoleNotGranted {
+        requested: Role,
+        allowed: Vec<Role>,
+        why: &'static str,
+    },
+    /// A `gateway.trustedLocalServices` entry's `maxScopes` ceiling was
+    /// exceeded: refused, never trimmed.
+    LocalServiceCeiling {
+        client_id: String,
+        mode: String,
+        not_granted: Vec<String>,
+        max_scopes: Vec<String>,
+    },
+    /// `gateway.trustedLocalServices` is set and does not list this client.
+    LocalServiceNotListed {
+        client_id: String,
+        mode: String,
+    },
+    /// A proxy user with a device block: pairing devices to proxy users
+    /// (binding the device to the user who paired it) is not built yet.
+    ProxyUserDeviceUnsupported,
 }
 
 impl RefusalKind {
@@ -187,6 +217,11 @@ impl RefusalKind {
             RefusalKind::StoreUnavailable => "STORE_UNAVAILABLE",
             RefusalKind::RateLimited { .. } => "AUTH_RATE_LIMITED",
             RefusalKind::NodeIdInUse { .. } => "NODE_ID_IN_USE",
+            RefusalKind::ServiceTokenWithDevice => "SERVICE_TOKEN_WITH_DEVICE",
+            RefusalKind::RoleNotGranted { .. } => "ROLE_NOT_GRANTED",
+            RefusalKind::LocalServiceCeiling { .. } => "LOCAL_SERVICE_SCOPE_CEILING",
+            RefusalKind::LocalServiceNotListed { .. } => "DEVICE_IDENTITY_REQUIRED",
+            RefusalKind::ProxyUserDeviceUnsupported => "TRUSTED_PROXY_DEVICE_UNSUPPORTED",
         }
     }
 
@@ -209,6 +244,11 @@ impl RefusalKind {
             RefusalKind::StoreUnavailable => "store-unavailable",
             RefusalKind::RateLimited { .. } => "rate_limited",
             RefusalKind::NodeIdInUse { .. } => "node-id-in-use",
+            RefusalKind::ServiceTokenWithDevice => "service-token-with-device",
+            RefusalKind::RoleNotGranted { why, .. } => why,
+            RefusalKind::LocalServiceCeiling { .. } => "above-local-service-ceiling",
+            RefusalKind::LocalServiceNotListed { .. } => "local-service-not-listed",
+            RefusalKind::ProxyUserDeviceUnsupported => "proxy-user-device-pairing-unsupported",
         }
     }
 }

@@ -89,13 +89,16 @@ pub enum UpgradeRefusal {
     ProxyAttributionRequired(String),
     /// A loopback socket with a non-loopback Host.
     MisdirectedHost(String),
+    /// The configured trusted-proxy user header or a required header, from a
+    /// socket that is not in `gateway.trustedProxies`: a forged identity.
+    UntrustedIdentityHeader(String),
 }
 
 impl UpgradeRefusal {
     pub fn status(&self) -> u16 {
         match self {
             UpgradeRefusal::BadHeaders(_) => 400,
-            UpgradeRefusal::ProxyAttributionRequired(_) => 403,
+            UpgradeRefusal::ProxyAttributionRequired(_) | UpgradeRefusal::UntrustedIdentityHeader(_) => 403,
             UpgradeRefusal::MisdirectedHost(_) => 421,
         }
     }
@@ -105,6 +108,8 @@ impl UpgradeRefusal {
             UpgradeRefusal::BadHeaders(_) => "bad_request_headers",
             UpgradeRefusal::ProxyAttributionRequired(_) => "proxy_attribution_required",
             UpgradeRefusal::MisdirectedHost(_) => "misdirected_host",
+            // The reference's reason for the same situation (§4.3 step 2).
+            UpgradeRefusal::UntrustedIdentityHeader(_) => "trusted_proxy_untrusted_source",
         }
     }
 
@@ -112,7 +117,8 @@ impl UpgradeRefusal {
         match self {
             UpgradeRefusal::BadHeaders(m)
             | UpgradeRefusal::ProxyAttributionRequired(m)
-            | UpgradeRefusal::MisdirectedHost(m) => m,
+            | UpgradeRefusal::MisdirectedHost(m)
+            | UpgradeRefusal::UntrustedIdentityHeader(m) => m,
         }
     }
 }
@@ -146,7 +152,17 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
     };
     let peer = net::canonical(edge.peer.ip());
 
-    if config.is_trusted_proxy(peer) {
+    // A headerless request from a trusted proxy on loopback is ambiguous: the
+    // proxy forgot its headers, or a local program connected directly (the
+    // gateway's own loopback callers behind a sidecar, field report 5). It is
+    // classified like any loopback connection; `decide` then keeps silent
+    // pairing off while loopback is a trusted proxy (security review H2f).
+    let identity_headers = config.trusted_proxy.as_ref().is_some_and(|tp| {
+        let present = |h: &str| edge.header(&h.to_ascii_lowercase()).is_some();
+        tp.identity_headers().any(present)
+    });
+    let headerless_loopback = net::is_loopback(peer) && edge.proxy_evidence().is_empty() && !identity_headers;
+    if config.is_trusted_proxy(peer) && !headerless_loopback {
         let xff: Vec<&str> = edge.header_values("x-forwarded-for").collect();
         return match client_ip_through_proxies(&xff, &config.trusted_proxies) {
             Ok(ip) if net::is_loopback(ip) => Err(UpgradeRefusal::ProxyAttributionRequired(
@@ -159,6 +175,19 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
                 ForwardedError::OnlyTrustedHops => "X-Forwarded-For names only trusted proxies".into(),
             })),
         };
+    }
+
+    // The configured identity headers are proxy evidence too, and a forgery
+    // from anyone but a trusted proxy: refused, never ignored.
+    if let Some(tp) = &config.trusted_proxy {
+        let forged: Vec<&str> = tp.identity_headers().filter(|h| edge.header(h).is_some()).collect();
+        if !forged.is_empty() {
+            return Err(UpgradeRefusal::UntrustedIdentityHeader(format!(
+                "trusted_proxy_untrusted_source: {} sent by {peer}, which is not in gateway.trustedProxies; \
+                 identity headers are honoured only from the authenticating proxy",
+                forged.join(", ")
+            )));
+        }
     }
 
     let evidence = edge.proxy_evidence();
@@ -248,8 +277,13 @@ mod tests {
         );
         let e = edge("127.0.0.1:5000", &[("host", "localhost"), ("x-forwarded-for", "127.0.0.1")]);
         assert_eq!(classify_upgrade(&e, &cfg(&["127.0.0.1"])).unwrap_err().status(), 403);
+        // Headerless from a loopback trusted proxy: ambiguous, classified as a
+        // loopback connection (decide keeps silent pairing off).
         let e = edge("127.0.0.1:5000", &[("host", "localhost")]);
-        assert_eq!(classify_upgrade(&e, &cfg(&["127.0.0.1"])).unwrap_err().status(), 403);
+        assert_eq!(classify_upgrade(&e, &cfg(&["127.0.0.1"])), Ok(Locality::DirectLocal));
+        // A non-loopback trusted proxy must always say who the client is.
+        let e = edge("10.0.0.2:5000", &[("host", "gw.example")]);
+        assert_eq!(classify_upgrade(&e, &cfg(&["10.0.0.2"])).unwrap_err().status(), 403);
     }
 
     #[test]
@@ -257,6 +291,31 @@ mod tests {
         assert_eq!(classify_upgrade(&edge("127.0.0.1:1", &[]), &cfg(&[])).unwrap_err().status(), 400);
         let e = edge("127.0.0.1:1", &[("host", "localhost"), ("host", "evil.example")]);
         assert_eq!(classify_upgrade(&e, &cfg(&[])).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn identity_headers_from_untrusted_sockets_are_refused() {
+        let mut c = cfg(&["10.0.0.1"]);
+        c.auth_mode = AuthMode::TrustedProxy;
+        c.token = None;
+        c.trusted_proxy =
+            Some(crate::config::TrustedProxyConfig::new("X-Auth-Request-User", &["X-Auth-Request-Email"]));
+        for h in ["x-auth-request-user", "X-Auth-Request-Email"] {
+            for peer in ["127.0.0.1:5000", "192.0.2.7:5000"] {
+                let e = edge(peer, &[("host", "localhost"), (h, "alice")]);
+                let r = classify_upgrade(&e, &c).unwrap_err();
+                assert_eq!((r.status(), r.code()), (403, "trusted_proxy_untrusted_source"), "{h} from {peer}");
+            }
+        }
+        // From the trusted proxy, they are what it is there for.
+        let e = edge(
+            "10.0.0.1:5000",
+            &[("host", "gw.example"), ("x-forwarded-for", "203.0.113.5"), ("x-auth-request-user", "alice")],
+        );
+        assert!(classify_upgrade(&e, &c).is_ok());
+        // Without trusted-proxy mode the header means nothing special.
+        let e = edge("127.0.0.1:5000", &[("host", "localhost"), ("x-auth-request-user", "alice")]);
+        assert_eq!(classify_upgrade(&e, &cfg(&[])), Ok(Locality::DirectLocal));
     }
 
     #[test]

@@ -7,12 +7,16 @@
 
 pub mod credential;
 pub mod decide;
+#[cfg(test)]
+mod decide_tests;
 pub mod decision;
 pub mod device_proof;
+pub mod explain;
 pub mod facts;
 pub mod ingress;
 pub mod origin;
 pub mod rules;
+pub mod trusted_proxy;
 
 pub use credential::{AuthReason, Credential, CredentialCheck};
 pub use decide::decide;

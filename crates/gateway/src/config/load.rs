@@ -180,6 +180,7 @@ pub fn load(
         }
     }
 
+    let token_source = token.clone();
     let token = match (auth_mode, token) {
         (AuthMode::Token, None) => {
             let (value, path) = generate_token()?;
@@ -204,12 +205,6 @@ pub fn load(
                 ),
             ));
         }
-        AuthMode::TrustedProxy => {
-            return Err(unsafe_key(
-                "gateway.auth.mode",
-                "trusted-proxy mode is not available in this version of clawgate".into(),
-            ));
-        }
         _ => {}
     }
 
@@ -218,6 +213,58 @@ pub fn load(
         let net: IpNet = entry.parse().map_err(|e| unsafe_key(&format!("gateway.trustedProxies[{i}]"), e))?;
         trusted_proxies.push(net);
     }
+
+    let trusted_proxy = match auth_mode {
+        AuthMode::TrustedProxy => {
+            if let Some((_, source)) = &token_source {
+                return Err(unsafe_key(
+                    &source_key(source, "token"),
+                    "a gateway token is configured, but trusted-proxy mode has no token fallback: the proxy's \
+                     user header is the credential. Remove the token (service tokens still work), or use token mode"
+                        .into(),
+                ));
+            }
+            Some(trusted_proxy_config(g.auth.trusted_proxy.as_ref(), &trusted_proxies)?)
+        }
+        AuthMode::None => {
+            // Mode none makes every local process the owner; nothing may widen
+            // who counts as local (security review H4).
+            if !trusted_proxies.is_empty() {
+                return Err(unsafe_key(
+                    "gateway.trustedProxies",
+                    "auth mode \"none\" cannot be combined with trusted proxies: whatever the proxy forwards \
+                     would reach a gateway without a secret; use token mode"
+                        .into(),
+                ));
+            }
+            if let Some(tp) = &g.auth.trusted_proxy {
+                if tp.allow_loopback.is_some() || tp.loopback_user.is_some() {
+                    return Err(unsafe_key(
+                        "gateway.auth.trustedProxy",
+                        "auth mode \"none\" cannot be combined with trustedProxy.allowLoopback or loopbackUser".into(),
+                    ));
+                }
+            }
+            None
+        }
+        // OpenClaw configs may carry a trustedProxy section while another mode
+        // is active; it is not used then.
+        AuthMode::Token | AuthMode::Password => None,
+    };
+
+    let mut identity_scopes = std::collections::BTreeMap::new();
+    for (user, scopes) in &g.auth.identity_scopes {
+        let key = format!("gateway.auth.identityScopes[{user:?}]");
+        if user.trim().is_empty() || user.trim() != user {
+            return Err(unsafe_key(&key, "user names must be non-empty, without surrounding spaces".into()));
+        }
+        identity_scopes.insert(user.clone(), checked_scope_list(&key, scopes)?);
+    }
+
+    let trusted_local_services = match &g.trusted_local_services {
+        None => None,
+        Some(entries) => Some(trusted_local_services(entries)?),
+    };
 
     let mut allowed_origins = Vec::with_capacity(g.control_ui.allowed_origins.len());
     for (i, origin) in g.control_ui.allowed_origins.iter().enumerate() {
@@ -242,7 +289,159 @@ pub fn load(
         trusted_proxies,
         allowed_origins,
         auto_approve_local: g.nodes.pairing.auto_approve_local.unwrap_or(true),
+        trusted_proxy,
+        identity_scopes,
+        trusted_local_services,
     })
+}
+
+/// A header name as HTTP allows it (a token), checked and named by key.
+fn header_name(key: &str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(unsafe_key(key, format!("{value:?} is not a valid HTTP header name")))
+    }
+}
+
+/// Operator scopes, normalized. Unknown `operator.*` names are kept (the
+/// protocol may grow), anything else is an error.
+fn checked_scope_list(key: &str, scopes: &[String]) -> Result<Vec<String>, ConfigError> {
+    for (i, scope) in scopes.iter().enumerate() {
+        if !scope.trim().starts_with("operator.") {
+            return Err(unsafe_key(&format!("{key}[{i}]"), format!("{scope:?} is not an operator scope (operator.*)")));
+        }
+    }
+    Ok(clawgate_protocol::scopes::normalize(scopes))
+}
+
+/// `gateway.auth.trustedProxy` for trusted-proxy mode: every key it needs,
+/// and none of the combinations that hand out identities by accident.
+fn trusted_proxy_config(
+    section: Option<&super::TrustedProxySection>,
+    trusted_proxies: &[IpNet],
+) -> Result<super::TrustedProxyConfig, ConfigError> {
+    const KEY: &str = "gateway.auth.trustedProxy";
+    let Some(tp) = section else {
+        return Err(unsafe_key(
+            KEY,
+            "trusted-proxy mode needs gateway.auth.trustedProxy with at least userHeader".into(),
+        ));
+    };
+    if trusted_proxies.is_empty() {
+        return Err(unsafe_key(
+            "gateway.trustedProxies",
+            "trusted-proxy mode needs the proxy's address (IP or CIDR) in gateway.trustedProxies: the user \
+             header is honoured only from there"
+                .into(),
+        ));
+    }
+    let user_header = match &tp.user_header {
+        None => {
+            return Err(unsafe_key(
+                &format!("{KEY}.userHeader"),
+                "trusted-proxy mode needs the header the proxy puts the user in (e.g. \"x-forwarded-user\")".into(),
+            ))
+        }
+        Some(h) => header_name(&format!("{KEY}.userHeader"), h)?,
+    };
+    let mut required_headers = Vec::with_capacity(tp.required_headers.len());
+    for (i, h) in tp.required_headers.iter().enumerate() {
+        required_headers.push(super::RequiredHeader::new(&header_name(&format!("{KEY}.requiredHeaders[{i}]"), h)?));
+    }
+    for (i, u) in tp.allow_users.iter().enumerate() {
+        if u.trim().is_empty() {
+            return Err(unsafe_key(&format!("{KEY}.allowUsers[{i}]"), "an empty user name".into()));
+        }
+    }
+    let allow_loopback = tp.allow_loopback.unwrap_or(false);
+    let loopback_user = match &tp.loopback_user {
+        None => None,
+        Some(u) => {
+            let key = format!("{KEY}.loopbackUser");
+            if u.trim().is_empty() || u.trim() != u {
+                return Err(unsafe_key(&key, "must be a user name, without surrounding spaces".into()));
+            }
+            if !allow_loopback {
+                return Err(unsafe_key(
+                    &key,
+                    "has no effect unless gateway.auth.trustedProxy.allowLoopback is true; set both, or remove it"
+                        .into(),
+                ));
+            }
+            if !tp.allow_users.is_empty() && !tp.allow_users.contains(u) {
+                return Err(unsafe_key(
+                    &key,
+                    format!("{u:?} is not in gateway.auth.trustedProxy.allowUsers, which applies to it too"),
+                ));
+            }
+            Some(u.clone())
+        }
+    };
+    Ok(super::TrustedProxyConfig {
+        user_header: user_header.to_ascii_lowercase(),
+        required_headers,
+        allow_users: tp.allow_users.clone(),
+        allow_loopback,
+        loopback_user,
+    })
+}
+
+/// `gateway.trustedLocalServices`, validated: one entry per (client id, mode),
+/// never a browser client, roles operator or node.
+fn trusted_local_services(
+    entries: &[super::TrustedLocalServiceEntry],
+) -> Result<Vec<super::TrustedLocalService>, ConfigError> {
+    use crate::admission::decision::Role;
+    let mut out: Vec<super::TrustedLocalService> = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let key = format!("gateway.trustedLocalServices[{i}]");
+        let client_id = e.client_id.trim();
+        let mode = e.mode.trim();
+        if client_id.is_empty() || mode.is_empty() {
+            return Err(unsafe_key(&key, "clientId and mode are both required".into()));
+        }
+        if clawgate_protocol::client_info::is_browser_client(client_id, mode) {
+            return Err(unsafe_key(
+                &key,
+                format!("{client_id}/{mode} is a browser client: browsers never use local-owner, they pair a device"),
+            ));
+        }
+        if out.iter().any(|o| o.client_id == client_id && o.mode == mode) {
+            return Err(unsafe_key(&key, format!("{client_id}/{mode} is listed twice")));
+        }
+        let roles = match &e.roles {
+            None => vec![Role::Operator],
+            Some(list) => {
+                let mut roles = Vec::new();
+                for (j, r) in list.iter().enumerate() {
+                    let role = Role::parse(r.trim()).ok_or_else(|| {
+                        unsafe_key(&format!("{key}.roles[{j}]"), format!("{r:?} is not \"operator\" or \"node\""))
+                    })?;
+                    if !roles.contains(&role) {
+                        roles.push(role);
+                    }
+                }
+                if roles.is_empty() {
+                    return Err(unsafe_key(&format!("{key}.roles"), "list at least one role".into()));
+                }
+                roles
+            }
+        };
+        let max_scopes = match &e.max_scopes {
+            None => None,
+            Some(list) => Some(checked_scope_list(&format!("{key}.maxScopes"), list)?),
+        };
+        out.push(super::TrustedLocalService {
+            client_id: client_id.to_owned(),
+            mode: mode.to_owned(),
+            roles,
+            max_scopes,
+        });
+    }
+    Ok(out)
 }
 
 type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -339,5 +538,107 @@ mod tests {
         assert!(load(&s, &mut no_generation()).unwrap_err().to_string().starts_with("gateway.auth.password"));
         let s = ConfigSources { bind: Some("nowhere".into()), ..Default::default() };
         assert!(load(&s, &mut no_generation()).unwrap_err().to_string().starts_with("gateway.bind"));
+    }
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json5");
+        std::fs::write(&path, text).unwrap();
+        let mut s = ConfigSources { file: Some(path), ..Default::default() };
+        for (k, v) in env {
+            s.env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        load(&s, &mut || Ok(("generated-secret-generated-secret".into(), PathBuf::from("t"))))
+    }
+
+    fn err_key(text: &str) -> String {
+        match load_text(text, &[]) {
+            Ok(_) => panic!("should not load: {text}"),
+            Err(e) => {
+                assert_eq!(e.code(), "CONFIG_UNSAFE", "{e}");
+                e.to_string()
+            }
+        }
+    }
+
+    const PROXY_OK: &str = r#"{gateway: {trustedProxies: ["10.0.0.0/8"], auth: {mode: "trusted-proxy",
+        trustedProxy: {userHeader: "X-Forwarded-User", requiredHeaders: ["X-Auth-Request-Email"],
+                       allowUsers: ["alice", "svc"], allowLoopback: true, loopbackUser: "svc"},
+        identityScopes: {alice: ["operator.write", "operator.read"], "*": ["operator.read"]}}}}"#;
+
+    #[test]
+    fn trusted_proxy_mode_loads() {
+        let c = load_text(PROXY_OK, &[]).unwrap();
+        assert_eq!(c.auth_mode, AuthMode::TrustedProxy);
+        assert!(c.token.is_none());
+        let tp = c.trusted_proxy.as_ref().unwrap();
+        assert_eq!(tp.user_header, "x-forwarded-user");
+        assert_eq!(tp.required_headers[0].name, "x-auth-request-email");
+        assert_eq!(tp.required_headers[0].reason, "trusted_proxy_missing_header_X-Auth-Request-Email");
+        assert_eq!(tp.loopback_user.as_deref(), Some("svc"));
+        assert_eq!(c.identity_scopes_for("alice"), ["operator.read", "operator.write"]);
+        assert_eq!(c.identity_scopes_for("bob"), ["operator.read"]);
+    }
+
+    #[test]
+    fn trusted_proxy_mistakes_name_their_key() {
+        let no_proxies = r#"{gateway: {auth: {mode: "trusted-proxy", trustedProxy: {userHeader: "x-user"}}}}"#;
+        assert!(err_key(no_proxies).starts_with("gateway.trustedProxies:"));
+        let no_section = r#"{gateway: {trustedProxies: ["10.0.0.1"], auth: {mode: "trusted-proxy"}}}"#;
+        assert!(err_key(no_section).starts_with("gateway.auth.trustedProxy:"));
+        let no_header = r#"{gateway: {trustedProxies: ["10.0.0.1"], auth: {mode: "trusted-proxy", trustedProxy: {}}}}"#;
+        assert!(err_key(no_header).starts_with("gateway.auth.trustedProxy.userHeader:"));
+        let with_token = r#"{gateway: {trustedProxies: ["10.0.0.1"],
+            auth: {mode: "trusted-proxy", token: "abc", trustedProxy: {userHeader: "x-user"}}}}"#;
+        assert!(err_key(with_token).starts_with("gateway.auth.token:"));
+        let ok = r#"{gateway: {trustedProxies: ["10.0.0.1"], auth: {mode: "trusted-proxy", trustedProxy: {userHeader: "x-user"}}}}"#;
+        let e = load_text(ok, &[("OPENCLAW_GATEWAY_TOKEN", "t")]).unwrap_err();
+        assert!(e.to_string().starts_with("OPENCLAW_GATEWAY_TOKEN:"), "{e}");
+        let not_allowed = r#"{gateway: {trustedProxies: ["10.0.0.1"], auth: {mode: "trusted-proxy",
+            trustedProxy: {userHeader: "x-user", allowUsers: ["alice"], allowLoopback: true, loopbackUser: "svc"}}}}"#;
+        assert!(err_key(not_allowed).starts_with("gateway.auth.trustedProxy.loopbackUser:"));
+        let without_allow = r#"{gateway: {trustedProxies: ["10.0.0.1"], auth: {mode: "trusted-proxy",
+            trustedProxy: {userHeader: "x-user", loopbackUser: "svc"}}}}"#;
+        assert!(err_key(without_allow).starts_with("gateway.auth.trustedProxy.loopbackUser:"));
+        let bad_header = r#"{gateway: {trustedProxies: ["10.0.0.1"], auth: {mode: "trusted-proxy",
+            trustedProxy: {userHeader: "x user"}}}}"#;
+        assert!(err_key(bad_header).starts_with("gateway.auth.trustedProxy.userHeader:"));
+        let bad_scope = r#"{gateway: {auth: {identityScopes: {alice: ["admin"]}}}}"#;
+        assert!(err_key(bad_scope).starts_with("gateway.auth.identityScopes[\"alice\"][0]:"));
+    }
+
+    #[test]
+    fn mode_none_never_widens_who_is_local() {
+        let with_proxies = r#"{gateway: {trustedProxies: ["127.0.0.1"], auth: {mode: "none"}}}"#;
+        assert!(err_key(with_proxies).starts_with("gateway.trustedProxies:"));
+        let with_loopback_user = r#"{gateway: {auth: {mode: "none", trustedProxy: {allowLoopback: true}}}}"#;
+        assert!(err_key(with_loopback_user).starts_with("gateway.auth.trustedProxy:"));
+    }
+
+    #[test]
+    fn trusted_local_services_shape() {
+        let c = load_text(
+            r#"{gateway: {auth: {token: "t0123456789"}, trustedLocalServices: [
+                {clientId: "gateway-client", mode: "backend", maxScopes: ["operator.write"]},
+                {clientId: "node-host", mode: "node", roles: ["node"]}]}}"#,
+            &[],
+        )
+        .unwrap();
+        let list = c.trusted_local_services.unwrap();
+        assert_eq!(list[0].roles, [crate::admission::decision::Role::Operator]);
+        assert_eq!(list[0].max_scopes.as_deref(), Some(&["operator.write".to_owned()][..]));
+        assert_eq!(list[1].max_scopes, None);
+        let twice = r#"{gateway: {auth: {token: "t0123456789"}, trustedLocalServices: [
+            {clientId: "cli", mode: "cli"}, {clientId: "cli", mode: "cli"}]}}"#;
+        assert!(err_key(twice).starts_with("gateway.trustedLocalServices[1]:"));
+        let browser = r#"{gateway: {auth: {token: "t0123456789"}, trustedLocalServices: [
+            {clientId: "openclaw-control-ui", mode: "webchat"}]}}"#;
+        assert!(err_key(browser).starts_with("gateway.trustedLocalServices[0]:"));
+        let role = r#"{gateway: {auth: {token: "t0123456789"}, trustedLocalServices: [
+            {clientId: "cli", mode: "cli", roles: ["admin"]}]}}"#;
+        assert!(err_key(role).starts_with("gateway.trustedLocalServices[0].roles[0]:"));
+        let unknown = r#"{gateway: {trustedLocalServices: [{clientId: "cli", mode: "cli", maxScope: []}]}}"#;
+        let e = load_text(unknown, &[]).unwrap_err();
+        assert!(e.to_string().contains("maxScope"), "{e}");
     }
 }

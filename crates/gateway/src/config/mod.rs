@@ -3,10 +3,13 @@
 
 mod load;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use serde::Deserialize;
 
+use crate::admission::decision::Role;
 use crate::net::IpNet;
 
 pub use load::{load, ConfigError, ConfigSources, ResolvedSecret, SecretSource};
@@ -37,6 +40,42 @@ pub struct GatewaySection {
     pub control_ui: ControlUiSection,
     #[serde(default)]
     pub nodes: NodesSection,
+    /// Limits `local-owner` to the listed local programs (DESIGN.md §2).
+    pub trusted_local_services: Option<Vec<TrustedLocalServiceEntry>>,
+}
+
+/// One `gateway.trustedLocalServices` entry: a local program, by the client
+/// id and mode it declares, with the roles and the scope ceiling it may use
+/// through `local-owner`. Client ids are self-declared: this guards against
+/// accidents, not attackers (security review H14).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrustedLocalServiceEntry {
+    pub client_id: String,
+    pub mode: String,
+    /// Roles it may take; default `["operator"]` (node only if listed).
+    pub roles: Option<Vec<String>>,
+    /// The most it may ask for; asking for more is refused, never trimmed.
+    /// Absent: no ceiling beyond `local-owner`'s own.
+    pub max_scopes: Option<Vec<String>>,
+}
+
+/// `gateway.auth.trustedProxy` (mode `trusted-proxy`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrustedProxySection {
+    /// The header the proxy puts the authenticated user in.
+    pub user_header: Option<String>,
+    /// Headers the proxy always sends; missing ⇒ `trusted_proxy_missing_header_<name>`.
+    #[serde(default)]
+    pub required_headers: Vec<String>,
+    /// When non-empty, only these users (exact, case-sensitive) get in.
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Accept a trusted proxy on a loopback address, and `loopbackUser`.
+    pub allow_loopback: Option<bool>,
+    /// The identity of a headerless direct-local caller (needs `allowLoopback`).
+    pub loopback_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +86,10 @@ pub struct AuthSection {
     pub password: Option<String>,
     /// Off turns the `local-owner` rule off (DESIGN.md §2).
     pub local_owner: Option<bool>,
+    pub trusted_proxy: Option<TrustedProxySection>,
+    /// Proxy user → the scopes that user may ask for (`"*"`: any other user).
+    #[serde(default)]
+    pub identity_scopes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -105,6 +148,88 @@ pub struct Config {
     /// Exact origins allowed besides the gateway's own loopback origins.
     pub allowed_origins: Vec<String>,
     pub auto_approve_local: bool,
+    /// Set exactly when the mode is `trusted-proxy` (validated at load).
+    pub trusted_proxy: Option<TrustedProxyConfig>,
+    /// Proxy user → the scopes that user may ask for, normalized; `"*"` is
+    /// the entry for users not listed.
+    pub identity_scopes: BTreeMap<String, Vec<String>>,
+    /// `None`: every local program may use `local-owner`. `Some`: only these.
+    pub trusted_local_services: Option<Vec<TrustedLocalService>>,
+}
+
+/// `gateway.auth.trustedProxy`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxyConfig {
+    /// Lower-case.
+    pub user_header: String,
+    pub required_headers: Vec<RequiredHeader>,
+    pub allow_users: Vec<String>,
+    pub allow_loopback: bool,
+    pub loopback_user: Option<String>,
+}
+
+/// A required header: the lower-case name looked up, and the refusal reason
+/// naming it as configured (`trusted_proxy_missing_header_<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredHeader {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+impl TrustedProxyConfig {
+    pub fn new(user_header: &str, required_headers: &[&str]) -> TrustedProxyConfig {
+        TrustedProxyConfig {
+            user_header: user_header.trim().to_ascii_lowercase(),
+            required_headers: required_headers.iter().map(|h| RequiredHeader::new(h)).collect(),
+            allow_users: Vec::new(),
+            allow_loopback: false,
+            loopback_user: None,
+        }
+    }
+
+    /// The configured identity headers (user header and required headers):
+    /// honoured only from a socket in `gateway.trustedProxies`.
+    pub fn identity_headers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.user_header.as_str()).chain(self.required_headers.iter().map(|h| h.name.as_str()))
+    }
+
+    /// `allowUsers` is empty, or lists `user` exactly.
+    pub fn allows(&self, user: &str) -> bool {
+        self.allow_users.is_empty() || self.allow_users.iter().any(|u| u == user)
+    }
+}
+
+impl RequiredHeader {
+    pub fn new(configured: &str) -> RequiredHeader {
+        let configured = configured.trim();
+        RequiredHeader {
+            name: configured.to_ascii_lowercase(),
+            reason: intern(format!("trusted_proxy_missing_header_{configured}")),
+        }
+    }
+}
+
+/// `gateway.trustedLocalServices[i]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedLocalService {
+    pub client_id: String,
+    pub mode: String,
+    pub roles: Vec<Role>,
+    /// Normalized; `None`: no ceiling of its own.
+    pub max_scopes: Option<Vec<String>>,
+}
+
+/// A string that lives as long as the process, made once per distinct value
+/// (refusal reasons that name a configured header must be `&'static str`).
+pub(crate) fn intern(s: String) -> &'static str {
+    static SEEN: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = seen.get(s.as_str()) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(s.into_boxed_str());
+    seen.insert(leaked);
+    leaked
 }
 
 impl Config {
@@ -121,7 +246,16 @@ impl Config {
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             auto_approve_local: true,
+            trusted_proxy: None,
+            identity_scopes: BTreeMap::new(),
+            trusted_local_services: None,
         }
+    }
+
+    /// The scopes a proxy user may ask for: its `identityScopes` entry, else
+    /// the `"*"` entry, else none.
+    pub fn identity_scopes_for(&self, user: &str) -> &[String] {
+        self.identity_scopes.get(user).or_else(|| self.identity_scopes.get("*")).map_or(&[], Vec::as_slice)
     }
 
     pub fn is_loopback_bind(&self) -> bool {
@@ -131,5 +265,15 @@ impl Config {
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         let peer = crate::net::canonical(peer);
         self.trusted_proxies.iter().any(|net| net.contains(peer))
+    }
+
+    /// Does a `gateway.trustedProxies` entry cover loopback? Then a headerless
+    /// loopback connection may be a proxied one (security review H2f).
+    pub fn loopback_is_trusted_proxy(&self) -> bool {
+        self.trusted_proxies.iter().any(|net| {
+            crate::net::is_loopback(net.addr())
+                || net.contains(IpAddr::from([127, 0, 0, 1]))
+                || net.contains(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+        })
     }
 }

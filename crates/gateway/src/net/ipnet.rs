@@ -14,6 +14,11 @@ pub struct IpNet {
 }
 
 impl IpNet {
+    /// The network's address as written (canonical form).
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {

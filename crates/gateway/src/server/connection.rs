@@ -20,6 +20,9 @@ use super::{session, Gateway};
 
 pub type Ws = WebSocketStream<Budgeted<TcpStream>>;
 
+/// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
+const WS_READ_BUFFER: usize = 8 * 1024;
+
 pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, local_port: u16) {
     let opened = Instant::now();
     let (head, leftover) = match http::read_head(&mut stream, gw.options.handshake_timeout).await {
@@ -70,7 +73,13 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // The WebSocket layer enforces the post-auth limit; the byte budget
     // enforces the pre-auth one (frame limit plus room for framing).
     let (budgeted, budget) = Budgeted::new(stream, gw.options.max_preauth_payload + 1024);
+    // tungstenite's default 128 KiB read buffer is allocated per connection
+    // and zero-filled before every read: 128 KiB of RSS per idle connection
+    // and a 128 KiB memset per frame. 8 KiB covers every handshake and
+    // request frame; a larger one still gets its full length reserved and is
+    // read 8 KiB at a time.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(gw.options.max_payload))
         .max_frame_size(Some(gw.options.max_payload));
     let mut ws = WebSocketStream::from_partially_read(budgeted, leftover, WsRole::Server, Some(ws_config)).await;

@@ -11,12 +11,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::admission::credential::check_credential;
+use crate::admission::credential::{check_connect_credential, Lookups};
 use crate::admission::decision::Role;
 use crate::admission::device_proof::{self, VerifiedDevice};
 use crate::admission::facts::DeviceFact;
 use crate::admission::{CredentialCheck, Refusal, RefusalKind, RuleId};
-use crate::store::{DeviceView, StoreError, TokenCheck};
+use crate::store::{DeviceView, ServiceTokenCheck, StoreError, TokenCheck};
 
 use super::apply::{self, IssuedToken};
 use super::limits;
@@ -28,7 +28,7 @@ use super::budget::is_budget_exceeded;
 use super::connection::Ws;
 use super::methods::{health_payload, METHODS};
 use super::outbox::close_message;
-use super::registry::{NodeIdGuard, NodeInfo, SessionInfo};
+use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionInfo};
 use super::wire::{self, HandshakeError, Rejection};
 use super::{events, now_ms, Gateway, VERSION};
 
@@ -159,7 +159,11 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
             let gw = gw.clone();
             let params = params.clone();
             let proven = device.proven().cloned();
-            tokio::task::spawn_blocking(move || gather_store_facts(&gw, &params, proven.as_ref(), now)).await
+            let edge = edge.clone();
+            tokio::task::spawn_blocking(move || {
+                gather_store_facts(&gw, &params, &edge, &locality, proven.as_ref(), now)
+            })
+            .await
         }
     };
     let (credential, view) = match gathered {
@@ -246,6 +250,16 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         device_id,
         token_issued_at_ms,
         node,
+        service: match &admission.credential {
+            crate::admission::Credential::ServiceToken { principal, principal_id, issued_at_ms, .. } => {
+                Some(ServiceSession {
+                    principal_id: principal_id.clone(),
+                    name: principal.clone(),
+                    issued_at_ms: *issued_at_ms,
+                })
+            }
+            _ => None,
+        },
     });
     let hello = hello_ok(gw, &info, &admission, issued);
     let payload = serde_json::to_value(&hello).unwrap_or_default();
@@ -321,23 +335,41 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
     }
 }
 
-/// The credential (shared secret, else the proven device's token) and the
-/// store's record of the proven device.
+/// The credential (a service token, the shared secret, the proven device's
+/// token, or the trusted proxy's user) and the store's record of the proven device.
 fn gather_store_facts(
     gw: &Gateway,
     params: &ConnectParams,
+    edge: &EdgeFacts,
+    locality: &Locality,
     proven: Option<&VerifiedDevice>,
     now: u64,
 ) -> Result<(CredentialCheck, Option<DeviceView>), StoreError> {
-    let mut failure = None;
+    let failure = std::cell::RefCell::new(None);
     let role = Role::parse(params.role());
-    let credential = check_credential(params.auth.as_ref(), &gw.config, proven, role, &mut |id, role, token| {
-        gw.store.verify_token(id, role, token, now).unwrap_or_else(|e| {
-            failure = Some(e);
-            TokenCheck::Missing
-        })
-    });
-    if let Some(e) = failure {
+    let credential = check_connect_credential(
+        params.auth.as_ref(),
+        &gw.config,
+        edge,
+        locality,
+        proven,
+        role,
+        Lookups {
+            device_token: &mut |id, role, token| {
+                gw.store.verify_token(id, role, token, now).unwrap_or_else(|e| {
+                    *failure.borrow_mut() = Some(e);
+                    TokenCheck::Missing
+                })
+            },
+            service_token: &mut |token| {
+                gw.store.verify_service_token(token, now).unwrap_or_else(|e| {
+                    *failure.borrow_mut() = Some(e);
+                    ServiceTokenCheck::Unknown
+                })
+            },
+        },
+    );
+    if let Some(e) = failure.into_inner() {
         return Err(e);
     }
     let view = match proven {
@@ -377,7 +409,7 @@ impl LimitKey {
             (true, true) => "browser-loopback".to_owned(),
             _ => format!("{scope}:{}", limits::address_key(ip)),
         };
-        let proxy_on_loopback = gw.config.trusted_proxies.iter().any(|n| n.contains(IpAddr::from([127, 0, 0, 1])));
+        let proxy_on_loopback = gw.config.loopback_is_trusted_proxy();
         let exempt =
             !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
         LimitKey { browser, key, exempt }
@@ -403,10 +435,7 @@ impl LimitKey {
         use crate::admission::AuthReason;
         match decision {
             Decision::Refuse(Refusal { kind: RefusalKind::Auth { reason, .. }, .. })
-                if matches!(
-                    reason,
-                    AuthReason::TokenMismatch | AuthReason::PasswordMismatch | AuthReason::DeviceTokenMismatch
-                ) =>
+                if AuthReason::counts_as_failure(*reason) =>
             {
                 let n = self.limiter(gw).record_failure(&self.key, now, !self.exempt);
                 if self.exempt {
@@ -426,9 +455,10 @@ fn node_info(admission: &Admission, params: &ConnectParams, conn_id: &str) -> Op
     if admission.role != Role::Node {
         return None;
     }
-    let (node_id, deviceless) = match &admission.device {
-        Some(d) => (d.device.device_id.clone(), false),
-        None => {
+    let (node_id, deviceless) = match (&admission.device, &admission.principal) {
+        (Some(d), _) => (d.device.device_id.clone(), false),
+        (None, crate::admission::Principal::Service { name, .. }) => (format!("svc:{name}"), true),
+        (None, _) => {
             let instance = params.client.instance_id.clone().unwrap_or_else(|| conn_id.to_owned());
             (format!("local:{}:{}", params.client.id, instance), true)
         }

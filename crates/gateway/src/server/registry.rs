@@ -31,6 +31,18 @@ pub struct SessionInfo {
     pub token_issued_at_ms: Option<u64>,
     /// For role node: the node's id and declared surface.
     pub node: Option<NodeInfo>,
+    /// Set when the session authenticated with a service token: which
+    /// principal, and the issue time of the secret it presented, so a
+    /// revocation or rotation (by any process) closes it.
+    pub service: Option<ServiceSession>,
+}
+
+/// The service principal behind a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSession {
+    pub principal_id: String,
+    pub name: String,
+    pub issued_at_ms: u64,
 }
 
 /// What a node session declared on connect.

@@ -165,6 +165,45 @@ pub fn refusal(r: &Refusal) -> Rejection {
         RefusalKind::LocalOwnerDisabled => {
             (ErrorCode::NotPaired, "device identity required".into(), d(json!({})), CLOSE_POLICY)
         }
+        RefusalKind::LocalServiceNotListed { client_id, mode } => (
+            ErrorCode::NotPaired,
+            "device identity required".into(),
+            d(json!({ "clientId": client_id, "clientMode": mode })),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::LocalServiceCeiling { client_id, mode, not_granted, max_scopes } => (
+            ErrorCode::Forbidden,
+            format!("scopes not granted: {} (above the local service ceiling)", not_granted.join(", ")),
+            d(json!({
+                "notGranted": not_granted,
+                "maxScopes": max_scopes,
+                "clientId": client_id,
+                "clientMode": mode,
+                "ceiling": "gateway.trustedLocalServices",
+            })),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::RoleNotGranted { requested, allowed, .. } => (
+            ErrorCode::Forbidden,
+            format!("role not granted: {}", requested.as_str()),
+            d(json!({
+                "requestedRole": requested.as_str(),
+                "allowedRoles": allowed.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            })),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::ServiceTokenWithDevice => (
+            ErrorCode::InvalidRequest,
+            "a service token cannot be combined with a device identity".into(),
+            d(json!({})),
+            CLOSE_POLICY,
+        ),
+        RefusalKind::ProxyUserDeviceUnsupported => (
+            ErrorCode::InvalidRequest,
+            "devices cannot be paired to trusted-proxy users".into(),
+            d(json!({})),
+            CLOSE_POLICY,
+        ),
         RefusalKind::ScopesNotGranted { not_granted, .. } => (
             ErrorCode::Forbidden,
             format!("scopes not granted: {}", not_granted.join(", ")),
@@ -188,6 +227,13 @@ pub fn refusal(r: &Refusal) -> Rejection {
                 "requestedScopes": requested_scopes,
                 "recommendedNextStep": "wait_for_approval",
             });
+            // A headless node cannot be told to reconnect by hand: ask it to
+            // keep retrying (the retry refreshes the same request) so an
+            // approval is picked up without a restart.
+            if *role == crate::admission::decision::Role::Node {
+                extra["recommendedNextStep"] = "wait_then_retry".into();
+                extra["pauseReconnect"] = false.into();
+            }
             if !approved_roles.is_empty() {
                 extra["approvedRoles"] = json!(approved_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
                 extra["approvedScopes"] = json!(approved_scopes);

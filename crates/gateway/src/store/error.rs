@@ -136,6 +136,16 @@ pub enum StoreError {
         .role.as_str()
     )]
     NoToken { device_id: String, role: Role },
+
+    // ---- service principals ---------------------------------------------
+    #[error(
+        "a service principal named {name:?} already exists; pick another name, or rotate its \
+         token with `clawgate services rotate {name}`"
+    )]
+    ServiceExists { name: String },
+
+    #[error("no live service principal named {name:?}; see `clawgate services list`")]
+    UnknownService { name: String },
 }
 
 fn cap_message(cap: &PendingCap) -> String {
@@ -187,6 +197,8 @@ impl StoreError {
             StoreError::RoleNotApproved { .. } => "DEVICE_ROLE_NOT_APPROVED",
             StoreError::ScopesNotApproved { .. } => "DEVICE_SCOPES_NOT_APPROVED",
             StoreError::NoToken { .. } => "DEVICE_TOKEN_MISSING",
+            StoreError::ServiceExists { .. } => "SERVICE_EXISTS",
+            StoreError::UnknownService { .. } => "SERVICE_UNKNOWN",
         }
     }
 

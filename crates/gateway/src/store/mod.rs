@@ -26,6 +26,7 @@ mod devices;
 mod error;
 mod pending;
 pub mod schema;
+mod services;
 mod sqlite;
 mod tokens;
 mod types;
@@ -34,6 +35,10 @@ mod types;
 mod tests;
 
 pub use error::{PendingCap, StoreError};
+pub use services::{
+    check_service_name, is_service_token, parse_service_token, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck,
+    MAX_SERVICE_NAME_CHARS, SERVICE_TOKEN_PREFIX,
+};
 pub use sqlite::SqliteStore;
 pub use types::{
     Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
@@ -133,4 +138,32 @@ pub trait PairingStore: Send + Sync {
 
     /// Record that a paired device connected. `Ok(false)`: not paired.
     fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError>;
+
+    // ---- service principals (DESIGN.md "Service principals are new") ----
+
+    /// Create a service principal with a fixed role and scopes (none for
+    /// role node). Returns its token, the only time the token exists.
+    fn add_service(
+        &self,
+        name: &str,
+        role: Role,
+        scopes: &[String],
+        now_ms: u64,
+    ) -> Result<IssuedServiceToken, StoreError>;
+
+    /// Every principal (revoked ones too), live ones first.
+    fn list_services(&self) -> Result<Vec<ServicePrincipal>, StoreError>;
+
+    /// A principal by id, in any state.
+    fn service_by_id(&self, principal_id: &str) -> Result<Option<ServicePrincipal>, StoreError>;
+
+    /// Give the live principal `name` a new secret; the old token stops
+    /// verifying at once (no grace period).
+    fn rotate_service(&self, name: &str, now_ms: u64) -> Result<IssuedServiceToken, StoreError>;
+
+    /// Revoke the live principal `name`. Its name is free again afterwards.
+    fn revoke_service(&self, name: &str, now_ms: u64) -> Result<ServicePrincipal, StoreError>;
+
+    /// Check a presented `cgs_<id>_<secret>` token; on `Valid`, records last use.
+    fn verify_service_token(&self, token: &str, now_ms: u64) -> Result<ServiceTokenCheck, StoreError>;
 }

@@ -21,14 +21,14 @@ pub const APPLICATION_ID: i32 = 0x434C_4757;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version. Append only.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// v1: devices, their tokens (digests only), pending requests, rejection
 /// cooldowns, and the generation counter.
-const V1: &str = r#"
+pub(super) const V1: &str = r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -102,6 +102,26 @@ CREATE TABLE pairing_rejections (
     until_ms       INTEGER NOT NULL,
     PRIMARY KEY (device_id, role)
 ) STRICT, WITHOUT ROWID;
+"#;
+
+/// v2: service principals (`clawgate services add`). Only the SHA-256 of a
+/// token's secret is kept. A name is unique among live principals; a revoked
+/// row stays for the record and frees its name.
+const V2: &str = r#"
+CREATE TABLE service_principals (
+    principal_id    TEXT PRIMARY KEY
+                    CHECK (length(principal_id) = 16 AND principal_id NOT GLOB '*[^0-9a-f]*'),
+    name            TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    role            TEXT NOT NULL CHECK (role IN ('operator', 'node')),
+    scopes          TEXT NOT NULL,
+    secret_sha256   BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+    created_at_ms   INTEGER NOT NULL,
+    rotated_at_ms   INTEGER,
+    revoked_at_ms   INTEGER,
+    last_used_at_ms INTEGER
+) STRICT;
+CREATE UNIQUE INDEX service_principals_live_name
+    ON service_principals (name) WHERE revoked_at_ms IS NULL;
 "#;
 
 /// Open (creating 0600 if missing), check and migrate the store at `path`.

@@ -7,6 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::{ms, OpResult};
 use super::error::StoreError;
+use super::services::{self, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck};
 use super::types::{
     Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome, Role,
     TokenCheck, TokenInfo,
@@ -197,6 +198,36 @@ impl PairingStore for SqliteStore {
 
     fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError> {
         self.write(now_ms, Change::Bookkeeping, |tx, now| devices::touch(tx, device_id, remote_ip, now))
+    }
+
+    fn add_service(
+        &self,
+        name: &str,
+        role: Role,
+        scopes: &[String],
+        now_ms: u64,
+    ) -> Result<IssuedServiceToken, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| services::add(tx, name, role, scopes, now))
+    }
+
+    fn list_services(&self) -> Result<Vec<ServicePrincipal>, StoreError> {
+        self.read(|tx| services::list(tx))
+    }
+
+    fn service_by_id(&self, principal_id: &str) -> Result<Option<ServicePrincipal>, StoreError> {
+        self.read(|tx| services::by_id(tx, principal_id))
+    }
+
+    fn rotate_service(&self, name: &str, now_ms: u64) -> Result<IssuedServiceToken, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| services::rotate(tx, name, now))
+    }
+
+    fn revoke_service(&self, name: &str, now_ms: u64) -> Result<ServicePrincipal, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| services::revoke(tx, name, now))
+    }
+
+    fn verify_service_token(&self, token: &str, now_ms: u64) -> Result<ServiceTokenCheck, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, now| services::verify(tx, token, now))
     }
 }
 

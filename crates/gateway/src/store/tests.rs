@@ -113,7 +113,10 @@ fn migrates_an_empty_file_to_the_current_schema() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["device_tokens", "devices", "meta", "pairing_rejections", "pending_requests"]);
+    assert_eq!(
+        tables,
+        ["device_tokens", "devices", "meta", "pairing_rejections", "pending_requests", "service_principals"]
+    );
     drop(raw);
 
     // Opening again is a no-op migration.

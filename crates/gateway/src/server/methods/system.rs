@@ -26,6 +26,8 @@ pub fn status(gw: &Gateway, session: &SessionInfo) -> Value {
             "scopes": session.scopes,
             "rule": session.rule.as_str(),
             "deviceId": session.device_id,
+            "servicePrincipal": session.service.as_ref().map(|s| &s.name),
+            "nodeId": session.node.as_ref().map(|n| &n.node_id),
         },
     })
 }
