@@ -100,14 +100,18 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, String> {
     }
 }
 
-struct Loaded {
-    config: Config,
-    state: StateDir,
+pub(crate) struct Loaded {
+    pub(crate) config: Config,
+    pub(crate) state: StateDir,
 }
 
 /// Resolve config the same way for every subcommand. `generate` allows
 /// creating the token on first start (only `gateway run` does that).
-fn load_config(args: &ConfigArgs, mut sources: ConfigSources, generate: bool) -> Result<Loaded, ConfigError> {
+pub(crate) fn load_config(
+    args: &ConfigArgs,
+    mut sources: ConfigSources,
+    generate: bool,
+) -> Result<Loaded, ConfigError> {
     sources.env = ConfigSources::from_process_env();
     let state = StateDir::locate(&sources.env)?;
     sources.file = args
@@ -165,9 +169,13 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
     };
     let Loaded { config, state } =
         load_config(&args.config, sources, true).map_err(|e| format!("[{}] {e}", e.code()))?;
-    state.ensure().map_err(|e| e.to_string())?;
+    state.ensure().map_err(|e| format!("[{}] {e}", e.code()))?;
+    // The store first: a store that cannot be read stops the start, before anything listens.
+    let store_path = state.store_path();
+    let store = crate::store::SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?;
     let addr = std::net::SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let auth_line = match (&config.auth_mode, &config.token, &config.password) {
         (AuthMode::Token, Some(t), _) => {
             format!("token auth (token from {}; print it with `clawgate gateway token`)", t.source)
@@ -176,8 +184,6 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
         (mode, _, _) => format!("auth mode {}", mode.as_str()),
     };
     tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
-    let store_path = state.store_path();
-    let store = crate::store::SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?;
     let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
     serve(listener, gateway, shutdown_signal()).await.map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,9 @@
 //! The `clawgate` command line.
 
+mod auth_cmd;
+mod devices_cmd;
 mod gateway_cmd;
+mod services_cmd;
 
 use std::process::ExitCode;
 
@@ -18,12 +21,24 @@ enum Command {
     /// Run and talk to the gateway.
     #[command(subcommand)]
     Gateway(gateway_cmd::GatewayCommand),
+    /// Explain admission decisions.
+    #[command(subcommand)]
+    Auth(auth_cmd::AuthCommand),
+    /// Manage pairing requests, paired devices and device tokens.
+    #[command(subcommand)]
+    Devices(devices_cmd::DevicesCommand),
+    /// Manage service principals: named tokens with a fixed role and scopes.
+    #[command(subcommand)]
+    Services(services_cmd::ServicesCommand),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gateway(cmd) => gateway_cmd::run(cmd),
+        Command::Auth(cmd) => auth_cmd::run(cmd),
+        Command::Devices(cmd) => devices_cmd::run(cmd),
+        Command::Services(cmd) => services_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,
