@@ -3,6 +3,7 @@
 //! against `protocol.schema.json` from `@openclaw/gateway-protocol`.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod schema;
 
 use std::net::SocketAddr;
@@ -31,10 +32,19 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub async fn start(config: Config, options: ServerOptions) -> TestGateway {
+        let store = clawgate::store::SqliteStore::open_in_memory().expect("in-memory store");
+        Self::start_with_store(config, options, Arc::new(store)).await
+    }
+
+    /// [`TestGateway::start`] on a given store (e.g. a file the CLI opens too).
+    pub async fn start_with_store(
+        config: Config,
+        options: ServerOptions,
+        store: Arc<dyn clawgate::store::PairingStore>,
+    ) -> TestGateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let store = clawgate::store::SqliteStore::open_in_memory().expect("in-memory store");
-        let gateway = Gateway::new(config, options, Arc::new(store));
+        let gateway = Gateway::new(config, options, store);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, gateway.clone(), async move {
             let _ = rx.await;
