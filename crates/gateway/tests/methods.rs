@@ -99,7 +99,7 @@ async fn operators_list_approve_and_reject_pairing_requests() {
     let greedy = DeviceIdentity::generate();
     let greedy_id = pair_remotely(&gw, &greedy, &["operator.admin"]).await;
     let r = admin.call("g", "device.pair.approve", Some(json!({ "requestId": greedy_id }))).await;
-    assert_eq!(r["error"]["message"], "missing scope: operator.admin", "{r}");
+    assert_eq!(r["error"]["message"], "device pairing approval denied: missing scope: operator.admin", "{r}");
 
     let r = admin.call("a", "device.pair.approve", Some(json!({ "requestId": request_id }))).await;
     assert_eq!(r["ok"], true, "{r}");
@@ -117,7 +117,7 @@ async fn operators_list_approve_and_reject_pairing_requests() {
     assert!(res["error"]["retryAfterMs"].as_u64().unwrap() > 0);
 
     let r = admin.call("u", "device.pair.approve", Some(json!({ "requestId": "no-such-request" }))).await;
-    assert_eq!(r["error"]["details"]["code"], "UNKNOWN_REQUEST");
+    assert_eq!(r["error"]["details"]["code"], "PAIRING_UNKNOWN_REQUEST");
     gw.stop().await;
 }
 

@@ -66,6 +66,7 @@ mod tests {
             device_id: None,
             token_issued_at_ms: None,
             node: None,
+            service: None,
         }
     }
 

@@ -8,7 +8,7 @@ use clawgate_protocol::scopes::{self, not_covered, satisfied_by};
 use serde_json::{json, Value};
 
 use crate::admission::decision::Role;
-use crate::store::{ApprovedVia, PairedDevice, PendingRequest, StoreError, TokenInfo};
+use crate::store::{Approval, ApprovedVia, PairedDevice, PendingRequest, StoreError, TokenInfo};
 
 use super::super::apply::store_op;
 use super::super::registry::SessionInfo;
@@ -45,13 +45,14 @@ fn denied(message: &str, reason: &str) -> RequestError {
     RequestError::Denied { message: message.to_owned(), reason: reason.to_owned() }
 }
 
+/// Store errors keep the store's own codes, so the CLI reports the same code
+/// whether it went through the gateway or worked `--offline`.
 fn store_error(e: StoreError) -> RequestError {
-    match e {
-        StoreError::UnknownRequest { .. } => {
-            RequestError::NotFound { message: "unknown requestId".into(), code: "UNKNOWN_REQUEST" }
-        }
-        other => RequestError::Store { code: other.code(), message: other.to_string() },
-    }
+    RequestError::Store { code: e.code(), message: e.to_string() }
+}
+
+fn unknown_request() -> RequestError {
+    RequestError::NotFound { message: "unknown requestId".into(), code: "PAIRING_UNKNOWN_REQUEST" }
 }
 
 fn parse_role(method: &str, params: &Option<Value>) -> Result<Role, RequestError> {
@@ -71,6 +72,15 @@ pub async fn call(
     let caller = Caller::new(session);
     match method {
         "device.pair.list" => list(gw, &caller).await,
+        "node.pair.list" => node_list(gw, &caller).await,
+        "node.pair.approve" => node_approve(gw, &caller, &string_param(method, &params, "requestId")?).await,
+        "node.pair.reject" => reject(gw, &caller, &string_param(method, &params, "requestId")?).await,
+        "node.pair.remove" => remove(gw, &caller, &string_param(method, &params, "nodeId")?).await,
+        "node.rename" => {
+            let node_id = string_param(method, &params, "nodeId")?;
+            let name = string_param(method, &params, "displayName")?;
+            rename(gw, &caller, &node_id, &name).await
+        }
         "device.pair.approve" => approve(gw, &caller, &string_param(method, &params, "requestId")?).await,
         "device.pair.reject" => reject(gw, &caller, &string_param(method, &params, "requestId")?).await,
         "device.pair.remove" => remove(gw, &caller, &string_param(method, &params, "deviceId")?).await,
@@ -149,6 +159,8 @@ pub fn paired_json(d: &PairedDevice, tokens: &[TokenInfo]) -> Value {
         "deviceId": d.device_id,
         "publicKey": d.public_key,
         "displayName": d.label.clone().or_else(|| d.display_name.clone()),
+        "label": d.label,
+        "selfReportedName": d.display_name,
         "platform": d.platform,
         "deviceFamily": d.device_family,
         "clientId": d.client_id,
@@ -185,30 +197,54 @@ async fn list(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestEr
     Ok(json!({ "pending": pending, "paired": paired }))
 }
 
-async fn approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+/// A request the caller may act on.
+async fn managed_request(
+    gw: &Arc<Gateway>,
+    caller: &Caller<'_>,
+    request_id: &str,
+    what: &str,
+) -> Result<PendingRequest, RequestError> {
     let now = now_ms();
     let id = request_id.to_owned();
-    let request = store_op(gw, move |s| s.request(&id, now))
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| RequestError::NotFound { message: "unknown requestId".into(), code: "UNKNOWN_REQUEST" })?;
+    let request = store_op(gw, move |s| s.request(&id, now)).await.map_err(store_error)?.ok_or_else(unknown_request)?;
     if !caller.may_manage(&request.device_id) {
-        return Err(denied("device pairing approval denied", "not-own-device"));
+        return Err(denied(&format!("device pairing {what} denied"), "not-own-device"));
     }
+    Ok(request)
+}
+
+/// Approve a pending request: the same store record whether it is asked as a
+/// device pairing or a node pairing. Every denial starts with "device pairing
+/// approval denied" (the OpenClaw CLI retries with admin on exactly that).
+async fn approve_request(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Approval, RequestError> {
+    let request = managed_request(gw, caller, request_id, "approval").await?;
     if request.role != Role::Operator && !caller.admin {
-        return Err(denied("device pairing approval denied", "role-needs-admin"));
+        return Err(denied("device pairing approval denied: a node role needs operator.admin", "role-needs-admin"));
     }
     // An approver grants only scopes it holds.
     let missing = not_covered(&request.scopes, &caller.session.scopes);
     if let Some(scope) = missing.first() {
-        return Err(denied(&format!("missing scope: {scope}"), "caller-missing-scope"));
+        return Err(denied(&format!("device pairing approval denied: missing scope: {scope}"), "caller-missing-scope"));
     }
-    let id = request_id.to_owned();
-    let approval = store_op(gw, move |s| s.approve(&id, ApprovedVia::Owner, now)).await.map_err(store_error)?;
+    let (id, now) = (request_id.to_owned(), now_ms());
+    // Recorded as `cli` when the approver says it is a CLI (self-declared, informational).
+    let via = if caller.session.client.id == "cli" { ApprovedVia::Cli } else { ApprovedVia::Owner };
+    let approval = store_op(gw, move |s| s.approve(&id, via, now)).await.map_err(store_error)?;
     gw.registry.broadcast(
         "device.pair.resolved",
         &json!({ "requestId": request_id, "deviceId": approval.device.device_id, "decision": "approved", "ts": now }),
     );
+    if approval.request.role == Role::Node {
+        gw.registry.broadcast(
+            "node.pair.resolved",
+            &json!({ "requestId": request_id, "nodeId": approval.device.device_id, "decision": "approved", "ts": now }),
+        );
+    }
+    Ok(approval)
+}
+
+async fn approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+    let approval = approve_request(gw, caller, request_id).await?;
     Ok(json!({
         "requestId": request_id,
         "deviceId": approval.device.device_id,
@@ -219,16 +255,8 @@ async fn approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Re
 }
 
 async fn reject(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
-    let now = now_ms();
-    let id = request_id.to_owned();
-    let request = store_op(gw, move |s| s.request(&id, now))
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| RequestError::NotFound { message: "unknown requestId".into(), code: "UNKNOWN_REQUEST" })?;
-    if !caller.may_manage(&request.device_id) {
-        return Err(denied("device pairing rejection denied", "not-own-device"));
-    }
-    let id = request_id.to_owned();
+    let request = managed_request(gw, caller, request_id, "rejection").await?;
+    let (id, now) = (request_id.to_owned(), now_ms());
     let rejection = store_op(gw, move |s| s.reject(&id, now)).await.map_err(store_error)?;
     gw.registry.broadcast(
         "device.pair.resolved",
@@ -254,7 +282,7 @@ async fn managed_device(
     }
     let id = device_id.to_owned();
     let device = store_op(gw, move |s| s.device(&id)).await.map_err(store_error)?.ok_or_else(|| {
-        RequestError::NotFound { message: format!("unknown device {device_id}"), code: "UNKNOWN_DEVICE" }
+        RequestError::NotFound { message: format!("unknown device {device_id}"), code: "DEVICE_UNKNOWN" }
     })?;
     if device.roles.iter().any(|r| *r != Role::Operator) && !caller.admin {
         return Err(denied(&format!("{what} denied"), "node-device-needs-admin"));
@@ -368,4 +396,72 @@ async fn revoke(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str, role: R
     Ok(
         json!({ "deviceId": device_id, "role": role.as_str(), "revoked": revoked, "revokedAtMs": now, "closedSessions": closed }),
     )
+}
+
+// Node pairing: in clawgate a node is paired by the same device pairing, for
+// role node. These are the node-shaped views the OpenClaw CLI (`openclaw
+// nodes pending|approve`) and node host expect.
+
+/// Scopes an approver needs for a node request.
+const NODE_APPROVE_SCOPES: &[&str] = &[scopes::PAIRING, scopes::ADMIN];
+
+fn node_pending_json(r: &PendingRequest) -> Value {
+    let mut v = json!({
+        "requestId": r.request_id,
+        "nodeId": r.device_id,
+        "caps": [],
+        "commands": [],
+        "requiredApproveScopes": NODE_APPROVE_SCOPES,
+        "silent": false,
+        "ts": r.created_at_ms,
+    });
+    for (key, value) in [
+        ("clientId", &r.client_id),
+        ("clientMode", &r.client_mode),
+        ("displayName", &r.display_name),
+        ("platform", &r.platform),
+        ("deviceFamily", &r.device_family),
+        ("remoteIp", &r.remote_ip),
+    ] {
+        if let Some(value) = value {
+            v[key] = value.clone().into();
+        }
+    }
+    v
+}
+
+fn node_paired_json(d: &PairedDevice) -> Value {
+    json!({
+        "nodeId": d.device_id,
+        "clientId": d.client_id,
+        "clientMode": d.client_mode,
+        "displayName": d.label.clone().or_else(|| d.display_name.clone()),
+        "platform": d.platform,
+        "deviceFamily": d.device_family,
+        "createdAtMs": d.created_at_ms,
+        "approvedAtMs": d.approved_at_ms,
+        "lastSeenAtMs": d.last_seen_at_ms,
+    })
+}
+
+async fn node_list(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestError> {
+    let now = now_ms();
+    let (pending, devices) =
+        store_op(gw, move |s| Ok((s.open_requests(now)?, s.list_devices()?))).await.map_err(store_error)?;
+    let pending: Vec<Value> = pending
+        .iter()
+        .filter(|r| r.role == Role::Node && caller.may_manage(&r.device_id))
+        .map(node_pending_json)
+        .collect();
+    let paired: Vec<Value> = devices
+        .iter()
+        .filter(|d| d.has_role(Role::Node) && caller.may_manage(&d.device_id))
+        .map(node_paired_json)
+        .collect();
+    Ok(json!({ "pending": pending, "paired": paired }))
+}
+
+async fn node_approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+    let approval = approve_request(gw, caller, request_id).await?;
+    Ok(json!({ "requestId": request_id, "node": node_paired_json(&approval.device) }))
 }

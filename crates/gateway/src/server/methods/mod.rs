@@ -37,6 +37,14 @@ pub const METHODS: &[&str] = &[
     "node.invoke.result",
     "node.invoke.progress",
     "node.event",
+    "node.runnerInventory.update",
+    "node.skills.update",
+    "node.pluginTools.update",
+    "node.pair.list",
+    "node.pair.approve",
+    "node.pair.reject",
+    "node.pair.remove",
+    "node.rename",
 ];
 
 /// Methods that wait on another party and must not hold up the session.
@@ -66,7 +74,11 @@ pub async fn serve(
         "health" => Ok(health_payload(gw)),
         "status" => Ok(system::status(gw, session)),
         "system-presence" => Ok(system::presence(gw)),
-        m if m.starts_with("device.pair.") || m.starts_with("device.token.") => {
+        m if m.starts_with("device.pair.")
+            || m.starts_with("device.token.")
+            || m.starts_with("node.pair.")
+            || m == "node.rename" =>
+        {
             devices::call(gw, session, m, params).await
         }
         "node.list"

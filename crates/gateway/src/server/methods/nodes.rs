@@ -41,6 +41,11 @@ pub async fn call(
         "node.invoke.result" => invoke_result(gw, session, params),
         "node.invoke.progress" => Ok(json!({ "ok": true })),
         "node.event" => node_event(session, params),
+        // A node reports its surface; clawgate routes by the declared commands
+        // and acknowledges these (the node host only needs an answer).
+        "node.runnerInventory.update" => Ok(json!({ "nodeId": own_node_id(session) })),
+        "node.skills.update" => Ok(json!({ "nodeId": own_node_id(session), "skills": [] })),
+        "node.pluginTools.update" => Ok(json!({ "nodeId": own_node_id(session), "tools": [] })),
         other => Err(RequestError::NotImplemented(other.to_owned())),
     }
 }
@@ -255,4 +260,8 @@ fn node_event(session: &SessionInfo, params: Option<Value>) -> Result<Value, Req
     let event = string_param("node.event", &params, "event")?;
     tracing::debug!(conn_id = %session.conn_id, event = ?event, "node event");
     Ok(json!({ "ok": true, "event": event, "handled": false }))
+}
+
+fn own_node_id(session: &SessionInfo) -> Option<&str> {
+    session.node.as_ref().map(|n| n.node_id.as_str())
 }
