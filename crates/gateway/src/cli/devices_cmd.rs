@@ -25,10 +25,8 @@ use super::gateway_cmd::{load_config, ConfigArgs};
 use crate::config::ConfigSources;
 use crate::server::now_ms;
 use crate::state::StateDir;
-use crate::store::{
-    Approval, ApprovedVia, PairedDevice, PairingStore, PendingRequest, Role, SqliteStore, StoreError, TokenInfo,
-    LATEST_WINDOW_MS,
-};
+use crate::store::json::{paired_json, pending_json};
+use crate::store::{Approval, ApprovedVia, PairingStore, Role, SqliteStore, StoreError, LATEST_WINDOW_MS};
 
 /// What the CLI asks for when it connects to manage devices.
 const CLI_SCOPES: &[&str] = &[scopes::ADMIN, scopes::PAIRING];
@@ -376,68 +374,6 @@ async fn connect(t: &Target) -> Result<Client, String> {
         other => format!("{}\n  {OFFLINE_HINT}", rpc_err(other)),
     })
 }
-
-// ---- JSON of the store's records (the gateway's shapes) ----------------------
-
-fn pending_json(r: &PendingRequest) -> Value {
-    json!({
-        "requestId": r.request_id,
-        "deviceId": r.device_id,
-        "publicKey": r.public_key,
-        "displayName": r.display_name,
-        "displayNameSelfReported": true,
-        "platform": r.platform,
-        "deviceFamily": r.device_family,
-        "clientId": r.client_id,
-        "clientMode": r.client_mode,
-        "role": r.role.as_str(),
-        "roles": [r.role.as_str()],
-        "scopes": r.scopes,
-        "remoteIp": r.remote_ip,
-        "silent": false,
-        "ts": r.created_at_ms,
-        "refreshedAtMs": r.refreshed_at_ms,
-        "expiresAtMs": r.expires_at_ms(),
-    })
-}
-
-fn token_json(t: &TokenInfo) -> Value {
-    json!({
-        "role": t.role.as_str(),
-        "scopes": t.scopes,
-        "createdAtMs": t.created_at_ms,
-        "rotatedAtMs": t.rotated_at_ms,
-        "revokedAtMs": t.revoked_at_ms,
-        "lastUsedAtMs": t.last_used_at_ms,
-    })
-}
-
-fn paired_json(d: &PairedDevice, tokens: &[TokenInfo]) -> Value {
-    let roles: Vec<&str> = d.roles.iter().map(|r| r.as_str()).collect();
-    json!({
-        "deviceId": d.device_id,
-        "publicKey": d.public_key,
-        "displayName": d.label.clone().or_else(|| d.display_name.clone()),
-        "label": d.label,
-        "selfReportedName": d.display_name,
-        "platform": d.platform,
-        "deviceFamily": d.device_family,
-        "clientId": d.client_id,
-        "clientMode": d.client_mode,
-        "role": roles.first(),
-        "roles": roles,
-        "scopes": d.approved_scopes,
-        "approvedScopes": d.approved_scopes,
-        "approvedVia": d.approved_via.as_str(),
-        "remoteIp": d.remote_ip,
-        "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(),
-        "createdAtMs": d.created_at_ms,
-        "approvedAtMs": d.approved_at_ms,
-        "lastSeenAtMs": d.last_seen_at_ms,
-    })
-}
-
-// ---- presentation -------------------------------------------------------------
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())

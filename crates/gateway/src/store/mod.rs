@@ -24,6 +24,7 @@
 mod codec;
 mod devices;
 mod error;
+pub mod json;
 mod pending;
 pub mod schema;
 mod services;
