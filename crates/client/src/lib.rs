@@ -45,6 +45,42 @@ pub enum ClientError {
     Protocol(String),
 }
 
+/// The WebSocket upgrade over a TCP socket bound to `local` first (`ws://` only).
+async fn connect_from(
+    local: std::net::IpAddr,
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<
+    (WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::handshake::client::Response),
+    String,
+> {
+    let uri = request.uri();
+    if uri.scheme_str() != Some("ws") {
+        return Err("a local address can only be bound for ws:// URLs".into());
+    }
+    let host = uri.host().ok_or("URL without a host")?.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let remote = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| e.to_string())?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| format!("{host} has no address of the family of {local}"))?;
+    let socket = if local.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .map_err(|e| e.to_string())?;
+    socket.bind(std::net::SocketAddr::new(local, 0)).map_err(|e| format!("bind {local}: {e}"))?;
+    let stream = socket.connect(remote).await.map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    tokio_tungstenite::client_async_with_config(request, MaybeTlsStream::Plain(stream), Some(ws_config()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// tungstenite's default read buffer (128 KiB, zero-filled before every
+/// read) costs each connection 128 KiB and each frame a 128 KiB memset; the
+/// frames a client reads are small, and a large one is still read whole.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
 /// A connected, admitted session.
 pub struct Client {
     sink: tokio::sync::Mutex<Sink>,
@@ -68,10 +104,18 @@ impl Client {
                 HeaderValue::from_str(value).map_err(|_| connect_err(format!("bad header value for {name}")))?;
             request.headers_mut().append(name, value);
         }
-        let (ws, _) = tokio::time::timeout(opts.timeout, tokio_tungstenite::connect_async(request))
+        let upgrade = async {
+            match opts.local_addr {
+                None => tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some(local) => connect_from(local, request).await,
+            }
+        };
+        let (ws, _) = tokio::time::timeout(opts.timeout, upgrade)
             .await
             .map_err(|_| ClientError::Timeout("the WebSocket upgrade"))?
-            .map_err(|e| connect_err(e.to_string()))?;
+            .map_err(connect_err)?;
         let (mut sink, mut stream) = ws.split();
 
         // 1. The challenge.

@@ -27,6 +27,9 @@ pub struct ConnectOptions {
     pub device_token: Option<String>,
     /// Extra HTTP headers on the upgrade request.
     pub headers: Vec<(String, String)>,
+    /// Bind the client socket to this local address before connecting (e.g.
+    /// one of 127.0.0.0/8, to spread load over source addresses). `ws://` only.
+    pub local_addr: Option<std::net::IpAddr>,
     /// For each handshake step.
     pub timeout: Duration,
 }
@@ -50,6 +53,7 @@ impl ConnectOptions {
             device: None,
             device_token: None,
             headers: Vec::new(),
+            local_addr: None,
             timeout: Duration::from_secs(15),
         }
     }
@@ -82,17 +86,34 @@ impl ConnectOptions {
         self
     }
 
+    /// A device token from an earlier hello-ok, presented when no shared secret is set.
+    pub fn device_token(mut self, token: impl Into<String>) -> Self {
+        self.device_token = Some(token.into());
+        self
+    }
+
+    /// Connect from this local address (`ws://` only).
+    pub fn bind(mut self, local: std::net::IpAddr) -> Self {
+        self.local_addr = Some(local);
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     pub fn connect_params(&self) -> ConnectParams {
-        let auth = (self.token.is_some() || self.password.is_some()).then(|| AuthParams {
-            token: self.token.clone(),
-            password: self.password.clone(),
-            ..Default::default()
-        });
+        let auth = if self.token.is_some() || self.password.is_some() {
+            Some(AuthParams { token: self.token.clone(), password: self.password.clone(), ..Default::default() })
+        } else {
+            // No shared secret: present the device token, in both fields.
+            self.device_token.as_ref().map(|t| AuthParams {
+                token: Some(t.clone()),
+                device_token: Some(t.clone()),
+                ..Default::default()
+            })
+        };
         ConnectParams {
             min_protocol: self.min_protocol,
             max_protocol: self.max_protocol,

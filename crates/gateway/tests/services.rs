@@ -124,7 +124,8 @@ async fn a_service_token_admits_its_fixed_role_and_scopes_from_remote() {
     }
 
     // The store keeps only a digest, and the listing never shows the token.
-    let secret = token.rsplit_once('_').unwrap().1.to_owned();
+    // The secret is everything after the second `_` (base64url may contain `_`).
+    let secret = token.splitn(3, '_').nth(2).unwrap().to_owned();
     let (listing, _) = text(&clawgate(dir.path(), &["services", "list"]));
     assert!(listing.contains("ci-bot") && listing.contains("active") && !listing.contains(&secret), "{listing}");
     let (json_listing, _) = text(&clawgate(dir.path(), &["services", "list", "--json"]));

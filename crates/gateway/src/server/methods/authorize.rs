@@ -70,9 +70,12 @@ mod tests {
         }
     }
 
+    /// Method, caller role, caller scopes, expected outcome.
+    type Case<'a> = (&'a str, Role, &'a [&'a str], Result<(), &'a str>);
+
     #[test]
     fn one_method_from_each_scope_class() {
-        let cases: &[(&str, Role, &[&str], Result<(), &str>)] = &[
+        let cases: &[Case] = &[
             ("health", Role::Node, &[], Ok(())),
             ("health", Role::Operator, &[], Ok(())),
             ("status", Role::Operator, &[scopes::READ], Ok(())),

@@ -169,7 +169,7 @@ async fn invoke(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Value>)
     let Some((node, outbox)) = gw.registry.node(&node_id) else {
         return Err(RequestError::Unavailable(format!("node {node_id} is not connected")));
     };
-    let declared = node.node.as_ref().is_some_and(|n| n.commands.iter().any(|c| *c == command));
+    let declared = node.node.as_ref().is_some_and(|n| n.commands.contains(&command));
     if !declared {
         return Err(RequestError::Denied {
             message: format!("node {node_id} does not declare command {command}"),

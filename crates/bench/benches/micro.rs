@@ -1,0 +1,174 @@
+//! Micro-benchmarks of the per-connection hot paths, so a regression shows up
+//! before the end-to-end figures move:
+//!
+//! - admission: `decide` for a local token connect and for a paired device;
+//! - device proof: `device_proof::verify` of a v3 signature (and signing it);
+//! - frames: parsing a `connect` request and a `health` request, parsing what
+//!   a client reads (hello-ok, an event), serialising responses and events.
+//!
+//! Run with `cargo bench -p clawgate-bench --bench micro` (all), or add
+//! `-- decide` for one group.
+//!
+//! `cargo test` runs each once (criterion's test mode), which keeps them compiling.
+
+use std::hint::black_box;
+
+use clawgate::admission::credential::{Credential, CredentialCheck};
+use clawgate::admission::decide;
+use clawgate::admission::decision::Role;
+use clawgate::admission::device_proof;
+use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
+use clawgate::config::{AuthMode, Config};
+use clawgate::store::{ApprovedVia, DeviceView, PairedDevice, TokenInfo};
+use clawgate_client::{ConnectOptions, DeviceIdentity};
+use clawgate_protocol::{ConnectParams, EventFrame, Frame, RequestFrame, ResponseFrame};
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "bench-token-0123456789abcdef0123456789";
+const NONCE: &str = "5d1c7a0e-9f3b-4c56-8d2e-0a1b2c3d4e5f";
+const NOW_MS: u64 = 1_790_000_000_000;
+
+fn params(options: &ConnectOptions) -> ConnectParams {
+    options.connect_params()
+}
+
+fn backend() -> ConnectOptions {
+    ConnectOptions::new("ws://127.0.0.1:1")
+        .client("gateway-client", "backend")
+        .role("operator")
+        .scopes(&["operator.read"])
+}
+
+/// Connect params proving `identity` over [`NONCE`], with a device token.
+fn device_params(identity: &DeviceIdentity) -> ConnectParams {
+    let mut p = params(&backend().device_token("device-token-value-0123456789"));
+    p.device = Some(identity.device_params(&p, NONCE, NOW_MS));
+    p
+}
+
+fn paired_view(identity: &DeviceIdentity) -> DeviceView {
+    DeviceView {
+        generation: 1,
+        device: Some(PairedDevice {
+            device_id: identity.device_id(),
+            public_key: identity.public_key_b64url(),
+            display_name: None,
+            label: None,
+            platform: Some("linux".into()),
+            device_family: None,
+            client_id: Some("cli".into()),
+            client_mode: Some("cli".into()),
+            roles: vec![Role::Operator],
+            approved_scopes: vec!["operator.read".into()],
+            approved_via: ApprovedVia::Owner,
+            created_at_ms: 1,
+            approved_at_ms: 1,
+            last_seen_at_ms: None,
+            remote_ip: None,
+        }),
+        tokens: vec![TokenInfo {
+            device_id: identity.device_id(),
+            role: Role::Operator,
+            scopes: vec!["operator.read".into()],
+            created_at_ms: 1,
+            rotated_at_ms: None,
+            revoked_at_ms: None,
+            last_used_at_ms: None,
+        }],
+    }
+}
+
+fn admission(c: &mut Criterion) {
+    let config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut g = c.benchmark_group("decide");
+
+    let token_facts = ConnectFacts {
+        locality: Locality::DirectLocal,
+        origin: None,
+        sec_fetch: false,
+        listener_port: 18789,
+        params: params(&backend().token(TOKEN)),
+        credential: CredentialCheck::Verified(Credential::SharedToken),
+        device: DeviceFact::None,
+    };
+    g.bench_function("local token, no device", |b| b.iter(|| decide(black_box(&token_facts), &config, None)));
+
+    let identity = DeviceIdentity::from_seed([7; 32]);
+    let p = device_params(&identity);
+    let verified = device_proof::verify(&p, NONCE, NOW_MS).expect("the bench's own proof verifies");
+    let device_facts = ConnectFacts {
+        locality: Locality::DirectLocal,
+        origin: None,
+        sec_fetch: false,
+        listener_port: 18789,
+        params: p,
+        credential: CredentialCheck::Verified(Credential::DeviceToken {
+            device_id: identity.device_id(),
+            role: Role::Operator,
+            scopes: vec!["operator.read".into()],
+        }),
+        device: DeviceFact::Proven(verified),
+    };
+    let view = paired_view(&identity);
+    g.bench_function("paired device, device token", |b| {
+        b.iter(|| decide(black_box(&device_facts), &config, Some(black_box(&view))))
+    });
+    g.finish();
+}
+
+fn device_proofs(c: &mut Criterion) {
+    let identity = DeviceIdentity::from_seed([9; 32]);
+    let p = device_params(&identity);
+    let mut g = c.benchmark_group("device proof");
+    g.bench_function("verify v3", |b| b.iter(|| device_proof::verify(black_box(&p), NONCE, NOW_MS).unwrap()));
+    let unsigned = params(&backend().device_token("device-token-value-0123456789"));
+    g.bench_function("sign v3 (client side)", |b| {
+        b.iter(|| identity.device_params(black_box(&unsigned), NONCE, NOW_MS))
+    });
+    g.finish();
+}
+
+fn frames(c: &mut Criterion) {
+    let identity = DeviceIdentity::from_seed([11; 32]);
+    let connect = Frame::Req(RequestFrame::new(
+        "connect-1",
+        "connect",
+        Some(serde_json::to_value(device_params(&identity)).unwrap()),
+    ))
+    .to_json();
+    let health = Frame::Req(RequestFrame::new("r42", "health", None)).to_json();
+    let health_payload = json!({
+        "ok": true, "ts": NOW_MS, "durationMs": 0,
+        "sessions": { "count": 1000, "operators": 1000, "nodes": 0 },
+    });
+    let presence: Value = json!({
+        "presence": (0..8).map(|i| json!({
+            "host": format!("host-{i}"), "version": "1.0.0", "platform": "linux", "mode": "ui",
+            "reason": "connect", "tags": ["openclaw-macos"], "ts": NOW_MS, "roles": ["operator"],
+            "scopes": ["operator.read"], "instanceId": format!("instance-{i}"),
+        })).collect::<Vec<_>>(),
+        "stateVersion": 9,
+    });
+
+    let mut g = c.benchmark_group("frames");
+    g.bench_function("parse connect request", |b| b.iter(|| RequestFrame::parse(black_box(&connect)).unwrap()));
+    g.bench_function("parse + check ConnectParams", |b| {
+        let req = RequestFrame::parse(&connect).unwrap();
+        b.iter(|| ConnectParams::parse(black_box(req.params.as_ref())).unwrap())
+    });
+    g.bench_function("parse health request", |b| b.iter(|| RequestFrame::parse(black_box(&health)).unwrap()));
+    let res = Frame::Res(ResponseFrame::ok("r42", health_payload.clone()));
+    g.bench_function("serialize health response", |b| b.iter(|| black_box(&res).to_json()));
+    // A broadcast serialises its payload once, then frames it per recipient.
+    g.bench_function("serialize presence payload", |b| b.iter(|| black_box(&presence).to_string()));
+    let event = Frame::Event(EventFrame::new("presence", Some(presence.clone()), Some(1)));
+    let event_text = event.to_json();
+    g.bench_function("parse presence event (client side)", |b| {
+        b.iter(|| Frame::parse(black_box(&event_text)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, admission, device_proofs, frames);
+criterion_main!(benches);
