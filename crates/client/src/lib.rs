@@ -81,6 +81,34 @@ fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
+/// Read frames until `pick` accepts one (or fails), the gateway closes, or
+/// `timeout` passes; frames `pick` passes over are skipped.
+async fn next_frame<T>(
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+    timeout: Duration,
+    what: &'static str,
+    mut pick: impl FnMut(Frame) -> Option<Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    let read = async {
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Text(t)) => {
+                    if let Some(result) = Frame::parse(&t).ok().and_then(&mut pick) {
+                        return result;
+                    }
+                }
+                Ok(Message::Close(c)) => {
+                    return Err(ClientError::Closed(c.map(|c| (c.code.into(), c.reason.to_string()))));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+        }
+        Err(ClientError::Closed(None))
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| ClientError::Timeout(what))?
+}
+
 /// A connected, admitted session.
 pub struct Client {
     sink: tokio::sync::Mutex<Sink>,
@@ -119,24 +147,11 @@ impl Client {
         let (mut sink, mut stream) = ws.split();
 
         // 1. The challenge.
-        let challenge = tokio::time::timeout(opts.timeout, async {
-            while let Some(msg) = stream.next().await {
-                match msg {
-                    Ok(Message::Text(t)) => match Frame::parse(&t) {
-                        Ok(Frame::Event(e)) if e.event == "connect.challenge" => return Ok(e),
-                        _ => continue,
-                    },
-                    Ok(Message::Close(c)) => {
-                        return Err(ClientError::Closed(c.map(|c| (c.code.into(), c.reason.to_string()))))
-                    }
-                    Ok(_) => continue,
-                    Err(e) => return Err(ClientError::Protocol(e.to_string())),
-                }
-            }
-            Err(ClientError::Closed(None))
+        let challenge = next_frame(&mut stream, opts.timeout, "connect.challenge", |frame| match frame {
+            Frame::Event(e) if e.event == "connect.challenge" => Some(Ok(e)),
+            _ => None,
         })
-        .await
-        .map_err(|_| ClientError::Timeout("connect.challenge"))??;
+        .await?;
         let nonce = challenge.payload.as_ref().and_then(|p| p.get("nonce")).and_then(Value::as_str).unwrap_or("");
         if nonce.trim().is_empty() {
             return Err(ClientError::Protocol("connect challenge missing nonce".into()));
@@ -156,34 +171,17 @@ impl Client {
         sink.send(Message::Text(Frame::Req(connect).to_json().into()))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let hello = tokio::time::timeout(opts.timeout, async {
-            while let Some(msg) = stream.next().await {
-                match msg {
-                    Ok(Message::Text(t)) => match Frame::parse(&t) {
-                        Ok(Frame::Res(r)) if r.id == "connect-1" => {
-                            if r.ok {
-                                let payload = r.payload.unwrap_or_default();
-                                return serde_json::from_value::<HelloOk>(payload)
-                                    .map_err(|e| ClientError::Protocol(format!("bad hello-ok: {e}")));
-                            }
-                            let err = r.error.unwrap_or_else(|| {
-                                ErrorShape::new(clawgate_protocol::ErrorCode::Unavailable, "refused")
-                            });
-                            return Err(ClientError::Refused(err));
-                        }
-                        _ => continue,
-                    },
-                    Ok(Message::Close(c)) => {
-                        return Err(ClientError::Closed(c.map(|c| (c.code.into(), c.reason.to_string()))))
-                    }
-                    Ok(_) => continue,
-                    Err(e) => return Err(ClientError::Protocol(e.to_string())),
-                }
-            }
-            Err(ClientError::Closed(None))
+        let hello = next_frame(&mut stream, opts.timeout, "hello-ok", |frame| match frame {
+            Frame::Res(r) if r.id == "connect-1" && r.ok => Some(
+                serde_json::from_value::<HelloOk>(r.payload.unwrap_or_default())
+                    .map_err(|e| ClientError::Protocol(format!("bad hello-ok: {e}"))),
+            ),
+            Frame::Res(r) if r.id == "connect-1" => Some(Err(ClientError::Refused(
+                r.error.unwrap_or_else(|| ErrorShape::new(clawgate_protocol::ErrorCode::Unavailable, "refused")),
+            ))),
+            _ => None,
         })
-        .await
-        .map_err(|_| ClientError::Timeout("hello-ok"))??;
+        .await?;
 
         // 3. The session: a reader task routes responses and events.
         let pending: Pending = Arc::default();

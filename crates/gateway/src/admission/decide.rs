@@ -263,7 +263,14 @@ fn rules(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>, trace: &m
                     format!("gateway.trustedLocalServices does not list {}/{}", client.id, client.mode),
                 );
             } else if let LocalServiceGate::Refuse(kind, hint) = gate {
-                return refuse(trace, RuleId::LocalOwner, kind, hint);
+                // Asking for nothing as an operator is what `scopeless` admits
+                // from anywhere; refusing it here would leave a local caller
+                // worse off than a remote one.
+                if role == Role::Operator && requested.is_empty() {
+                    pass(trace, RuleId::LocalOwner, format!("{hint}; asking for no scopes, so left to scopeless"));
+                } else {
+                    return refuse(trace, RuleId::LocalOwner, kind, hint);
+                }
             } else {
                 trace.push(TraceStep {
                     rule: RuleId::LocalOwner,
