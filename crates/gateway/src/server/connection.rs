@@ -84,7 +84,11 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         .max_frame_size(Some(gw.options.max_payload));
     let mut ws = WebSocketStream::from_partially_read(budgeted, leftover, WsRole::Server, Some(ws_config)).await;
 
-    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, opened).await {
+    // The outbox exists before hello-ok: the session is registered (and gets
+    // broadcasts) from the moment its client can know it is admitted; what
+    // arrives meanwhile is written after hello-ok, when the writer starts.
+    let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
+    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, opened, &out).await {
         Handshake::Admitted(a) => a,
         Handshake::Ended => return,
     };
@@ -93,7 +97,6 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     drop(_preauth_slot);
 
     let (sink, stream) = ws.split();
-    let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
     let writer = tokio::spawn(run_writer(sink, out_rx));
     session::run(&gw, admitted, stream, out, writer).await;
 }

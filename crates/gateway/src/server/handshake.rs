@@ -27,8 +27,8 @@ use crate::secrets::random_uuid;
 use super::budget::is_budget_exceeded;
 use super::connection::Ws;
 use super::methods::{health_payload, METHODS};
-use super::outbox::close_message;
-use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionInfo};
+use super::outbox::{close_message, Outbox};
+use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
 use super::wire::{self, HandshakeError, Rejection};
 use super::{events, now_ms, Gateway, VERSION};
 
@@ -42,6 +42,8 @@ pub struct Admitted {
     pub info: Arc<SessionInfo>,
     /// Holds the node id while the session lives.
     pub node_id: Option<NodeIdGuard>,
+    /// The session's place in the registry, released when it ends.
+    pub registration: SessionGuard,
 }
 
 async fn send(ws: &mut Ws, frame: Frame) -> bool {
@@ -92,7 +94,14 @@ async fn first_text(
     }
 }
 
-pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Locality, opened: Instant) -> Handshake {
+pub async fn run(
+    gw: &Arc<Gateway>,
+    ws: &mut Ws,
+    edge: &EdgeFacts,
+    locality: Locality,
+    opened: Instant,
+    out: &Outbox,
+) -> Handshake {
     let deadline = tokio::time::Instant::from_std(opened + gw.options.handshake_timeout);
     let nonce = random_uuid();
     let challenge =
@@ -266,11 +275,14 @@ pub async fn run(gw: &Arc<Gateway>, ws: &mut Ws, edge: &EdgeFacts, locality: Loc
         },
     });
     let hello = hello_ok(gw, &info, &admission, issued);
+    // Registered before hello-ok goes out, so no broadcast sent after the
+    // client learns it is admitted can miss it.
+    let registration = gw.registry.insert(info.clone(), out.clone());
     let payload = serde_json::to_value(&hello).unwrap_or_default();
     if !send(ws, Frame::Res(ResponseFrame::ok(&request.id, payload))).await {
         return Handshake::Ended;
     }
-    Handshake::Admitted(Admitted { info, node_id })
+    Handshake::Admitted(Admitted { info, node_id, registration })
 }
 
 fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Option<IssuedToken>) -> HelloOk {

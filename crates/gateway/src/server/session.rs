@@ -30,7 +30,7 @@ pub async fn run(
 ) {
     let info = admitted.info;
     let _node_id = admitted.node_id;
-    let _registration = gw.registry.insert(info.clone(), out.clone());
+    let _registration = admitted.registration;
     let mut killed = out.killed();
     let mut role_errors = 0u32;
     let mut writer_done = false;
