@@ -35,6 +35,8 @@ pub enum SecretSource {
     ConfigKey(&'static str),
     Env(&'static str),
     Flag,
+    /// A file named by an environment variable.
+    File(PathBuf),
     Generated(PathBuf),
 }
 
@@ -44,6 +46,7 @@ impl fmt::Display for SecretSource {
             SecretSource::ConfigKey(k) => write!(f, "config key {k}"),
             SecretSource::Env(v) => write!(f, "environment variable {v}"),
             SecretSource::Flag => f.write_str("command-line flag"),
+            SecretSource::File(p) => write!(f, "secret file {}", p.display()),
             SecretSource::Generated(p) => write!(f, "generated token file {}", p.display()),
         }
     }
@@ -152,16 +155,22 @@ pub fn load(
     let bind = parse_bind(&bind_text)?;
 
     // Secrets: flag, then CLAWGATE_*, then OPENCLAW_*, then the config file.
+    // A secret may also come from a file (CLAWGATE_GATEWAY_TOKEN_FILE): kept
+    // out of the environment of child processes and out of the process list.
+    let token_file = secret_from_file(&env, "CLAWGATE_GATEWAY_TOKEN_FILE")?;
+    let password_file = secret_from_file(&env, "CLAWGATE_GATEWAY_PASSWORD_FILE")?;
     let token = pick_secret(
         sources.token.clone().map(|v| (v, SecretSource::Flag)),
-        &[("CLAWGATE_GATEWAY_TOKEN", &env), ("OPENCLAW_GATEWAY_TOKEN", &env)],
-        g.auth.token.clone().map(|v| (v, SecretSource::ConfigKey("gateway.auth.token"))),
-    );
+        &[("CLAWGATE_GATEWAY_TOKEN", &env)],
+        token_file.or_else(|| pick_secret(None, &[("OPENCLAW_GATEWAY_TOKEN", &env)], None)),
+    )
+    .or_else(|| g.auth.token.clone().map(|v| (v, SecretSource::ConfigKey("gateway.auth.token"))));
     let password = pick_secret(
         None,
-        &[("CLAWGATE_GATEWAY_PASSWORD", &env), ("OPENCLAW_GATEWAY_PASSWORD", &env)],
-        g.auth.password.clone().map(|v| (v, SecretSource::ConfigKey("gateway.auth.password"))),
-    );
+        &[("CLAWGATE_GATEWAY_PASSWORD", &env)],
+        password_file.or_else(|| pick_secret(None, &[("OPENCLAW_GATEWAY_PASSWORD", &env)], None)),
+    )
+    .or_else(|| g.auth.password.clone().map(|v| (v, SecretSource::ConfigKey("gateway.auth.password"))));
 
     let auth_mode = sources.auth_mode.or(g.auth.mode).unwrap_or(if password.is_some() && token.is_none() {
         AuthMode::Password
@@ -454,12 +463,23 @@ fn pick_secret(
     flag.or_else(|| envs.iter().find_map(|(name, get)| get(name).map(|v| (v, SecretSource::Env(name))))).or(file)
 }
 
+/// The secret in the file named by environment variable `var`, if it is set.
+fn secret_from_file(
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<(String, SecretSource)>, ConfigError> {
+    let Some(path) = env(var) else { return Ok(None) };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| unsafe_key(var, format!("cannot read the secret file {path:?}: {e}")))?;
+    Ok(Some((text.trim().to_owned(), SecretSource::File(PathBuf::from(path)))))
+}
+
 fn source_key(source: &SecretSource, what: &str) -> String {
     match source {
         SecretSource::ConfigKey(k) => (*k).to_owned(),
         SecretSource::Env(v) => (*v).to_owned(),
         SecretSource::Flag => format!("--{what}"),
-        SecretSource::Generated(p) => p.display().to_string(),
+        SecretSource::File(p) | SecretSource::Generated(p) => p.display().to_string(),
     }
 }
 
@@ -528,6 +548,24 @@ mod tests {
         s.env.insert("CLAWGATE_GATEWAY_TOKEN".into(), "undefined".into());
         let err = load(&s, &mut no_generation()).unwrap_err();
         assert!(err.to_string().starts_with("CLAWGATE_GATEWAY_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn secrets_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("clawgate-secret-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let mut s = ConfigSources::default();
+        s.env.insert("CLAWGATE_GATEWAY_TOKEN_FILE".into(), file.display().to_string());
+        s.env.insert("OPENCLAW_GATEWAY_TOKEN".into(), "loses-to-the-file".into());
+        let cfg = load(&s, &mut no_generation()).unwrap();
+        assert_eq!(cfg.token.as_ref().unwrap().reveal(), "from-a-file");
+        assert_eq!(cfg.token.unwrap().source, SecretSource::File(file.clone()));
+        s.env.insert("CLAWGATE_GATEWAY_TOKEN_FILE".into(), dir.join("missing").display().to_string());
+        let err = load(&s, &mut no_generation()).unwrap_err();
+        assert!(err.to_string().starts_with("CLAWGATE_GATEWAY_TOKEN_FILE"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
