@@ -71,7 +71,24 @@ async fn connect_from(
     let _ = stream.set_nodelay(true);
     tokio_tungstenite::client_async_with_config(request, MaybeTlsStream::Plain(stream), Some(ws_config()))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| upgrade_error(&e))
+}
+
+/// A refused upgrade says why: the gateway's HTTP status and its error body
+/// (e.g. `403 proxy_attribution_required: …`), not only "HTTP error".
+fn upgrade_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = e else { return e.to_string() };
+    let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let parsed: Option<Value> = serde_json::from_str(&body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    match (
+        error.and_then(|e| e.get("type")).and_then(Value::as_str),
+        error.and_then(|e| e.get("message")).and_then(Value::as_str),
+    ) {
+        (Some(kind), Some(message)) => format!("HTTP {} {kind}: {message}", resp.status().as_u16()),
+        _ if !body.trim().is_empty() => format!("HTTP {}: {}", resp.status().as_u16(), body.trim()),
+        _ => format!("HTTP {}", resp.status()),
+    }
 }
 
 /// tungstenite's default read buffer (128 KiB, zero-filled before every
@@ -136,7 +153,7 @@ impl Client {
             match opts.local_addr {
                 None => tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), false)
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| upgrade_error(&e)),
                 Some(local) => connect_from(local, request).await,
             }
         };

@@ -70,3 +70,14 @@ async fn plain_http_routes() {
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_client_library_reports_why_an_upgrade_was_refused() {
+    let gw = TestGateway::token().await;
+    let opts = clawgate_client::ConnectOptions::new(gw.url()).token(TOKEN).header("x-forwarded-for", "198.51.100.7");
+    let err = clawgate_client::Client::connect(opts).await.err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("HTTP 403 proxy_attribution_required"), "{text}");
+    assert!(text.contains("gateway.trustedProxies"), "the gateway's explanation is passed on: {text}");
+    gw.stop().await;
+}
