@@ -10,6 +10,7 @@ pub mod decide;
 #[cfg(test)]
 mod decide_tests;
 pub mod decision;
+mod device_branch;
 pub mod device_proof;
 pub mod explain;
 pub mod facts;

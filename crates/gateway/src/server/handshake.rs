@@ -19,7 +19,7 @@ use crate::admission::{CredentialCheck, Refusal, RefusalKind, RuleId};
 use crate::store::{DeviceView, ServiceTokenCheck, StoreError, TokenCheck};
 
 use super::apply::{self, IssuedToken};
-use super::limits;
+use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
 use crate::admission::{decide, Admission, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::secrets::random_uuid;
@@ -403,75 +403,6 @@ fn gather_store_facts(
         None => None,
     };
     Ok((credential, view))
-}
-
-/// Which limiter bucket a connection's failures count in, and whether it is
-/// exempt from lockout (a direct-local program in token mode with no loopback
-/// proxy: slowed, never locked out, so a typo cannot lock the owner out).
-struct LimitKey {
-    browser: bool,
-    key: String,
-    exempt: bool,
-}
-
-impl LimitKey {
-    fn for_connection(
-        gw: &Gateway,
-        locality: &Locality,
-        ip: IpAddr,
-        origin: Option<&str>,
-        params: &ConnectParams,
-    ) -> LimitKey {
-        use crate::config::AuthMode;
-        let loopback = crate::net::is_loopback(ip);
-        let browser = origin.is_some();
-        let scope = if params.auth.as_ref().is_some_and(|a| a.device_token.is_some()) {
-            "device-token"
-        } else {
-            "shared-secret"
-        };
-        let key = match (browser, loopback) {
-            // Browsers on this host share one bucket: their Origin is theirs to choose.
-            (true, true) => "browser-loopback".to_owned(),
-            _ => format!("{scope}:{}", limits::address_key(ip)),
-        };
-        let proxy_on_loopback = gw.config.loopback_is_trusted_proxy();
-        let exempt =
-            !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
-        LimitKey { browser, key, exempt }
-    }
-
-    fn limiter<'a>(&self, gw: &'a Gateway) -> &'a limits::AuthLimiter {
-        if self.browser {
-            &gw.browser_limiter
-        } else {
-            &gw.auth_limiter
-        }
-    }
-
-    fn locked(&self, gw: &Gateway, now: u64) -> Option<u64> {
-        if self.exempt {
-            return None;
-        }
-        self.limiter(gw).locked(&self.key, now)
-    }
-
-    /// Count a wrong credential (missing ones do not count); a success clears.
-    async fn account(&self, gw: &Gateway, decision: &Decision, now: u64) {
-        use crate::admission::AuthReason;
-        match decision {
-            Decision::Refuse(Refusal { kind: RefusalKind::Auth { reason, .. }, .. })
-                if AuthReason::counts_as_failure(*reason) =>
-            {
-                let n = self.limiter(gw).record_failure(&self.key, now, !self.exempt);
-                if self.exempt {
-                    tokio::time::sleep(std::time::Duration::from_millis(limits::exempt_delay_ms(n))).await;
-                }
-            }
-            Decision::Admit(_) => self.limiter(gw).reset(&self.key),
-            _ => {}
-        }
-    }
 }
 
 /// The node id and declared surface of a node session. Device nodes are

@@ -6,6 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use clawgate_protocol::ConnectParams;
+
+use crate::admission::{Decision, Locality, Refusal, RefusalKind};
+
+use super::Gateway;
+
 /// Failed attempts allowed within the window before the key is locked.
 pub const MAX_ATTEMPTS: usize = 10;
 pub const WINDOW_MS: u64 = 60_000;
@@ -118,6 +124,75 @@ impl PreauthCounter {
         }
         *n += 1;
         Some(PreauthSlot { counter: self.clone(), ip })
+    }
+}
+
+/// Which limiter bucket a connection's failures count in, and whether it is
+/// exempt from lockout (a direct-local program in token mode with no loopback
+/// proxy: slowed, never locked out, so a typo cannot lock the owner out).
+pub struct LimitKey {
+    browser: bool,
+    key: String,
+    exempt: bool,
+}
+
+impl LimitKey {
+    pub fn for_connection(
+        gw: &Gateway,
+        locality: &Locality,
+        ip: IpAddr,
+        origin: Option<&str>,
+        params: &ConnectParams,
+    ) -> LimitKey {
+        use crate::config::AuthMode;
+        let loopback = crate::net::is_loopback(ip);
+        let browser = origin.is_some();
+        let scope = if params.auth.as_ref().is_some_and(|a| a.device_token.is_some()) {
+            "device-token"
+        } else {
+            "shared-secret"
+        };
+        let key = match (browser, loopback) {
+            // Browsers on this host share one bucket: their Origin is theirs to choose.
+            (true, true) => "browser-loopback".to_owned(),
+            _ => format!("{scope}:{}", address_key(ip)),
+        };
+        let proxy_on_loopback = gw.config.loopback_is_trusted_proxy();
+        let exempt =
+            !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
+        LimitKey { browser, key, exempt }
+    }
+
+    fn limiter<'a>(&self, gw: &'a Gateway) -> &'a AuthLimiter {
+        if self.browser {
+            &gw.browser_limiter
+        } else {
+            &gw.auth_limiter
+        }
+    }
+
+    pub fn locked(&self, gw: &Gateway, now: u64) -> Option<u64> {
+        if self.exempt {
+            return None;
+        }
+        self.limiter(gw).locked(&self.key, now)
+    }
+
+    /// Count a wrong credential (missing ones do not count); a success clears.
+    pub async fn account(&self, gw: &Gateway, decision: &Decision, now: u64) {
+        use crate::admission::AuthReason;
+        match decision {
+            Decision::Refuse(Refusal { kind: RefusalKind::Auth { reason, .. }, .. })
+                if AuthReason::counts_as_failure(*reason) =>
+            {
+                let n = self.limiter(gw).record_failure(&self.key, now, !self.exempt);
+                if self.exempt {
+                    tokio::time::sleep(std::time::Duration::from_millis(exempt_delay_ms(n))).await;
+                }
+            }
+            Decision::Admit(_) => self.limiter(gw).reset(&self.key),
+            _ => {}
+        }
     }
 }
 
