@@ -114,34 +114,14 @@ impl ConnectOptions {
                 ..Default::default()
             })
         };
+        let mut client = ClientInfo::new(&self.client_id, &self.client_version, &self.platform, &self.client_mode);
+        client.instance_id = self.instance_id.clone();
         ConnectParams {
             min_protocol: self.min_protocol,
-            max_protocol: self.max_protocol,
-            client: ClientInfo {
-                id: self.client_id.clone(),
-                version: self.client_version.clone(),
-                platform: self.platform.clone(),
-                mode: self.client_mode.clone(),
-                display_name: None,
-                build_id: None,
-                device_family: None,
-                model_identifier: None,
-                time_zone: None,
-                instance_id: self.instance_id.clone(),
-            },
-            caps: Vec::new(),
-            commands: None,
-            permissions: None,
-            computer_use: None,
-            worker_runs: None,
-            path_env: None,
-            locale: None,
-            user_agent: None,
             role: Some(self.role.clone()),
             scopes: Some(self.scopes.clone()),
-            device: None,
             auth,
-            model_catalog: None,
+            ..ConnectParams::new(self.max_protocol, client)
         }
     }
 }

@@ -91,7 +91,47 @@ pub struct AuthParams {
     pub agent_runtime_identity_token: Option<String>,
 }
 
+impl ClientInfo {
+    /// The four required fields; every optional one unset.
+    pub fn new(id: &str, version: &str, platform: &str, mode: &str) -> ClientInfo {
+        ClientInfo {
+            id: id.to_owned(),
+            version: version.to_owned(),
+            platform: platform.to_owned(),
+            mode: mode.to_owned(),
+            display_name: None,
+            build_id: None,
+            device_family: None,
+            model_identifier: None,
+            time_zone: None,
+            instance_id: None,
+        }
+    }
+}
+
 impl ConnectParams {
+    /// Params for `client` speaking exactly `protocol`, everything optional unset.
+    pub fn new(protocol: u64, client: ClientInfo) -> ConnectParams {
+        ConnectParams {
+            min_protocol: protocol,
+            max_protocol: protocol,
+            client,
+            caps: Vec::new(),
+            commands: None,
+            permissions: None,
+            computer_use: None,
+            worker_runs: None,
+            path_env: None,
+            locale: None,
+            user_agent: None,
+            role: None,
+            scopes: None,
+            device: None,
+            auth: None,
+            model_catalog: None,
+        }
+    }
+
     /// Parse and check the schema's constraints. The error is a short
     /// description with the path of the offending field.
     pub fn parse(params: Option<&Value>) -> Result<ConnectParams, String> {

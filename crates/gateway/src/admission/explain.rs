@@ -290,33 +290,17 @@ pub fn explain(
         }
         CredentialDesc::ServiceToken => Some(AuthParams { token: Some(service_token(service)), ..Default::default() }),
     };
+    let platform =
+        desc.platform.clone().or_else(|| paired.and_then(|d| d.platform.clone())).unwrap_or_else(|| "linux".into());
+    let mut client = ClientInfo::new(
+        desc.client_id.as_deref().unwrap_or("cli"),
+        "explain",
+        &platform,
+        desc.client_mode.as_deref().unwrap_or("cli"),
+    );
+    client.device_family = desc.device_family.clone().or_else(|| paired.and_then(|d| d.device_family.clone()));
     let params = ConnectParams {
         min_protocol: desc.min_protocol.unwrap_or(4),
-        max_protocol: desc.max_protocol.unwrap_or(4),
-        client: ClientInfo {
-            id: desc.client_id.clone().unwrap_or_else(|| "cli".into()),
-            version: "explain".into(),
-            platform: desc
-                .platform
-                .clone()
-                .or_else(|| paired.and_then(|d| d.platform.clone()))
-                .unwrap_or_else(|| "linux".into()),
-            mode: desc.client_mode.clone().unwrap_or_else(|| "cli".into()),
-            display_name: None,
-            build_id: None,
-            device_family: desc.device_family.clone().or_else(|| paired.and_then(|d| d.device_family.clone())),
-            model_identifier: None,
-            time_zone: None,
-            instance_id: None,
-        },
-        caps: Vec::new(),
-        commands: None,
-        permissions: None,
-        computer_use: None,
-        worker_runs: None,
-        path_env: None,
-        locale: None,
-        user_agent: None,
         role: desc.role.clone(),
         scopes: if desc.scopes.is_empty() { None } else { Some(desc.scopes.clone()) },
         device: device.as_ref().map(|d| DeviceParams {
@@ -327,7 +311,7 @@ pub fn explain(
             nonce: "explain".into(),
         }),
         auth,
-        model_catalog: None,
+        ..ConnectParams::new(desc.max_protocol.unwrap_or(4), client)
     };
     // The server refuses params the schema rejects before any rule runs.
     let as_json = serde_json::to_value(&params).map_err(|e| e.to_string())?;
