@@ -103,51 +103,9 @@ pub(super) fn grant(conn: &Connection, new: &NewRequest, via: ApprovedVia, now: 
                  WHERE device_id = ?1 AND revoked_at_ms IS NULL",
                 params![new.device_id, now],
             )?;
-            conn.execute(
-                "UPDATE devices SET
-                     public_key = ?2, display_name = ?3, label = NULL, platform = ?4,
-                     device_family = ?5, client_id = ?6, client_mode = ?7, roles = ?8,
-                     approved_scopes = ?9, approved_via = ?10, created_at_ms = ?11,
-                     approved_at_ms = ?11, last_seen_at_ms = NULL, remote_ip = ?12
-                 WHERE device_id = ?1",
-                params![
-                    new.device_id,
-                    new.public_key,
-                    new.display_name,
-                    new.platform,
-                    new.device_family,
-                    new.client_id,
-                    new.client_mode,
-                    roles_to_sql(&[new.role]),
-                    list_to_sql(&scopes),
-                    via.as_str(),
-                    now,
-                    new.remote_ip,
-                ],
-            )?;
+            replace(conn, new, &scopes, via, now)?;
         }
-        None => {
-            conn.execute(
-                "INSERT INTO devices (device_id, public_key, display_name, label, platform,
-                     device_family, client_id, client_mode, roles, approved_scopes,
-                     approved_via, created_at_ms, approved_at_ms, last_seen_at_ms, remote_ip)
-                 VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, NULL, ?12)",
-                params![
-                    new.device_id,
-                    new.public_key,
-                    new.display_name,
-                    new.platform,
-                    new.device_family,
-                    new.client_id,
-                    new.client_mode,
-                    roles_to_sql(&[new.role]),
-                    list_to_sql(&scopes),
-                    via.as_str(),
-                    now,
-                    new.remote_ip,
-                ],
-            )?;
-        }
+        None => replace(conn, new, &scopes, via, now)?,
     }
     Ok(get(conn, &new.device_id)?.ok_or_else(|| unknown(&new.device_id))?)
 }
@@ -190,4 +148,37 @@ pub(super) fn touch(conn: &Connection, device_id: &str, remote_ip: Option<&str>,
         params![device_id, now, remote_ip],
     )?;
     Ok(n > 0)
+}
+
+/// Write `new` as the whole record of its device: a first pairing, or a new
+/// key under the same id (whose old label, approvals and last-seen are gone).
+fn replace(conn: &Connection, new: &NewRequest, scopes: &[String], via: ApprovedVia, now: i64) -> OpResult<()> {
+    conn.execute(
+        "INSERT INTO devices (device_id, public_key, display_name, label, platform,
+             device_family, client_id, client_mode, roles, approved_scopes,
+             approved_via, created_at_ms, approved_at_ms, last_seen_at_ms, remote_ip)
+         VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, NULL, ?12)
+         ON CONFLICT (device_id) DO UPDATE SET
+             public_key = excluded.public_key, display_name = excluded.display_name, label = NULL,
+             platform = excluded.platform, device_family = excluded.device_family,
+             client_id = excluded.client_id, client_mode = excluded.client_mode, roles = excluded.roles,
+             approved_scopes = excluded.approved_scopes, approved_via = excluded.approved_via,
+             created_at_ms = excluded.created_at_ms, approved_at_ms = excluded.approved_at_ms,
+             last_seen_at_ms = NULL, remote_ip = excluded.remote_ip",
+        params![
+            new.device_id,
+            new.public_key,
+            new.display_name,
+            new.platform,
+            new.device_family,
+            new.client_id,
+            new.client_mode,
+            roles_to_sql(&[new.role]),
+            list_to_sql(scopes),
+            via.as_str(),
+            now,
+            new.remote_ip,
+        ],
+    )?;
+    Ok(())
 }

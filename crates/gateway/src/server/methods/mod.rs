@@ -52,17 +52,6 @@ pub fn is_long_running(method: &str) -> bool {
     method == "node.invoke"
 }
 
-/// Authorize and serve one request.
-pub async fn call(
-    gw: &Arc<Gateway>,
-    session: &Arc<SessionInfo>,
-    method: &str,
-    params: Option<Value>,
-) -> Result<Value, RequestError> {
-    authorize(method, session)?;
-    serve(gw, session, method, params).await
-}
-
 /// Serve one request that `authorize` allowed.
 pub async fn serve(
     gw: &Arc<Gateway>,
