@@ -20,7 +20,7 @@ chromium_works() {
 
 # 1. Chromium from Debian.
 if chromium_works; then
-  echo "chromium: $("$chromium" --version) already installed"
+  echo "chromium: $("$chromium" --version 2>/dev/null) already installed"
 else
   if [[ "$(id -u)" != 0 ]]; then
     echo "install.sh: $chromium is missing and installing it needs root (apt-get install -y chromium)" >&2
@@ -34,7 +34,7 @@ else
     echo "install.sh: $chromium --version fails after apt-get install" >&2
     exit 1
   fi
-  echo "chromium: $("$chromium" --version)"
+  echo "chromium: $("$chromium" --version 2>/dev/null)"
 fi
 
 # 2. playwright-core from the lockfile.
