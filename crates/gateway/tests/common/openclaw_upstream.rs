@@ -1,0 +1,190 @@
+//! The real OpenClaw gateway (`openclaw gateway run`, openclaw@2026.9.6 on
+//! Node 24) as an upstream for tests, started through
+//! `interop/openclaw/upstream.sh`: HOME in a fresh temporary directory,
+//! loopback on a free port, token auth (the token only in the environment),
+//! `gateway.trustedProxies` listing loopback, the Control UI enabled, plugins,
+//! cron, mDNS and update checks off.
+//!
+//! [`OpenclawUpstream::start`] returns once the gateway answers `health`
+//! (start-up takes ~15–20 s on a small machine). The gateway runs in its own
+//! process group; dropping the handle (or [`OpenclawUpstream::stop`]) ends the
+//! whole group. Its spawn-broker helper runs in a group of its own but exits
+//! when the gateway dies (checked with SIGKILL to the group).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clawgate_client::{Client, ClientError, ConnectOptions};
+
+/// How long the upstream may take to answer `health` after the spawn.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a SIGTERM'd gateway gets before its group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub struct OpenclawUpstream {
+    pub port: u16,
+    pub token: String,
+    home: tempfile::TempDir,
+    child: Option<tokio::process::Child>,
+    /// The process group of the gateway and its helpers (= the child's pid).
+    pgid: i32,
+}
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A fresh random token (hex of 24 random bytes).
+fn fresh_token() -> String {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn group_alive(pgid: i32) -> bool {
+    // Signal 0 checks for existence; ESRCH once every member is gone (an
+    // unreaped zombie still counts, hence `reap` before every check).
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+impl OpenclawUpstream {
+    /// Start the real gateway and wait until it answers `health`. Panics
+    /// (never skips) when openclaw is not installed or the gateway does not come up.
+    pub async fn start() -> OpenclawUpstream {
+        let script = interop_dir().join("openclaw/upstream.sh");
+        let openclaw = interop_dir().join("openclaw/cli/node_modules/.bin/openclaw");
+        assert!(openclaw.exists(), "openclaw is not installed: run interop/openclaw/install.sh (scripts/test does)");
+        let home = tempfile::tempdir().expect("temp HOME");
+        let port = free_port();
+        let token = fresh_token();
+        let out = std::fs::File::create(home.path().join("gateway.out")).expect("gateway.out");
+        let err = out.try_clone().expect("gateway.out");
+        let child = tokio::process::Command::new("bash")
+            .arg(&script)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--home")
+            .arg(home.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .env("OPENCLAW_GATEWAY_TOKEN", &token)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .expect("spawn interop/openclaw/upstream.sh");
+        let pgid = child.id().expect("child pid") as i32;
+        let mut upstream = OpenclawUpstream { port, token, home, child: Some(child), pgid };
+        upstream.wait_for_health().await;
+        upstream
+    }
+
+    async fn wait_for_health(&mut self) {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the OpenClaw gateway exited during start-up ({status}):\n{}", self.output_tail());
+            }
+            match self.client(&["operator.read"]).await {
+                Ok(client) => match client.request("health", None).await {
+                    Ok(_) => return,
+                    Err(e) => last = e.to_string(),
+                },
+                // Not listening yet, or "gateway starting" (UNAVAILABLE + close 1013).
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!(
+            "the OpenClaw gateway did not answer health within {START_TIMEOUT:?} (last: {last}):\n{}",
+            self.output_tail()
+        );
+    }
+
+    /// `ws://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>/` (the Control UI).
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// The upstream's HOME (its `.openclaw/openclaw.json`, `openclaw.log`).
+    pub fn home(&self) -> &std::path::Path {
+        self.home.path()
+    }
+
+    /// Connect as OpenClaw's local backend client (`gateway-client`/`backend`,
+    /// the shared token, no device), which the upstream admits from loopback
+    /// with exactly the requested scopes.
+    pub async fn client(&self, scopes: &[&str]) -> Result<Client, ClientError> {
+        Client::connect(ConnectOptions::new(self.url()).token(&self.token).scopes(scopes)).await
+    }
+
+    /// The last lines the gateway printed (for failure messages).
+    pub fn output_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.home.path().join("gateway.out")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Whether any process of the gateway's group is still running.
+    pub fn running(&mut self) -> bool {
+        self.reap_and_check()
+    }
+
+    /// SIGTERM to the group (OpenClaw shuts down cleanly, clients see close
+    /// 1012), SIGKILL after a grace period; returns once the group is gone.
+    pub async fn stop(mut self) {
+        signal_group(self.pgid, libc::SIGTERM);
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while self.reap_and_check() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.kill_now();
+        assert!(!self.reap_and_check(), "the OpenClaw gateway's process group {} outlived SIGKILL", self.pgid);
+    }
+
+    /// Reap the direct child if it exited, then whether the group is alive.
+    fn reap_and_check(&mut self) -> bool {
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+            }
+        }
+        group_alive(self.pgid)
+    }
+
+    fn kill_now(&mut self) {
+        if self.reap_and_check() {
+            signal_group(self.pgid, libc::SIGKILL);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.reap_and_check() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OpenclawUpstream {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
