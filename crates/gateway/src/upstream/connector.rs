@@ -80,7 +80,7 @@ impl Upstream {
     }
 
     async fn handshake(&self, request: &OpenRequest) -> Result<UpstreamLink, UpstreamFailure> {
-        let mut ws = open_websocket(&self.config.url, request.host.as_deref()).await?;
+        let mut ws = open_websocket(&self.config.url, request.host.as_deref(), request.upgrade_origin()).await?;
         let challenge = read_challenge(&mut ws).await?;
         let mut params = request.connect_params(&self.config.secret);
         if let Some(identity) = request.class.identity() {

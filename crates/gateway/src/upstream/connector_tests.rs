@@ -142,6 +142,7 @@ fn backend(scopes: &[&str]) -> OpenRequest {
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         fields: DownstreamFields { instance_id: Some("inst-1".into()), ..Default::default() },
         host: Some("gateway.example:18789".into()),
+        origin: Some("http://gateway.example:18789".into()),
     }
 }
 
@@ -185,6 +186,7 @@ async fn control_ui_and_nodes_prove_the_relay_identity() {
         scopes: vec![],
         fields: DownstreamFields { caps: vec!["system".into()], ..Default::default() },
         host: None,
+        origin: None,
     };
     let link = up.open(node).await.unwrap();
     assert_eq!(link.hello_ok["auth"]["deviceToken"], "dt");
@@ -193,8 +195,10 @@ async fn control_ui_and_nodes_prove_the_relay_identity() {
     assert_eq!(connects[0].device.as_ref().unwrap().id, identity.device_id());
     assert_eq!((connects[1].role(), connects[1].caps.clone()), ("node", vec!["system".to_owned()]));
     // Without a downstream Host, the upstream's own authority.
-    let headers = fake.seen.headers.lock().unwrap()[1].clone();
-    assert!(headers.contains(&("host".into(), fake.addr.to_string())), "{headers:?}");
+    let headers = fake.seen.headers.lock().unwrap().clone();
+    assert!(headers[0].contains(&("origin".into(), "http://gateway.example:18789".into())), "{headers:?}");
+    assert!(headers[1].contains(&("host".into(), fake.addr.to_string())), "{headers:?}");
+    assert!(!headers[1].iter().any(|(k, _)| k == "origin"));
 }
 
 #[tokio::test]

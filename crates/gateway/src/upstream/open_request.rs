@@ -56,6 +56,9 @@ pub struct DownstreamFields {
     pub device_family: Option<String>,
     pub model_identifier: Option<String>,
     pub version: Option<String>,
+    /// The client's build: OpenClaw refuses a Control UI whose build is not
+    /// its own ("Control UI updated; reload this page").
+    pub build_id: Option<String>,
     pub locale: Option<String>,
     /// Node capabilities, commands and permissions (passed for nodes only).
     pub caps: Vec<String>,
@@ -73,6 +76,7 @@ impl DownstreamFields {
             device_family: p.client.device_family.clone(),
             model_identifier: p.client.model_identifier.clone(),
             version: Some(p.client.version.clone()),
+            build_id: p.client.build_id.clone(),
             locale: p.locale.clone(),
             caps: p.caps.clone(),
             commands: p.commands.clone(),
@@ -92,6 +96,11 @@ pub struct OpenRequest {
     pub fields: DownstreamFields,
     /// The downstream's `Host` header: OpenClaw builds URLs in hello-ok from it.
     pub host: Option<String>,
+    /// The downstream browser's `Origin`, sent for [`ConnectClass::ControlUi`]
+    /// only: OpenClaw refuses a Control UI connect without an origin it
+    /// allows (`CONTROL_UI_ORIGIN_NOT_ALLOWED`), and the gateway's own origin
+    /// is allowed when it matches `Host`.
+    pub origin: Option<String>,
 }
 
 /// Non-empty after trimming, else `None` (the upstream's schema refuses empty strings).
@@ -100,6 +109,14 @@ fn present(v: &Option<String>) -> Option<String> {
 }
 
 impl OpenRequest {
+    /// The `Origin` to send on the upgrade, if any.
+    pub fn upgrade_origin(&self) -> Option<&str> {
+        match self.class {
+            ConnectClass::ControlUi { .. } => self.origin.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The protocol range to offer: nodes may fall back to v3.
     pub fn protocol_range(&self) -> (u64, u64) {
         let current = u64::from(PROTOCOL_VERSION);
@@ -123,6 +140,7 @@ impl OpenRequest {
         client.display_name = present(&f.display_name);
         client.device_family = present(&f.device_family);
         client.model_identifier = present(&f.model_identifier);
+        client.build_id = present(&f.build_id).filter(|b| b.chars().count() <= 96);
         let (min, max) = self.protocol_range();
         let mut params = ConnectParams::new(max, client);
         params.min_protocol = min;
@@ -175,7 +193,9 @@ mod tests {
             scopes: vec!["operator.read".into()],
             fields: DownstreamFields::from_connect(&downstream()),
             host: Some("127.0.0.1:18789".into()),
+            origin: Some("http://127.0.0.1:18789".into()),
         };
+        assert_eq!(req.upgrade_origin(), None, "only browsers send an origin");
         let p = req.connect_params(&secret());
         let text = serde_json::to_string(&p).unwrap();
         for leaked in
@@ -186,6 +206,7 @@ mod tests {
         assert_eq!((p.client.id.as_str(), p.client.mode.as_str()), ("gateway-client", "backend"));
         assert_eq!(p.client.instance_id.as_deref(), Some("i-1"));
         assert_eq!(p.client.display_name.as_deref(), Some("laptop"));
+        assert_eq!(p.client.build_id.as_deref(), Some("b"));
         assert_eq!(p.locale.as_deref(), Some("de-DE"));
         assert_eq!(p.scopes(), ["operator.read"]);
         assert_eq!((p.min_protocol, p.max_protocol), (4, 4));
@@ -203,6 +224,7 @@ mod tests {
             scopes: vec![],
             fields: DownstreamFields::from_connect(&downstream()),
             host: None,
+            origin: None,
         };
         let p = req.connect_params(&secret());
         assert_eq!((p.client.id.as_str(), p.client.mode.as_str(), p.role()), ("node-host", "node", "node"));
@@ -221,7 +243,9 @@ mod tests {
             scopes: vec![],
             fields,
             host: None,
+            origin: Some("http://127.0.0.1:18789".into()),
         };
+        assert_eq!(req.upgrade_origin(), Some("http://127.0.0.1:18789"));
         let mut secret = secret();
         secret.kind = SecretKind::Password;
         let p = req.connect_params(&secret);

@@ -56,8 +56,9 @@ pub async fn connect_tcp(url: &UpstreamUrl) -> Result<TcpStream, UpstreamFailure
 }
 
 /// The upgrade request: the URL's path, `Host` set to the downstream's (or
-/// the upstream's own when there is none), and nothing else of ours.
-fn upgrade_request(url: &UpstreamUrl, host: Option<&str>) -> Result<Request, UpstreamFailure> {
+/// the upstream's own when there is none), a browser's `Origin` when given,
+/// and nothing else of ours.
+fn upgrade_request(url: &UpstreamUrl, host: Option<&str>, origin: Option<&str>) -> Result<Request, UpstreamFailure> {
     let mut request = format!("ws://{}{}", url.authority(), url.path)
         .into_client_request()
         .map_err(|e| UpstreamFailure::Protocol(format!("bad upstream URL: {e}")))?;
@@ -65,6 +66,11 @@ fn upgrade_request(url: &UpstreamUrl, host: Option<&str>) -> Result<Request, Ups
         let value = HeaderValue::from_str(host)
             .map_err(|_| UpstreamFailure::Protocol("the downstream Host header is not a valid value".into()))?;
         request.headers_mut().insert("host", value);
+    }
+    if let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) {
+        let value = HeaderValue::from_str(origin)
+            .map_err(|_| UpstreamFailure::Protocol("the downstream Origin header is not a valid value".into()))?;
+        request.headers_mut().insert("origin", value);
     }
     Ok(request)
 }
@@ -80,8 +86,12 @@ fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
 /// Connect and upgrade. An HTTP 503 (OpenClaw's answer when too many
 /// handshakes from one address are unfinished) is "unavailable" with its
 /// `Retry-After`.
-pub async fn open_websocket(url: &UpstreamUrl, host: Option<&str>) -> Result<UpstreamWs, UpstreamFailure> {
-    let request = upgrade_request(url, host)?;
+pub async fn open_websocket(
+    url: &UpstreamUrl,
+    host: Option<&str>,
+    origin: Option<&str>,
+) -> Result<UpstreamWs, UpstreamFailure> {
+    let request = upgrade_request(url, host, origin)?;
     let tcp = connect_tcp(url).await?;
     match tokio_tungstenite::client_async_with_config(request, UpstreamIo { inner: tcp }, Some(ws_config())).await {
         Ok((ws, _)) => Ok(ws),
