@@ -7,6 +7,8 @@
 //! - [`Upstream`]: opens one upstream connection per admitted session, as
 //!   OpenClaw's local backend client, as the Control UI or as a node (a relay
 //!   device identity each), with a bound on handshakes in flight.
+//! - [`http_relay`]: relays plain HTTP (and non-gateway WebSocket upgrades)
+//!   to the upstream, by the header and bearer rules of [`http_rules`].
 //!
 //! Relay identities (the Ed25519 keys the upstream sees for browsers and
 //! nodes) live in the store (`store::relay_identities`).
@@ -14,6 +16,8 @@
 pub mod config;
 mod connector;
 mod failure;
+pub mod http_relay;
+pub mod http_rules;
 mod open_request;
 mod transport;
 
