@@ -6,6 +6,7 @@
 //! - [`server`]: HTTP + WebSocket on one port, handshake, sessions, broadcasts.
 //! - [`state`]: the state directory and the generated token.
 //! - [`cli`]: the `clawgate` command.
+//! - [`upstream`]: upstream mode, clawgate in front of an OpenClaw gateway.
 
 pub mod admission;
 pub mod cli;
@@ -15,5 +16,6 @@ pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod upstream;
 
 pub use server::{serve, Gateway, ServerOptions};

@@ -30,6 +30,12 @@ const PROXY_EVIDENCE: &[&str] = &[
     "cdn-loop",
 ];
 
+/// Does a header (lower-case name) say "a proxy is in front of this socket"?
+/// The HTTP relay strips exactly these toward the upstream.
+pub fn is_proxy_evidence(name: &str) -> bool {
+    name.starts_with("x-forwarded-") || PROXY_EVIDENCE.contains(&name)
+}
+
 /// What the edge saw of one upgrade request. Header names are lower-case.
 #[derive(Debug, Clone)]
 pub struct EdgeFacts {
@@ -68,12 +74,8 @@ impl EdgeFacts {
 
     /// The proxy-evidence headers present, by name.
     pub fn proxy_evidence(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .headers
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .filter(|k| k.starts_with("x-forwarded-") || PROXY_EVIDENCE.contains(k))
-            .collect();
+        let mut names: Vec<&str> =
+            self.headers.iter().map(|(k, _)| k.as_str()).filter(|k| is_proxy_evidence(k)).collect();
         names.dedup();
         names
     }

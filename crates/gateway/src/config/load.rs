@@ -20,6 +20,8 @@ pub struct ConfigSources {
     pub bind: Option<String>,
     pub auth_mode: Option<AuthMode>,
     pub token: Option<String>,
+    /// `--upstream URL`: turns upstream mode on (`gateway.upstream`).
+    pub upstream_url: Option<String>,
 }
 
 impl ConfigSources {
@@ -288,6 +290,16 @@ pub fn load(
         allowed_origins.push(o.trim_end_matches('/').to_ascii_lowercase());
     }
 
+    let upstream = crate::upstream::config::resolve(
+        g.upstream.as_ref(),
+        &crate::upstream::config::UpstreamInputs {
+            url_flag: sources.upstream_url.as_deref(),
+            env: &env,
+            home: sources.env.get("HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(PathBuf::from)),
+            own_port: port,
+        },
+    )?;
+
     Ok(Config {
         bind,
         port,
@@ -301,6 +313,7 @@ pub fn load(
         trusted_proxy,
         identity_scopes,
         trusted_local_services,
+        upstream,
     })
 }
 
@@ -643,6 +656,17 @@ mod tests {
         assert!(err_key(bad_header).starts_with("gateway.auth.trustedProxy.userHeader:"));
         let bad_scope = r#"{gateway: {auth: {identityScopes: {alice: ["admin"]}}}}"#;
         assert!(err_key(bad_scope).starts_with("gateway.auth.identityScopes[\"alice\"][0]:"));
+    }
+
+    #[test]
+    fn upstream_is_a_known_key_and_its_errors_name_it() {
+        let c = load_text(r#"{gateway: {upstream: {url: "ws://127.0.0.1:18790", token: "up"}}}"#, &[]).unwrap();
+        assert_eq!(c.upstream.unwrap().url.port, 18790);
+        assert!(load_text("{}", &[]).unwrap().upstream.is_none());
+        assert!(err_key(r#"{gateway: {upstream: {url: "ws://10.1.1.1:18790", token: "up"}}}"#)
+            .starts_with("gateway.upstream.url:"));
+        let e = load_text(r#"{gateway: {upstream: {url: "ws://127.0.0.1:1", tokn: "x"}}}"#, &[]).unwrap_err();
+        assert!(e.to_string().contains("tokn"), "{e}");
     }
 
     #[test]

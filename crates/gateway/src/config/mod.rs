@@ -42,6 +42,8 @@ pub struct GatewaySection {
     pub nodes: NodesSection,
     /// Limits `local-owner` to the listed local programs (DESIGN.md §2).
     pub trusted_local_services: Option<Vec<TrustedLocalServiceEntry>>,
+    /// Upstream mode: an OpenClaw gateway behind clawgate.
+    pub upstream: Option<crate::upstream::config::UpstreamSection>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -155,6 +157,8 @@ pub struct Config {
     pub identity_scopes: BTreeMap<String, Vec<String>>,
     /// `None`: every local program may use `local-owner`. `Some`: only these.
     pub trusted_local_services: Option<Vec<TrustedLocalService>>,
+    /// Set in upstream mode.
+    pub upstream: Option<crate::upstream::config::UpstreamConfig>,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -249,6 +253,7 @@ impl Config {
             trusted_proxy: None,
             identity_scopes: BTreeMap::new(),
             trusted_local_services: None,
+            upstream: None,
         }
     }
 

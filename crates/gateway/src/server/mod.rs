@@ -6,7 +6,7 @@ mod budget;
 mod connection;
 pub mod events;
 mod handshake;
-mod http;
+pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 pub mod methods;

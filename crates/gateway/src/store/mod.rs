@@ -26,6 +26,7 @@ mod devices;
 mod error;
 pub mod json;
 mod pending;
+pub mod relay_identities;
 pub mod schema;
 mod services;
 mod sqlite;
@@ -36,6 +37,7 @@ mod types;
 mod tests;
 
 pub use error::{PendingCap, StoreError};
+pub use relay_identities::{browser_identity_key, node_identity_key, RelayDeviceToken, RelayIdentity};
 pub use services::{
     check_service_name, is_service_token, parse_service_token, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck,
     MAX_SERVICE_NAME_CHARS, SERVICE_TOKEN_PREFIX,
@@ -167,4 +169,24 @@ pub trait PairingStore: Send + Sync {
 
     /// Check a presented `cgs_<id>_<secret>` token; on `Valid`, records last use.
     fn verify_service_token(&self, token: &str, now_ms: u64) -> Result<ServiceTokenCheck, StoreError>;
+
+    // ---- relay identities (upstream mode) ----
+    // Not admission state: changing them does not bump the generation.
+
+    /// The relay identity of a downstream identity key (see
+    /// [`browser_identity_key`], [`node_identity_key`]), created with a
+    /// fresh key on first use.
+    fn relay_identity(&self, identity_key: &str, now_ms: u64) -> Result<RelayIdentity, StoreError>;
+
+    /// Keep the device token the upstream issued to a relay identity, or
+    /// forget it (`None`). `Ok(false)`: no such identity.
+    fn set_relay_device_token(
+        &self,
+        identity_key: &str,
+        token: Option<&RelayDeviceToken>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Forget a relay identity. `Ok(false)`: there was none.
+    fn remove_relay_identity(&self, identity_key: &str, now_ms: u64) -> Result<bool, StoreError>;
 }

@@ -21,7 +21,7 @@ pub const APPLICATION_ID: i32 = 0x434C_4757;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -122,6 +122,26 @@ CREATE TABLE service_principals (
 ) STRICT;
 CREATE UNIQUE INDEX service_principals_live_name
     ON service_principals (name) WHERE revoked_at_ms IS NULL;
+"#;
+
+/// v3: relay identities for upstream mode — clawgate's own key per
+/// downstream browser or node, and the device token the upstream issued to
+/// it. Both are credentials clawgate presents, so they are kept as they are.
+const V3: &str = r#"
+CREATE TABLE relay_identities (
+    identity_key              TEXT PRIMARY KEY CHECK (length(identity_key) BETWEEN 1 AND 512),
+    secret_key                BLOB NOT NULL CHECK (length(secret_key) = 32),
+    device_id                 TEXT NOT NULL
+                              CHECK (length(device_id) = 64 AND device_id NOT GLOB '*[^0-9a-f]*'),
+    created_at_ms             INTEGER NOT NULL,
+    device_token              TEXT,
+    device_token_role         TEXT CHECK (device_token_role IN ('operator', 'node')),
+    device_token_scopes       TEXT,
+    device_token_issued_at_ms INTEGER,
+    CHECK ((device_token IS NULL) = (device_token_role IS NULL)),
+    CHECK ((device_token IS NULL) = (device_token_scopes IS NULL)),
+    CHECK ((device_token IS NULL) = (device_token_issued_at_ms IS NULL))
+) STRICT;
 "#;
 
 /// Open (creating 0600 if missing), check and migrate the store at `path`.

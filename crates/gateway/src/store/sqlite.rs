@@ -7,6 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::{ms, OpResult};
 use super::error::StoreError;
+use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
 use super::services::{self, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck};
 use super::types::{
     Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome, Role,
@@ -228,6 +229,23 @@ impl PairingStore for SqliteStore {
 
     fn verify_service_token(&self, token: &str, now_ms: u64) -> Result<ServiceTokenCheck, StoreError> {
         self.write(now_ms, Change::Bookkeeping, |tx, now| services::verify(tx, token, now))
+    }
+
+    fn relay_identity(&self, identity_key: &str, now_ms: u64) -> Result<RelayIdentity, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, now| relay_identities::get_or_create(tx, identity_key, now))
+    }
+
+    fn set_relay_device_token(
+        &self,
+        identity_key: &str,
+        token: Option<&RelayDeviceToken>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, _| relay_identities::set_device_token(tx, identity_key, token))
+    }
+
+    fn remove_relay_identity(&self, identity_key: &str, now_ms: u64) -> Result<bool, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, _| relay_identities::remove(tx, identity_key))
     }
 }
 

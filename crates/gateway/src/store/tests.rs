@@ -115,7 +115,15 @@ fn migrates_an_empty_file_to_the_current_schema() {
         .unwrap();
     assert_eq!(
         tables,
-        ["device_tokens", "devices", "meta", "pairing_rejections", "pending_requests", "service_principals"]
+        [
+            "device_tokens",
+            "devices",
+            "meta",
+            "pairing_rejections",
+            "pending_requests",
+            "relay_identities",
+            "service_principals"
+        ]
     );
     drop(raw);
 

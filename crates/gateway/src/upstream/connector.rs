@@ -1,0 +1,192 @@
+//! [`Upstream`]: opens one upstream connection per admitted session, through
+//! the OpenClaw handshake (challenge → connect → hello-ok), with a bound on
+//! handshakes in flight.
+//!
+//! OpenClaw allows 32 unfinished handshakes per source address (all of
+//! 127/8 counts as one) and answers HTTP 503 beyond; every relayed session
+//! comes from clawgate's address, so clawgate bounds its own handshakes in
+//! flight below that and queues the rest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::config::UpstreamConfig;
+use super::failure::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
+use super::open_request::OpenRequest;
+use super::transport::{open_websocket, UpstreamWs};
+
+/// Upstream handshakes in flight at once, by default.
+pub const DEFAULT_HANDSHAKES_IN_FLIGHT: usize = 16;
+/// From TCP connect until hello-ok, and separately the wait for a slot.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request id of clawgate's `connect` on an upstream connection.
+pub const CONNECT_REQUEST_ID: &str = "clawgate-connect";
+
+/// The upstream gateway, shared by every session.
+pub struct Upstream {
+    config: UpstreamConfig,
+    slots: Arc<Semaphore>,
+    handshake_timeout: Duration,
+}
+
+/// An open, admitted upstream connection.
+pub struct UpstreamLink {
+    pub ws: UpstreamWs,
+    /// The `payload` of the upstream's hello-ok response.
+    pub hello_ok: Value,
+}
+
+impl std::fmt::Debug for UpstreamLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLink").field("hello_ok", &"…").finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    pub fn new(config: UpstreamConfig) -> Upstream {
+        Upstream::with_limits(config, DEFAULT_HANDSHAKES_IN_FLIGHT, DEFAULT_HANDSHAKE_TIMEOUT)
+    }
+
+    pub fn with_limits(config: UpstreamConfig, handshakes_in_flight: usize, handshake_timeout: Duration) -> Upstream {
+        Upstream { config, slots: Arc::new(Semaphore::new(handshakes_in_flight.max(1))), handshake_timeout }
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Open and admit one upstream connection. Waits for a handshake slot
+    /// first (bounded by the handshake timeout), then runs the handshake
+    /// (bounded again).
+    pub async fn open(&self, request: OpenRequest) -> Result<UpstreamLink, UpstreamFailure> {
+        let wait = tokio::time::timeout(self.handshake_timeout, self.slots.acquire()).await;
+        let _slot = match wait {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(UpstreamFailure::unavailable("the upstream connector is closed")),
+            Err(_) => return Err(UpstreamFailure::unavailable("too many upstream connections are being opened")),
+        };
+        tokio::time::timeout(self.handshake_timeout, self.handshake(&request)).await.unwrap_or_else(|_| {
+            Err(UpstreamFailure::unavailable(format!(
+                "no hello-ok from the upstream within {} ms",
+                self.handshake_timeout.as_millis()
+            )))
+        })
+    }
+
+    async fn handshake(&self, request: &OpenRequest) -> Result<UpstreamLink, UpstreamFailure> {
+        let mut ws = open_websocket(&self.config.url, request.host.as_deref(), request.upgrade_origin()).await?;
+        let challenge = read_challenge(&mut ws).await?;
+        let mut params = request.connect_params(&self.config.secret);
+        if let Some(identity) = request.class.identity() {
+            let signed_at = challenge.ts.unwrap_or_else(crate::server::now_ms);
+            params.device = Some(identity.device_params(&params, &challenge.nonce, signed_at));
+        }
+        let frame = serde_json::json!({
+            "type": "req", "id": CONNECT_REQUEST_ID, "method": "connect", "params": params,
+        });
+        ws.send(Message::text(frame.to_string()))
+            .await
+            .map_err(|e| UpstreamFailure::unavailable(format!("sending connect failed: {e}")))?;
+        let hello_ok = read_connect_response(&mut ws).await?;
+        Ok(UpstreamLink { ws, hello_ok })
+    }
+}
+
+struct Challenge {
+    nonce: String,
+    ts: Option<u64>,
+}
+
+/// What a frame-reading loop got instead of the frame it wanted.
+fn closed(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>, waiting_for: &str) -> UpstreamFailure {
+    match frame {
+        Some(c) if u16::from(c.code) == 1013 || u16::from(c.code) == 1012 => {
+            UpstreamFailure::unavailable(format!("the upstream closed {} ({}) before {waiting_for}", c.code, c.reason))
+        }
+        Some(c) => {
+            UpstreamFailure::Protocol(format!("the upstream closed {} ({}) before {waiting_for}", c.code, c.reason))
+        }
+        None => UpstreamFailure::unavailable(format!("the upstream closed the connection before {waiting_for}")),
+    }
+}
+
+/// Next JSON frame, or why there is none. Read leniently as JSON: the
+/// upstream may send fields newer than this build knows.
+async fn next_frame(ws: &mut UpstreamWs, waiting_for: &str) -> Result<Value, UpstreamFailure> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(&text)
+                    .map_err(|e| UpstreamFailure::Protocol(format!("unparsable frame before {waiting_for}: {e}")));
+            }
+            Some(Ok(Message::Close(frame))) => return Err(closed(frame, waiting_for)),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(UpstreamFailure::unavailable(format!("reading {waiting_for}: {e}"))),
+            None => return Err(closed(None, waiting_for)),
+        }
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+async fn read_challenge(ws: &mut UpstreamWs) -> Result<Challenge, UpstreamFailure> {
+    loop {
+        let frame = next_frame(ws, "connect.challenge").await?;
+        if str_field(&frame, "type") != Some("event") {
+            return Err(UpstreamFailure::Protocol("the upstream sent a non-event before connect.challenge".into()));
+        }
+        if str_field(&frame, "event") != Some("connect.challenge") {
+            continue;
+        }
+        let payload = frame.get("payload").cloned().unwrap_or(Value::Null);
+        let nonce = str_field(&payload, "nonce").map(str::trim).unwrap_or("");
+        if nonce.is_empty() {
+            return Err(UpstreamFailure::Protocol("connect.challenge without a nonce".into()));
+        }
+        return Ok(Challenge { nonce: nonce.to_owned(), ts: payload.get("ts").and_then(Value::as_u64) });
+    }
+}
+
+async fn read_connect_response(ws: &mut UpstreamWs) -> Result<Value, UpstreamFailure> {
+    loop {
+        let mut frame = next_frame(ws, "the connect response").await?;
+        if str_field(&frame, "type") != Some("res") || str_field(&frame, "id") != Some(CONNECT_REQUEST_ID) {
+            continue;
+        }
+        if frame.get("ok").and_then(Value::as_bool) != Some(true) {
+            return Err(refusal(frame.get("error").unwrap_or(&Value::Null)));
+        }
+        let payload = frame.get_mut("payload").map(Value::take).unwrap_or(Value::Null);
+        if str_field(&payload, "type") != Some("hello-ok") {
+            return Err(UpstreamFailure::Protocol("the connect response is not a hello-ok".into()));
+        }
+        return Ok(payload);
+    }
+}
+
+/// An error answer to clawgate's connect: "starting" and rate limits are
+/// temporary, everything else is a refusal of clawgate's own configuration.
+fn refusal(error: &Value) -> UpstreamFailure {
+    let code = str_field(error, "code").unwrap_or("UNKNOWN");
+    let message = str_field(error, "message").unwrap_or("connect refused without a message").to_owned();
+    let detail = error.get("details").and_then(|d| str_field(d, "code"));
+    if code == "UNAVAILABLE" || detail == Some("AUTH_RATE_LIMITED") {
+        return UpstreamFailure::Unavailable {
+            retry_after_ms: error.get("retryAfterMs").and_then(Value::as_u64).unwrap_or(DEFAULT_RETRY_AFTER_MS),
+            reason: format!("{}: {message}", detail.unwrap_or(code)),
+        };
+    }
+    UpstreamFailure::Refused { code: detail.unwrap_or(code).to_owned(), message }
+}
+
+#[cfg(test)]
+#[path = "connector_tests.rs"]
+mod tests;

@@ -1,0 +1,28 @@
+//! Upstream mode: clawgate in front of an unmodified OpenClaw gateway.
+//! Admission stays clawgate's; every method and route clawgate does not
+//! serve itself is the upstream's (docs/architecture.md).
+//!
+//! The building blocks, each on its own:
+//! - [`config`]: `gateway.upstream`, validated at start-up.
+//! - [`Upstream`]: opens one upstream connection per admitted session, as
+//!   OpenClaw's local backend client, as the Control UI or as a node (a relay
+//!   device identity each), with a bound on handshakes in flight.
+//! - [`http_relay`]: relays plain HTTP (and non-gateway WebSocket upgrades)
+//!   to the upstream, by the header and bearer rules of [`http_rules`].
+//!
+//! Relay identities (the Ed25519 keys the upstream sees for browsers and
+//! nodes) live in the store (`store::relay_identities`).
+
+pub mod config;
+mod connector;
+mod failure;
+pub mod http_relay;
+pub mod http_rules;
+mod open_request;
+mod transport;
+
+pub use config::{SecretKind, UpstreamConfig, UpstreamSecret, UpstreamUrl};
+pub use connector::{Upstream, UpstreamLink, DEFAULT_HANDSHAKES_IN_FLIGHT, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use failure::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
+pub use open_request::{ConnectClass, DownstreamFields, OpenRequest};
+pub use transport::{UpstreamIo, UpstreamWs};
