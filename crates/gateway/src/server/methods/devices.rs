@@ -15,6 +15,7 @@ use super::super::apply::store_op;
 use super::super::registry::SessionInfo;
 use super::super::wire::RequestError;
 use super::super::{now_ms, Gateway};
+use super::table::{Call, Reply};
 use super::{object_params, string_param};
 
 /// Closes the sessions a pairing change invalidates.
@@ -64,64 +65,98 @@ fn parse_role(method: &str, params: &Option<Value>) -> Result<Role, RequestError
     })
 }
 
-pub async fn call(
-    gw: &Arc<Gateway>,
-    session: &Arc<SessionInfo>,
-    method: &str,
-    params: Option<Value>,
-) -> Result<Value, RequestError> {
-    let caller = Caller::new(session);
-    match method {
-        "device.pair.list" => list(gw, &caller).await,
-        "node.pair.list" => node_list(gw, &caller).await,
-        "node.pair.approve" => node_approve(gw, &caller, &string_param(method, &params, "requestId")?).await,
-        "node.pair.reject" => reject(gw, &caller, &string_param(method, &params, "requestId")?).await,
-        "node.pair.remove" => remove(gw, &caller, &string_param(method, &params, "nodeId")?).await,
-        "node.rename" => {
-            let node_id = string_param(method, &params, "nodeId")?;
-            let name = string_param(method, &params, "displayName")?;
-            rename(gw, &caller, &node_id, &name).await
-        }
-        "device.pair.approve" => approve(gw, &caller, &string_param(method, &params, "requestId")?).await,
-        "device.pair.reject" => reject(gw, &caller, &string_param(method, &params, "requestId")?).await,
-        "device.pair.remove" => remove(gw, &caller, &string_param(method, &params, "deviceId")?).await,
-        "device.pair.rename" => {
-            let device_id = string_param(method, &params, "deviceId")?;
-            let label = string_param(method, &params, "label")?;
-            rename(gw, &caller, &device_id, &label).await
-        }
-        "device.token.rotate" => {
-            let device_id = string_param(method, &params, "deviceId")?;
-            let role = parse_role(method, &params)?;
-            let scopes = match object_params(method, &params)?.get("scopes") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(items)) => {
-                    Some(items.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>().ok_or_else(
-                        || RequestError::InvalidParams {
-                            method: method.to_owned(),
-                            message: "scopes must be strings".into(),
-                        },
-                    )?)
-                }
-                Some(_) => {
-                    return Err(RequestError::InvalidParams {
-                        method: method.to_owned(),
-                        message: "scopes must be an array".into(),
-                    })
-                }
-            };
-            rotate(gw, &caller, &device_id, role, scopes).await
-        }
-        "device.token.revoke" => {
-            let device_id = string_param(method, &params, "deviceId")?;
-            let role = parse_role(method, &params)?;
-            revoke(gw, &caller, &device_id, role).await
-        }
-        other => Err(RequestError::NotImplemented(other.to_owned())),
+fn token_scopes(method: &str, params: &Option<Value>) -> Result<Option<Vec<String>>, RequestError> {
+    let invalid = |message: &str| RequestError::InvalidParams { method: method.to_owned(), message: message.into() };
+    match object_params(method, params)?.get("scopes") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| invalid("scopes must be strings")),
+        Some(_) => Err(invalid("scopes must be an array")),
     }
 }
 
-async fn list(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestError> {
+pub(super) fn list(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { list_devices(c.gw, &Caller::new(c.session)).await })
+}
+
+pub(super) fn approve(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let request_id = string_param(c.method, &c.params, "requestId")?;
+        approve_device(c.gw, &Caller::new(c.session), &request_id).await
+    })
+}
+
+/// `device.pair.reject` and `node.pair.reject`: the same request record.
+pub(super) fn reject(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let request_id = string_param(c.method, &c.params, "requestId")?;
+        reject_request(c.gw, &Caller::new(c.session), &request_id).await
+    })
+}
+
+pub(super) fn remove(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let device_id = string_param(c.method, &c.params, "deviceId")?;
+        remove_device(c.gw, &Caller::new(c.session), &device_id).await
+    })
+}
+
+pub(super) fn rename(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let device_id = string_param(c.method, &c.params, "deviceId")?;
+        let label = string_param(c.method, &c.params, "label")?;
+        rename_device(c.gw, &Caller::new(c.session), &device_id, &label).await
+    })
+}
+
+pub(super) fn rotate(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let device_id = string_param(c.method, &c.params, "deviceId")?;
+        let role = parse_role(c.method, &c.params)?;
+        let scopes = token_scopes(c.method, &c.params)?;
+        rotate_token(c.gw, &Caller::new(c.session), &device_id, role, scopes).await
+    })
+}
+
+pub(super) fn revoke(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let device_id = string_param(c.method, &c.params, "deviceId")?;
+        let role = parse_role(c.method, &c.params)?;
+        revoke_token(c.gw, &Caller::new(c.session), &device_id, role).await
+    })
+}
+
+pub(super) fn node_list(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { list_nodes(c.gw, &Caller::new(c.session)).await })
+}
+
+pub(super) fn node_approve(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let request_id = string_param(c.method, &c.params, "requestId")?;
+        approve_node(c.gw, &Caller::new(c.session), &request_id).await
+    })
+}
+
+pub(super) fn node_remove(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let node_id = string_param(c.method, &c.params, "nodeId")?;
+        remove_device(c.gw, &Caller::new(c.session), &node_id).await
+    })
+}
+
+pub(super) fn node_rename(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let node_id = string_param(c.method, &c.params, "nodeId")?;
+        let name = string_param(c.method, &c.params, "displayName")?;
+        rename_device(c.gw, &Caller::new(c.session), &node_id, &name).await
+    })
+}
+
+async fn list_devices(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestError> {
     let now = now_ms();
     let (pending, devices) = store_op(gw, move |s| {
         let pending = s.open_requests(now)?;
@@ -186,7 +221,7 @@ async fn approve_request(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &st
     Ok(approval)
 }
 
-async fn approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+async fn approve_device(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
     let approval = approve_request(gw, caller, request_id).await?;
     Ok(json!({
         "requestId": request_id,
@@ -197,7 +232,7 @@ async fn approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Re
     }))
 }
 
-async fn reject(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+async fn reject_request(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
     let request = managed_request(gw, caller, request_id, "rejection").await?;
     let (id, now) = (request_id.to_owned(), now_ms());
     let rejection = store_op(gw, move |s| s.reject(&id, now)).await.map_err(store_error)?;
@@ -233,7 +268,7 @@ async fn managed_device(
     Ok(device)
 }
 
-async fn remove(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str) -> Result<Value, RequestError> {
+async fn remove_device(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str) -> Result<Value, RequestError> {
     managed_device(gw, caller, device_id, "device removal").await?;
     let now = now_ms();
     let id = device_id.to_owned();
@@ -246,7 +281,12 @@ async fn remove(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str) -> Resu
     Ok(json!({ "deviceId": device_id, "removed": true, "closedSessions": closed }))
 }
 
-async fn rename(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str, label: &str) -> Result<Value, RequestError> {
+async fn rename_device(
+    gw: &Arc<Gateway>,
+    caller: &Caller<'_>,
+    device_id: &str,
+    label: &str,
+) -> Result<Value, RequestError> {
     managed_device(gw, caller, device_id, "device rename").await?;
     let now = now_ms();
     let (id, label) = (device_id.to_owned(), label.to_owned());
@@ -265,7 +305,7 @@ fn token_gate(caller: &Caller<'_>, device_id: &str, role: Role, what: &str) -> R
     Ok(())
 }
 
-async fn rotate(
+async fn rotate_token(
     gw: &Arc<Gateway>,
     caller: &Caller<'_>,
     device_id: &str,
@@ -319,7 +359,12 @@ async fn rotate(
     Ok(result)
 }
 
-async fn revoke(gw: &Arc<Gateway>, caller: &Caller<'_>, device_id: &str, role: Role) -> Result<Value, RequestError> {
+async fn revoke_token(
+    gw: &Arc<Gateway>,
+    caller: &Caller<'_>,
+    device_id: &str,
+    role: Role,
+) -> Result<Value, RequestError> {
     token_gate(caller, device_id, role, "revocation")?;
     let id = device_id.to_owned();
     let tokens = store_op(gw, move |s| s.tokens(&id)).await.map_err(store_error)?;
@@ -387,7 +432,7 @@ fn node_paired_json(d: &PairedDevice) -> Value {
     })
 }
 
-async fn node_list(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestError> {
+async fn list_nodes(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, RequestError> {
     let now = now_ms();
     let (pending, devices) =
         store_op(gw, move |s| Ok((s.open_requests(now)?, s.list_devices()?))).await.map_err(store_error)?;
@@ -404,7 +449,7 @@ async fn node_list(gw: &Arc<Gateway>, caller: &Caller<'_>) -> Result<Value, Requ
     Ok(json!({ "pending": pending, "paired": paired }))
 }
 
-async fn node_approve(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
+async fn approve_node(gw: &Arc<Gateway>, caller: &Caller<'_>, request_id: &str) -> Result<Value, RequestError> {
     let approval = approve_request(gw, caller, request_id).await?;
     Ok(json!({ "requestId": request_id, "node": node_paired_json(&approval.device) }))
 }
