@@ -3,16 +3,16 @@
 //! Parses the description (flags or `--file`), loads the config the way
 //! `gateway run` does, reads the store's record of a proven device (and of a
 //! named service principal) when the store exists, and prints what
-//! [`crate::admission::explain`] finds. The store is never created here.
+//! [`clawgate::admission::explain`] finds. The store is never created here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::admission::explain::{self, CredentialDesc, Description, DeviceDesc};
-use crate::config::ConfigSources;
-use crate::store::{PairingStore, SqliteStore};
+use clawgate::admission::explain::{self, CredentialDesc, Description, DeviceDesc};
+use clawgate::config::ConfigSources;
+use clawgate::store::{PairingStore, SqliteStore};
 
 use super::gateway_cmd::{load_config, ConfigArgs};
 

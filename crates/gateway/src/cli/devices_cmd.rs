@@ -22,11 +22,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::gateway_cmd::{load_config, ConfigArgs};
-use crate::config::ConfigSources;
-use crate::server::now_ms;
-use crate::state::StateDir;
-use crate::store::json::{paired_json, pending_json};
-use crate::store::{Approval, ApprovedVia, PairingStore, Role, SqliteStore, StoreError, LATEST_WINDOW_MS};
+use clawgate::config::ConfigSources;
+use clawgate::server::now_ms;
+use clawgate::state::StateDir;
+use clawgate::store::json::{paired_json, pending_json};
+use clawgate::store::{Approval, ApprovedVia, PairingStore, Role, SqliteStore, StoreError, LATEST_WINDOW_MS};
 
 /// What the CLI asks for when it connects to manage devices.
 const CLI_SCOPES: &[&str] = &[scopes::ADMIN, scopes::PAIRING];

@@ -7,9 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use clawgate_client::{Client, ClientError, ConnectOptions};
 use serde_json::Value;
 
-use crate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
-use crate::state::StateDir;
-use crate::{serve, Gateway, ServerOptions};
+use clawgate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
+use clawgate::state::StateDir;
+use clawgate::{serve, Gateway, ServerOptions};
 
 #[derive(Subcommand)]
 pub enum GatewayCommand {
@@ -174,7 +174,7 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
     state.ensure().map_err(|e| format!("[{}] {e}", e.code()))?;
     // The store first: a store that cannot be read stops the start, before anything listens.
     let store_path = state.store_path();
-    let store = crate::store::SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let store = clawgate::store::SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?;
     let addr = std::net::SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

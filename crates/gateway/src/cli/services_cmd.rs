@@ -17,10 +17,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use clawgate_protocol::scopes::KNOWN_SCOPES;
 use serde_json::{json, Value};
 
-use crate::config::ConfigSources;
-use crate::server::now_ms;
-use crate::state::StateDir;
-use crate::store::{PairingStore, Role, ServicePrincipal, SqliteStore, StoreError};
+use clawgate::config::ConfigSources;
+use clawgate::server::now_ms;
+use clawgate::state::StateDir;
+use clawgate::store::{PairingStore, Role, ServicePrincipal, SqliteStore, StoreError};
 
 #[derive(Subcommand)]
 pub enum ServicesCommand {

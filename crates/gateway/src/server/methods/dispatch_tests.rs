@@ -42,7 +42,7 @@ fn admitted_by(entry: &MethodEntry) -> Arc<SessionInfo> {
 #[tokio::test]
 async fn every_advertised_method_reaches_its_handler() {
     let store = Arc::new(SqliteStore::open_in_memory().unwrap());
-    let gw = Gateway::new(Config::for_tests(AuthMode::Token, Some("t"), None), ServerOptions::default(), store);
+    let gw = Gateway::new(Config::new(AuthMode::Token, Some("t"), None), ServerOptions::default(), store);
     let advertised = advertised();
     assert_eq!(advertised.len(), table::all().len());
     for (entry, name) in table::all().iter().zip(&advertised) {

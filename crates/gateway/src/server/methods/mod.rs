@@ -7,7 +7,7 @@ mod authorize;
 mod devices;
 mod nodes;
 mod system;
-pub mod table;
+mod table;
 
 use std::sync::Arc;
 
@@ -16,7 +16,9 @@ use serde_json::Value;
 
 pub use authorize::authorize;
 pub use system::health_payload;
-pub use table::{Handler, MethodEntry, Requirement};
+use table::Handler;
+#[cfg(test)]
+use table::{MethodEntry, Requirement};
 
 use super::registry::SessionInfo;
 use super::wire::RequestError;
