@@ -5,6 +5,8 @@
 //! - [`admission`]: edge facts, credentials, and the pure `decide` function.
 //! - [`server`]: HTTP + WebSocket on one port, handshake, sessions, broadcasts.
 //! - [`state`]: the state directory and the generated token.
+//! - [`store`]: the pairing store (SQLite).
+//! - [`devices_admin`]: who may approve, reject, remove, rotate and revoke.
 //!
 //! The `clawgate` command line is not part of the library: it is the
 //! binary's own module tree (`src/main.rs`, `src/cli/`), built with the `cli`
@@ -12,6 +14,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod devices_admin;
 pub mod net;
 pub mod secrets;
 pub mod server;
