@@ -1,5 +1,6 @@
 //! `clawgate services add | list | rotate | revoke`: service principals, the
-//! headless way in (DESIGN.md "Service principals are new", review H9).
+//! headless way in: a named token with a fixed role and scope ceiling, for
+//! automation that has no device key to pair.
 //!
 //! The commands work on the store file in the state directory directly
 //! (`$CLAWGATE_STATE_DIR/clawgate.sqlite`), whether or not the gateway runs:
