@@ -5,12 +5,17 @@
 //! - [`admission`]: edge facts, credentials, and the pure `decide` function.
 //! - [`server`]: HTTP + WebSocket on one port, handshake, sessions, broadcasts.
 //! - [`state`]: the state directory and the generated token.
-//! - [`cli`]: the `clawgate` command.
 //! - [`upstream`]: upstream mode, clawgate in front of an OpenClaw gateway.
+//! - [`store`]: the pairing store (SQLite).
+//! - [`devices_admin`]: who may approve, reject, remove, rotate and revoke.
+//!
+//! The `clawgate` command line is not part of the library: it is the
+//! binary's own module tree (`src/main.rs`, `src/cli/`), built with the `cli`
+//! feature.
 
 pub mod admission;
-pub mod cli;
 pub mod config;
+pub mod devices_admin;
 pub mod net;
 pub mod secrets;
 pub mod server;

@@ -185,7 +185,7 @@ fn offline_reject_rotate_revoke_remove() {
 async fn online_approve_through_the_gateway_then_the_device_connects() {
     let (dir, path) = state_dir();
     let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec![PROXY_SOURCE.parse().unwrap()];
     let gw = TestGateway::start_with_store(config, ServerOptions::default(), store.clone()).await;
 

@@ -13,7 +13,7 @@ const READ: &str = "operator.read";
 const WRITE: &str = "operator.write";
 
 fn cfg() -> Config {
-    Config::for_tests(AuthMode::Token, Some(TOKEN), None)
+    Config::new(AuthMode::Token, Some(TOKEN), None)
 }
 
 fn with_device_token(mut params: Value, token: &str) -> Value {

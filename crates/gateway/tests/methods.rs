@@ -83,7 +83,7 @@ async fn pair_remotely(gw: &TestGateway, id: &DeviceIdentity, scopes: &[&str]) -
 
 #[tokio::test]
 async fn operators_list_approve_and_reject_pairing_requests() {
-    let gw = with_trusted_loopback_proxy(Config::for_tests(AuthMode::Token, Some(TOKEN), None)).await;
+    let gw = with_trusted_loopback_proxy(Config::new(AuthMode::Token, Some(TOKEN), None)).await;
     let mut admin = admitted_from("127.0.0.2", &gw, &["operator.pairing", READ]).await;
     let id = DeviceIdentity::generate();
     let request_id = pair_remotely(&gw, &id, &[READ]).await;
@@ -202,7 +202,7 @@ async fn an_admin_revokes_and_removes_devices() {
 
 #[tokio::test]
 async fn rename_is_limited_and_visible() {
-    let gw = TestGateway::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await;
+    let gw = TestGateway::start(Config::new(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await;
     let mut admin = admitted(&gw, &["operator.admin"]).await;
     let id = DeviceIdentity::generate();
     local_device(&gw, &id, &[READ]).await;

@@ -174,3 +174,26 @@ async fn a_node_leaving_fails_its_pending_invocations() {
     assert!(res["error"]["message"].as_str().unwrap().contains("disconnected"), "{res}");
     gw.stop().await;
 }
+
+/// What a real node host (`openclaw node run`) sends right after hello-ok;
+/// each must be answered ok, not "not implemented".
+#[tokio::test]
+async fn a_node_reports_its_surface_and_gets_ok() {
+    let gw = TestGateway::token().await;
+    let (mut n, res) = node(&gw, "host-a", &["system.which"]).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let calls = [
+        (
+            "node.runnerInventory.update",
+            json!({ "protocolFeatures": ["node-worker-supervisor-v6"], "workerHost": { "enabled": false } }),
+        ),
+        ("node.skills.update", json!({ "skills": [] })),
+        ("node.pluginTools.update", json!({ "tools": [] })),
+    ];
+    for (i, (method, params)) in calls.into_iter().enumerate() {
+        let r = n.call(&format!("u{i}"), method, Some(params)).await;
+        assert_eq!(r["ok"], true, "{method}: {r}");
+        assert_eq!(r["payload"]["nodeId"], "local:node-host:host-a", "{method}: {r}");
+    }
+    gw.stop().await;
+}

@@ -59,7 +59,7 @@ fn add(state: &Path, args: &[&str]) -> String {
 /// `REMOTE` clients are remote; polls the store every 100 ms.
 async fn gateway_on(store_path: &Path) -> TestGateway {
     let store = SqliteStore::open(store_path).unwrap();
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let options = ServerOptions { store_poll_interval: Duration::from_millis(100), ..Default::default() };
     TestGateway::start_with_store(config, options, Arc::new(store)).await
@@ -164,7 +164,7 @@ async fn revoking_with_the_cli_closes_the_live_session_within_two_seconds() {
     let token = add(dir.path(), &["cron", "--role", "operator", "--scopes", "operator.write"]);
     // The default poll interval (1 s): "within one tick".
     let store = SqliteStore::open(&store_path).unwrap();
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let gw = TestGateway::start_with_store(config, ServerOptions::default(), Arc::new(store)).await;
 

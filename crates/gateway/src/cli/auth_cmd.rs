@@ -3,17 +3,18 @@
 //! Parses the description (flags or `--file`), loads the config the way
 //! `gateway run` does, reads the store's record of a proven device (and of a
 //! named service principal) when the store exists, and prints what
-//! [`crate::admission::explain`] finds. The store is never created here.
+//! [`clawgate::admission::explain`] finds. The store is never created here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::admission::explain::{self, CredentialDesc, Description, DeviceDesc};
-use crate::config::ConfigSources;
-use crate::store::{PairingStore, SqliteStore};
+use clawgate::admission::explain::{self, CredentialDesc, Description, DeviceDesc};
+use clawgate::config::ConfigSources;
+use clawgate::store::{PairingStore, SqliteStore};
 
+use super::error::CliError;
 use super::gateway_cmd::{load_config, ConfigArgs};
 
 #[derive(Subcommand)]
@@ -96,17 +97,18 @@ fn parse_device(s: &str) -> Result<DeviceDesc, String> {
     s.parse()
 }
 
-pub fn run(cmd: AuthCommand) -> Result<ExitCode, String> {
+pub fn run(cmd: AuthCommand) -> Result<ExitCode, CliError> {
     match cmd {
         AuthCommand::Explain(args) => explain_cmd(*args),
     }
 }
 
-fn description(args: &ExplainArgs) -> Result<Description, String> {
+fn description(args: &ExplainArgs) -> Result<Description, CliError> {
     let mut d = match &args.file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Description::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))?;
+            Description::from_json(&text).map_err(|e| CliError::InvalidInput(format!("{}: {e}", path.display())))?
         }
         None => Description::default(),
     };
@@ -143,23 +145,22 @@ fn description(args: &ExplainArgs) -> Result<Description, String> {
     Ok(d)
 }
 
-fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, String> {
+fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let desc = description(&args)?;
-    let loaded =
-        load_config(&args.config, ConfigSources::default(), false).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let loaded = load_config(&args.config, ConfigSources::default(), false)?;
     let store_path = loaded.state.store_path();
     let store = if store_path.exists() && (desc.device_to_look_up().is_some() || desc.service.is_some()) {
-        Some(SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?)
+        Some(SqliteStore::open(&store_path)?)
     } else {
         None
     };
     let view = match (&store, desc.device_to_look_up()) {
-        (Some(store), Some(device_id)) => Some(store.view(&device_id).map_err(|e| format!("[{}] {e}", e.code()))?),
+        (Some(store), Some(device_id)) => Some(store.view(&device_id)?),
         _ => None,
     };
     let service = match (&store, &desc.service) {
         (Some(store), Some(name)) => {
-            let all = store.list_services().map_err(|e| format!("[{}] {e}", e.code()))?;
+            let all = store.list_services()?;
             // The live principal of that name, else a revoked one.
             all.into_iter().filter(|p| &p.name == name).min_by_key(|p| p.is_revoked())
         }
@@ -168,7 +169,8 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, String> {
     if desc.credential == CredentialDesc::ServiceToken && service.is_none() {
         eprintln!("(no service principal named {:?} in the store: its token reads as unknown)", desc.service);
     }
-    let explanation = explain::explain(&desc, &loaded.config, view.as_ref(), service.as_ref())?;
+    let explanation =
+        explain::explain(&desc, &loaded.config, view.as_ref(), service.as_ref()).map_err(CliError::InvalidInput)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&explain::render_json(&explanation)).unwrap_or_default());
     } else {

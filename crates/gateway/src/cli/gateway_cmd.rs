@@ -4,12 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use clawgate_client::{Client, ClientError, ConnectOptions};
+use clawgate_client::{Client, ConnectOptions};
 use serde_json::Value;
 
-use crate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
-use crate::state::StateDir;
-use crate::{serve, Gateway, ServerOptions};
+use clawgate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
+use clawgate::state::StateDir;
+use clawgate::{serve, Gateway, ServerOptions};
+
+use super::error::CliError;
 
 #[derive(Subcommand)]
 pub enum GatewayCommand {
@@ -90,8 +92,11 @@ pub struct CallArgs {
     conn: ConnArgs,
 }
 
-pub fn run(cmd: GatewayCommand) -> Result<ExitCode, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+pub fn run(cmd: GatewayCommand) -> Result<ExitCode, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("cannot start the async runtime", e))?;
     match cmd {
         GatewayCommand::Run(args) => runtime.block_on(run_gateway(args)),
         GatewayCommand::Call(args) => runtime.block_on(call(args)),
@@ -155,7 +160,7 @@ fn warn_token_flag(token: &Option<String>) {
     }
 }
 
-async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
+async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     init_logging(args.log_format);
     warn_token_flag(&args.token);
     let sources = ConfigSources {
@@ -169,15 +174,15 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
         token: args.token.clone(),
         ..Default::default()
     };
-    let Loaded { config, state } =
-        load_config(&args.config, sources, true).map_err(|e| format!("[{}] {e}", e.code()))?;
-    state.ensure().map_err(|e| format!("[{}] {e}", e.code()))?;
+    let Loaded { config, state } = load_config(&args.config, sources, true)?;
+    state.ensure()?;
     // The store first: a store that cannot be read stops the start, before anything listens.
     let store_path = state.store_path();
-    let store = crate::store::SqliteStore::open(&store_path).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let store = clawgate::store::SqliteStore::open(&store_path)?;
     let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::io(format!("cannot listen on {addr}"), e))?;
+    let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
     let auth_line = match (&config.auth_mode, &config.token, &config.password) {
         (AuthMode::Token, Some(t), _) => {
             format!("token auth (token from {}; print it with `clawgate gateway token`)", t.source)
@@ -187,7 +192,7 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, String> {
     };
     tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
     let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
-    serve(listener, gateway, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    serve(listener, gateway, shutdown_signal()).await.map_err(|e| CliError::io("the gateway stopped", e))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -203,34 +208,24 @@ async fn shutdown_signal() {
     }
 }
 
-async fn connect(args: &ConnArgs) -> Result<Client, String> {
+async fn connect(args: &ConnArgs) -> Result<Client, CliError> {
     warn_token_flag(&args.token);
     let sources = ConfigSources { token: args.token.clone(), ..Default::default() };
-    let loaded = load_config(&args.config, sources, false).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let loaded = load_config(&args.config, sources, false)?;
     let url = args.url.clone().unwrap_or_else(|| format!("ws://127.0.0.1:{}", loaded.config.port));
     let mut opts = ConnectOptions::new(url).client("cli", "cli").scopes(&args.scopes);
     opts.token = loaded.config.token.as_ref().map(|t| t.reveal().to_owned());
     opts.password = loaded.config.password.as_ref().map(|p| p.reveal().to_owned());
     opts.timeout = std::time::Duration::from_millis(args.timeout_ms);
-    Client::connect(opts).await.map_err(describe)
+    Client::connect(opts).await.map_err(CliError::Client)
 }
 
-fn describe(e: ClientError) -> String {
-    match &e {
-        ClientError::Refused(shape) | ClientError::Rpc(shape) => {
-            let hint = shape.details.as_ref().and_then(|d| d.get("remediationHint")).and_then(Value::as_str);
-            match hint {
-                Some(h) => format!("{e}\n  hint: {h}"),
-                None => e.to_string(),
-            }
-        }
-        _ => e.to_string(),
-    }
-}
-
-async fn call(args: CallArgs) -> Result<ExitCode, String> {
+async fn call(args: CallArgs) -> Result<ExitCode, CliError> {
     let params = match &args.params {
-        Some(p) => Some(serde_json::from_str::<Value>(p).map_err(|e| format!("--params is not JSON: {e}"))?),
+        Some(p) => Some(
+            serde_json::from_str::<Value>(p)
+                .map_err(|e| CliError::InvalidInput(format!("--params is not JSON: {e}")))?,
+        ),
         None => None,
     };
     let client = connect(&args.conn).await?;
@@ -241,15 +236,15 @@ async fn call(args: CallArgs) -> Result<ExitCode, String> {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(describe(e)),
+        Err(e) => Err(CliError::Client(e)),
     }
 }
 
-async fn status(args: ConnArgs) -> Result<ExitCode, String> {
+async fn status(args: ConnArgs) -> Result<ExitCode, CliError> {
     let client = connect(&args).await?;
     let result = client.request("status", None).await;
     client.close().await;
-    let v = result.map_err(describe)?;
+    let v = result.map_err(CliError::Client)?;
     let c = &v["connections"];
     println!(
         "clawgate {} — up {} s, auth mode {}",
@@ -264,14 +259,14 @@ async fn status(args: ConnArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn token(args: ConfigArgs) -> Result<ExitCode, String> {
-    let loaded = load_config(&args, ConfigSources::default(), false).map_err(|e| format!("[{}] {e}", e.code()))?;
+fn token(args: ConfigArgs) -> Result<ExitCode, CliError> {
+    let loaded = load_config(&args, ConfigSources::default(), false)?;
     match (&loaded.config.auth_mode, &loaded.config.token) {
         (AuthMode::Token, Some(t)) => {
             println!("{}", t.reveal());
             eprintln!("(from {})", t.source);
             Ok(ExitCode::SUCCESS)
         }
-        (mode, _) => Err(format!("the gateway runs in auth mode {}, which has no token", mode.as_str())),
+        (mode, _) => Err(CliError::NoToken { auth_mode: mode.as_str() }),
     }
 }

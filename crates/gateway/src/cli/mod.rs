@@ -1,7 +1,8 @@
 //! The `clawgate` command line.
 
 mod auth_cmd;
-mod devices_cmd;
+mod devices;
+mod error;
 mod gateway_cmd;
 mod services_cmd;
 
@@ -26,7 +27,7 @@ enum Command {
     Auth(auth_cmd::AuthCommand),
     /// Manage pairing requests, paired devices and device tokens.
     #[command(subcommand)]
-    Devices(devices_cmd::DevicesCommand),
+    Devices(devices::DevicesCommand),
     /// Manage service principals: named tokens with a fixed role and scopes.
     #[command(subcommand)]
     Services(services_cmd::ServicesCommand),
@@ -37,7 +38,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gateway(cmd) => gateway_cmd::run(cmd),
         Command::Auth(cmd) => auth_cmd::run(cmd),
-        Command::Devices(cmd) => devices_cmd::run(cmd),
+        Command::Devices(cmd) => devices::run(cmd),
         Command::Services(cmd) => services_cmd::run(cmd),
     };
     match result {

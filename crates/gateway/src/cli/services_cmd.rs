@@ -1,5 +1,6 @@
 //! `clawgate services add | list | rotate | revoke`: service principals, the
-//! headless way in (DESIGN.md "Service principals are new", review H9).
+//! headless way in: a named token with a fixed role and scope ceiling, for
+//! automation that has no device key to pair.
 //!
 //! The commands work on the store file in the state directory directly
 //! (`$CLAWGATE_STATE_DIR/clawgate.sqlite`), whether or not the gateway runs:
@@ -17,10 +18,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use clawgate_protocol::scopes::KNOWN_SCOPES;
 use serde_json::{json, Value};
 
-use crate::config::ConfigSources;
-use crate::server::now_ms;
-use crate::state::StateDir;
-use crate::store::{PairingStore, Role, ServicePrincipal, SqliteStore, StoreError};
+use clawgate::config::ConfigSources;
+use clawgate::server::now_ms;
+use clawgate::state::StateDir;
+use clawgate::store::{PairingStore, Role, ServicePrincipal, SqliteStore};
+
+use super::error::CliError;
 
 #[derive(Subcommand)]
 pub enum ServicesCommand {
@@ -64,7 +67,7 @@ pub struct NameArgs {
     name: String,
 }
 
-pub fn run(cmd: ServicesCommand) -> Result<ExitCode, String> {
+pub fn run(cmd: ServicesCommand) -> Result<ExitCode, CliError> {
     match cmd {
         ServicesCommand::Add(a) => add(a),
         ServicesCommand::List(a) => list(a),
@@ -73,26 +76,22 @@ pub fn run(cmd: ServicesCommand) -> Result<ExitCode, String> {
     }
 }
 
-fn store_err(e: StoreError) -> String {
-    format!("[{}] {e}", e.code())
-}
-
 /// The store in the state directory. `create`: make the directory (0700)
 /// and the store if missing (adding a principal before the first start).
-fn open_store(create: bool) -> Result<SqliteStore, String> {
+fn open_store(create: bool) -> Result<SqliteStore, CliError> {
     let env = ConfigSources::from_process_env();
-    let state = StateDir::locate(&env).map_err(|e| format!("[{}] {e}", e.code()))?;
+    let state = StateDir::locate(&env)?;
     let path: PathBuf = state.store_path();
     if !create && !path.exists() {
-        return Err(format!(
-            "[STORE_MISSING] there is no store at {}: no service principal was added yet. \
-             Check CLAWGATE_STATE_DIR (the state directory is {})",
-            path.display(),
-            state.path.display()
-        ));
+        return Err(CliError::StoreMissing {
+            what: "store",
+            path,
+            why: "no service principal was added yet",
+            state_dir: state.path.clone(),
+        });
     }
-    state.ensure().map_err(|e| format!("[{}] {e}", e.code()))?;
-    SqliteStore::open(&path).map_err(store_err)
+    state.ensure()?;
+    SqliteStore::open(&path).map_err(CliError::Store)
 }
 
 fn role_of(r: RoleArg) -> Role {
@@ -127,36 +126,38 @@ fn print_token(p: &ServicePrincipal, token: &str, what: &str) {
     );
 }
 
-fn add(args: AddArgs) -> Result<ExitCode, String> {
+fn add(args: AddArgs) -> Result<ExitCode, CliError> {
     let role = role_of(args.role);
     let scopes: Vec<String> = args.scopes.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
     if role == Role::Node && !scopes.is_empty() {
-        return Err("[INVALID_SCOPES] a node principal holds no scopes; drop --scopes, or use --role operator".into());
+        return Err(CliError::InvalidScopes(
+            "a node principal holds no scopes; drop --scopes, or use --role operator".into(),
+        ));
     }
     let unknown: Vec<&String> = scopes.iter().filter(|s| !KNOWN_SCOPES.contains(&s.as_str())).collect();
     if !unknown.is_empty() {
-        return Err(format!(
-            "[INVALID_SCOPES] unknown scope(s) {}; known scopes: {}",
+        return Err(CliError::InvalidScopes(format!(
+            "unknown scope(s) {}; known scopes: {}",
             unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             KNOWN_SCOPES.join(", ")
-        ));
+        )));
     }
     let store = open_store(true)?;
-    let issued = store.add_service(&args.name, role, &scopes, now_ms()).map_err(store_err)?;
+    let issued = store.add_service(&args.name, role, &scopes, now_ms()).map_err(CliError::Store)?;
     print_token(&issued.principal, &issued.token, "added");
     Ok(ExitCode::SUCCESS)
 }
 
-fn rotate(args: NameArgs) -> Result<ExitCode, String> {
+fn rotate(args: NameArgs) -> Result<ExitCode, CliError> {
     let store = open_store(false)?;
-    let issued = store.rotate_service(&args.name, now_ms()).map_err(store_err)?;
+    let issued = store.rotate_service(&args.name, now_ms()).map_err(CliError::Store)?;
     print_token(&issued.principal, &issued.token, "rotated; the old token stopped working");
     Ok(ExitCode::SUCCESS)
 }
 
-fn revoke(args: NameArgs) -> Result<ExitCode, String> {
+fn revoke(args: NameArgs) -> Result<ExitCode, CliError> {
     let store = open_store(false)?;
-    let p = store.revoke_service(&args.name, now_ms()).map_err(store_err)?;
+    let p = store.revoke_service(&args.name, now_ms()).map_err(CliError::Store)?;
     println!(
         "revoked service principal {:?} (id {}); a running gateway closes its sessions within a second",
         p.name, p.principal_id
@@ -189,9 +190,9 @@ fn principal_json(p: &ServicePrincipal) -> Value {
     })
 }
 
-fn list(args: ListArgs) -> Result<ExitCode, String> {
+fn list(args: ListArgs) -> Result<ExitCode, CliError> {
     let store = open_store(false)?;
-    let all = store.list_services().map_err(store_err)?;
+    let all = store.list_services().map_err(CliError::Store)?;
     if args.json {
         let v: Vec<Value> = all.iter().map(principal_json).collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

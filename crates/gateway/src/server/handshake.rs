@@ -26,7 +26,7 @@ use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
 use super::connection::Ws;
-use super::methods::{health_payload, METHODS};
+use super::methods::{advertised, health_payload};
 use super::outbox::{close_message, Outbox};
 use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
 use super::wire::{self, HandshakeError, Rejection};
@@ -295,10 +295,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             conn_id: info.conn_id.clone(),
             boot_id: Some(gw.boot_id.clone()),
         },
-        features: Features {
-            methods: METHODS.iter().map(|m| (*m).to_owned()).collect(),
-            events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect(),
-        },
+        features: Features { methods: advertised(), events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect() },
         snapshot: Snapshot {
             presence: gw.registry.presence(),
             health: health_payload(gw),

@@ -9,7 +9,7 @@ mod handshake;
 pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
-pub mod methods;
+mod methods;
 mod outbox;
 pub mod registry;
 mod session;

@@ -1,27 +1,24 @@
-//! Who may call what (reference §9.2), from the schema's method table:
-//! `health` always; node methods need role node; every other method needs
-//! role operator and its scope (scope implication applies); methods the
-//! table does not list need `operator.admin`.
+//! Who may call what, from the method table's requirements: `health`
+//! always; node methods need role node; every other method needs role
+//! operator and its scope (scope implication applies); methods the schema
+//! does not list need `operator.admin`.
 
-use clawgate_protocol::methods::{method_scope, MethodScope};
-use clawgate_protocol::scopes::{self, satisfied_by};
+use clawgate_protocol::methods::MethodScope;
+use clawgate_protocol::scopes::satisfied_by;
 
 use crate::admission::decision::Role;
 
 use super::super::registry::SessionInfo;
 use super::super::wire::RequestError;
+use super::table::{self, Requirement};
 
-/// What the method requires, as clawgate enforces it.
-fn requirement(method: &str) -> Option<MethodScope> {
-    match method {
-        // Always allowed: probes and health checks.
-        "health" => None,
-        m => Some(method_scope(m).unwrap_or(MethodScope::Operator(scopes::ADMIN))),
-    }
+/// What the method requires: its table entry, else the schema's scope.
+fn requirement(method: &str) -> Requirement {
+    table::lookup(method).map_or_else(|| Requirement::from_schema(method), |e| e.requirement)
 }
 
 pub fn authorize(method: &str, session: &SessionInfo) -> Result<(), RequestError> {
-    let Some(required) = requirement(method) else { return Ok(()) };
+    let Requirement::Scope(required) = requirement(method) else { return Ok(()) };
     let wrong_role = || RequestError::UnauthorizedRole { role: session.role.as_str().to_owned() };
     match (required, session.role) {
         (MethodScope::Node, Role::Node) => Ok(()),
@@ -42,6 +39,7 @@ pub fn authorize(method: &str, session: &SessionInfo) -> Result<(), RequestError
 mod tests {
     use super::*;
     use crate::admission::RuleId;
+    use clawgate_protocol::scopes;
 
     fn session(role: Role, scopes: &[&str]) -> SessionInfo {
         SessionInfo {

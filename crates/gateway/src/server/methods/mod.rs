@@ -1,11 +1,13 @@
-//! Method authorization and dispatch. Every request is authorized against
-//! the protocol's method → scope table first; only then is it served or
-//! answered as not implemented.
+//! Method authorization and dispatch, both driven by the method table
+//! ([`table`]). Every request is authorized first; only then is it served,
+//! or answered as not implemented (listed by the protocol, not served here)
+//! or unknown.
 
 mod authorize;
 mod devices;
 mod nodes;
 mod system;
+mod table;
 
 use std::sync::Arc;
 
@@ -14,42 +16,22 @@ use serde_json::Value;
 
 pub use authorize::authorize;
 pub use system::health_payload;
+use table::Handler;
+#[cfg(test)]
+use table::{MethodEntry, Requirement};
 
 use super::registry::SessionInfo;
 use super::wire::RequestError;
 use super::Gateway;
 
 /// Methods this gateway serves, for `hello-ok.features.methods`.
-pub const METHODS: &[&str] = &[
-    "health",
-    "status",
-    "system-presence",
-    "device.pair.list",
-    "device.pair.approve",
-    "device.pair.reject",
-    "device.pair.remove",
-    "device.pair.rename",
-    "device.token.rotate",
-    "device.token.revoke",
-    "node.list",
-    "node.describe",
-    "node.invoke",
-    "node.invoke.result",
-    "node.invoke.progress",
-    "node.event",
-    "node.runnerInventory.update",
-    "node.skills.update",
-    "node.pluginTools.update",
-    "node.pair.list",
-    "node.pair.approve",
-    "node.pair.reject",
-    "node.pair.remove",
-    "node.rename",
-];
+pub fn advertised() -> Vec<String> {
+    table::all().iter().map(|e| e.name.to_owned()).collect()
+}
 
 /// Methods that wait on another party and must not hold up the session.
 pub fn is_long_running(method: &str) -> bool {
-    method == "node.invoke"
+    table::lookup(method).is_some_and(|e| e.long_running)
 }
 
 /// Serve one request that `authorize` allowed.
@@ -59,25 +41,12 @@ pub async fn serve(
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, RequestError> {
-    match method {
-        "health" => Ok(health_payload(gw)),
-        "status" => Ok(system::status(gw, session)),
-        "system-presence" => Ok(system::presence(gw)),
-        m if m.starts_with("device.pair.")
-            || m.starts_with("device.token.")
-            || m.starts_with("node.pair.")
-            || m == "node.rename" =>
-        {
-            devices::call(gw, session, m, params).await
-        }
-        "node.list"
-        | "node.describe"
-        | "node.invoke"
-        | "node.invoke.result"
-        | "node.invoke.progress"
-        | "node.event" => nodes::call(gw, session, method, params).await,
-        m if method_scope(m).is_some() => Err(RequestError::NotImplemented(m.to_owned())),
-        m => Err(RequestError::UnknownMethod(m.to_owned())),
+    match table::lookup(method) {
+        Some(entry) => match entry.handler {
+            Handler::Local(handler) => handler(table::Call { gw, session, method, params }).await,
+        },
+        None if method_scope(method).is_some() => Err(RequestError::NotImplemented(method.to_owned())),
+        None => Err(RequestError::UnknownMethod(method.to_owned())),
     }
 }
 
@@ -100,3 +69,6 @@ pub(crate) fn string_param(method: &str, params: &Option<Value>, key: &str) -> R
         .map(|s| s.trim().to_owned())
         .ok_or_else(|| RequestError::InvalidParams { method: method.to_owned(), message: format!("{key} is required") })
 }
+
+#[cfg(test)]
+mod dispatch_tests;

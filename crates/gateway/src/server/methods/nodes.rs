@@ -18,6 +18,7 @@ use super::super::outbox::Outbound;
 use super::super::registry::SessionInfo;
 use super::super::wire::RequestError;
 use super::super::{now_ms, Gateway};
+use super::table::{Call, Reply};
 use super::{object_params, string_param};
 
 /// Commands that cross an admin-only boundary on the node's host.
@@ -28,26 +29,43 @@ const DEFAULT_INVOKE_TIMEOUT_MS: u64 = 30_000;
 /// The longest wait a caller may ask for.
 const MAX_INVOKE_TIMEOUT_MS: u64 = 10 * 60_000;
 
-pub async fn call(
-    gw: &Arc<Gateway>,
-    session: &Arc<SessionInfo>,
-    method: &str,
-    params: Option<Value>,
-) -> Result<Value, RequestError> {
-    match method {
-        "node.list" => list(gw).await,
-        "node.describe" => describe(gw, &string_param(method, &params, "nodeId")?).await,
-        "node.invoke" => invoke(gw, session, params).await,
-        "node.invoke.result" => invoke_result(gw, session, params),
-        "node.invoke.progress" => Ok(json!({ "ok": true })),
-        "node.event" => node_event(session, params),
-        // A node reports its surface; clawgate routes by the declared commands
-        // and acknowledges these (the node host only needs an answer).
-        "node.runnerInventory.update" => Ok(json!({ "nodeId": own_node_id(session) })),
-        "node.skills.update" => Ok(json!({ "nodeId": own_node_id(session), "skills": [] })),
-        "node.pluginTools.update" => Ok(json!({ "nodeId": own_node_id(session), "tools": [] })),
-        other => Err(RequestError::NotImplemented(other.to_owned())),
-    }
+pub(super) fn list(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(json!({ "ts": now_ms(), "nodes": known_nodes(c.gw).await? })) })
+}
+
+pub(super) fn describe(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { describe_node(c.gw, &string_param(c.method, &c.params, "nodeId")?).await })
+}
+
+pub(super) fn invoke(c: Call<'_>) -> Reply<'_> {
+    Box::pin(invoke_node(c.gw, c.session, c.params))
+}
+
+pub(super) fn invoke_result(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { accept_invoke_result(c.gw, c.session, c.params) })
+}
+
+pub(super) fn invoke_progress(_: Call<'_>) -> Reply<'_> {
+    Box::pin(async { Ok(json!({ "ok": true })) })
+}
+
+pub(super) fn node_event(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { log_node_event(c.session, c.params) })
+}
+
+// A node reports its surface; clawgate routes by the declared commands and
+// acknowledges these (the node host only needs an answer).
+
+pub(super) fn runner_inventory_update(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(json!({ "nodeId": own_node_id(c.session) })) })
+}
+
+pub(super) fn skills_update(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(json!({ "nodeId": own_node_id(c.session), "skills": [] })) })
+}
+
+pub(super) fn plugin_tools_update(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(json!({ "nodeId": own_node_id(c.session), "tools": [] })) })
 }
 
 fn invalid(method: &str, message: impl Into<String>) -> RequestError {
@@ -131,11 +149,7 @@ async fn known_nodes(gw: &Arc<Gateway>) -> Result<Vec<Value>, RequestError> {
     Ok(nodes)
 }
 
-async fn list(gw: &Arc<Gateway>) -> Result<Value, RequestError> {
-    Ok(json!({ "ts": now_ms(), "nodes": known_nodes(gw).await? }))
-}
-
-async fn describe(gw: &Arc<Gateway>, node_id: &str) -> Result<Value, RequestError> {
+async fn describe_node(gw: &Arc<Gateway>, node_id: &str) -> Result<Value, RequestError> {
     let node = known_nodes(gw)
         .await?
         .into_iter()
@@ -148,7 +162,7 @@ async fn describe(gw: &Arc<Gateway>, node_id: &str) -> Result<Value, RequestErro
     Ok(out)
 }
 
-async fn invoke(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Value>) -> Result<Value, RequestError> {
+async fn invoke_node(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Value>) -> Result<Value, RequestError> {
     const M: &str = "node.invoke";
     let node_id = string_param(M, &params, "nodeId")?;
     let command = string_param(M, &params, "command")?;
@@ -214,7 +228,11 @@ async fn invoke(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Value>)
     }
 }
 
-fn invoke_result(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Value>) -> Result<Value, RequestError> {
+fn accept_invoke_result(
+    gw: &Arc<Gateway>,
+    session: &SessionInfo,
+    params: Option<Value>,
+) -> Result<Value, RequestError> {
     const M: &str = "node.invoke.result";
     let id = string_param(M, &params, "id")?;
     let node_id = string_param(M, &params, "nodeId")?;
@@ -256,7 +274,7 @@ fn invoke_result(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Value>
     }
 }
 
-fn node_event(session: &SessionInfo, params: Option<Value>) -> Result<Value, RequestError> {
+fn log_node_event(session: &SessionInfo, params: Option<Value>) -> Result<Value, RequestError> {
     let event = string_param("node.event", &params, "event")?;
     tracing::debug!(conn_id = %session.conn_id, event = ?event, "node event");
     Ok(json!({ "ok": true, "event": event, "handled": false }))

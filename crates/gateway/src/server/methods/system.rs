@@ -4,6 +4,19 @@ use serde_json::{json, Value};
 
 use super::super::registry::SessionInfo;
 use super::super::{now_ms, Gateway, VERSION};
+use super::table::{Call, Reply};
+
+pub(super) fn health(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(health_payload(c.gw)) })
+}
+
+pub(super) fn status(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(status_payload(c.gw, c.session)) })
+}
+
+pub(super) fn presence(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move { Ok(Value::Array(c.gw.registry.presence())) })
+}
 
 /// The health snapshot: only keys the protocol schema's health object allows.
 pub fn health_payload(_gw: &Gateway) -> Value {
@@ -12,7 +25,7 @@ pub fn health_payload(_gw: &Gateway) -> Value {
     json!({ "ok": true, "ts": ts, "durationMs": started.elapsed().as_millis() as u64 })
 }
 
-pub fn status(gw: &Gateway, session: &SessionInfo) -> Value {
+fn status_payload(gw: &Gateway, session: &SessionInfo) -> Value {
     json!({
         "server": "clawgate",
         "version": VERSION,
@@ -30,8 +43,4 @@ pub fn status(gw: &Gateway, session: &SessionInfo) -> Value {
             "nodeId": session.node.as_ref().map(|n| &n.node_id),
         },
     })
-}
-
-pub fn presence(gw: &Gateway) -> Value {
-    Value::Array(gw.registry.presence())
 }

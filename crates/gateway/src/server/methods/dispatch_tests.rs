@@ -1,0 +1,72 @@
+//! Every advertised method reaches its handler: dispatched with empty params
+//! by a session its requirement admits, none answers "not implemented" or
+//! "unknown method".
+
+use std::sync::Arc;
+
+use clawgate_protocol::methods::{method_scope, MethodScope};
+use clawgate_protocol::scopes;
+use serde_json::json;
+
+use super::*;
+use crate::admission::decision::Role;
+use crate::admission::RuleId;
+use crate::config::{AuthMode, Config};
+use crate::server::ServerOptions;
+use crate::store::SqliteStore;
+
+fn session(role: Role, held: &[&str]) -> Arc<SessionInfo> {
+    Arc::new(SessionInfo {
+        conn_id: "c".into(),
+        role,
+        scopes: held.iter().map(|s| (*s).to_owned()).collect(),
+        client: clawgate_protocol::ClientInfo::new("cli", "1", "linux", "cli"),
+        client_ip: "127.0.0.1".parse().unwrap(),
+        rule: RuleId::LocalOwner,
+        connected_at_ms: 0,
+        device_id: None,
+        token_issued_at_ms: None,
+        node: None,
+        service: None,
+    })
+}
+
+/// A session the entry's requirement admits.
+fn admitted_by(entry: &MethodEntry) -> Arc<SessionInfo> {
+    match entry.requirement {
+        Requirement::Scope(MethodScope::Node) => session(Role::Node, &[]),
+        _ => session(Role::Operator, &[scopes::ADMIN]),
+    }
+}
+
+#[tokio::test]
+async fn every_advertised_method_reaches_its_handler() {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let gw = Gateway::new(Config::new(AuthMode::Token, Some("t"), None), ServerOptions::default(), store);
+    let advertised = advertised();
+    assert_eq!(advertised.len(), table::all().len());
+    for (entry, name) in table::all().iter().zip(&advertised) {
+        assert_eq!(entry.name, name, "hello-ok lists the table in order");
+        assert!(method_scope(entry.name).is_some(), "{} is not a protocol method", entry.name);
+        let session = admitted_by(entry);
+        assert_eq!(authorize(entry.name, &session), Ok(()), "{} admits nobody", entry.name);
+        let answer = serve(&gw, &session, entry.name, Some(json!({}))).await;
+        assert!(
+            !matches!(answer, Err(RequestError::NotImplemented(_) | RequestError::UnknownMethod(_))),
+            "{} is advertised but not routed: {answer:?}",
+            entry.name
+        );
+    }
+}
+
+#[test]
+fn names_are_unique_and_only_node_invoke_waits() {
+    let mut names: Vec<&str> = table::all().iter().map(|e| e.name).collect();
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "a method is listed twice");
+    let waiting: Vec<&str> = table::all().iter().filter(|e| e.long_running).map(|e| e.name).collect();
+    assert_eq!(waiting, ["node.invoke"]);
+    assert!(is_long_running("node.invoke") && !is_long_running("health") && !is_long_running("no.such"));
+}

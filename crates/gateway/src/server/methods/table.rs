@@ -1,0 +1,126 @@
+//! The one method table: every method clawgate serves, with what it
+//! requires, who handles it and whether it waits on another party. It drives
+//! hello-ok's `features.methods`, authorization and dispatch, so a method
+//! cannot be advertised without being routed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+
+use clawgate_protocol::methods::{method_scope, MethodScope};
+use clawgate_protocol::scopes;
+use serde_json::Value;
+
+use super::super::registry::SessionInfo;
+use super::super::wire::RequestError;
+use super::super::Gateway;
+use super::{devices, nodes, system};
+
+/// One request as a handler sees it.
+pub struct Call<'a> {
+    pub gw: &'a Arc<Gateway>,
+    pub session: &'a Arc<SessionInfo>,
+    pub method: &'a str,
+    pub params: Option<Value>,
+}
+
+/// The answer a handler will give.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Value, RequestError>> + Send + 'a>>;
+
+/// A handler served inside this process.
+pub type LocalHandler = for<'a> fn(Call<'a>) -> Reply<'a>;
+
+/// Who answers a method. Today every entry is served locally; a kind that
+/// relays to an upstream gateway can be added here without touching the
+/// callers.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Local(LocalHandler),
+}
+
+/// What a caller needs before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Anyone who completed the handshake (probes and health checks).
+    Anyone,
+    /// The role and scope of the protocol schema's method table.
+    Scope(MethodScope),
+}
+
+impl Requirement {
+    /// The schema's entry; methods it does not list need `operator.admin`.
+    pub fn from_schema(method: &str) -> Requirement {
+        Requirement::Scope(method_scope(method).unwrap_or(MethodScope::Operator(scopes::ADMIN)))
+    }
+}
+
+/// One row of the table.
+pub struct MethodEntry {
+    pub name: &'static str,
+    pub requirement: Requirement,
+    pub handler: Handler,
+    /// Waits on another party (a node) and must not hold up the session.
+    pub long_running: bool,
+}
+
+/// A method with the schema's requirement, answered quickly.
+fn local(name: &'static str, handler: LocalHandler) -> MethodEntry {
+    MethodEntry {
+        name,
+        requirement: Requirement::from_schema(name),
+        handler: Handler::Local(handler),
+        long_running: false,
+    }
+}
+
+fn entries() -> Vec<MethodEntry> {
+    vec![
+        MethodEntry { requirement: Requirement::Anyone, ..local("health", system::health) },
+        local("status", system::status),
+        local("system-presence", system::presence),
+        local("device.pair.list", devices::list),
+        local("device.pair.approve", devices::approve),
+        local("device.pair.reject", devices::reject),
+        local("device.pair.remove", devices::remove),
+        local("device.pair.rename", devices::rename),
+        local("device.token.rotate", devices::rotate),
+        local("device.token.revoke", devices::revoke),
+        local("node.list", nodes::list),
+        local("node.describe", nodes::describe),
+        MethodEntry { long_running: true, ..local("node.invoke", nodes::invoke) },
+        local("node.invoke.result", nodes::invoke_result),
+        local("node.invoke.progress", nodes::invoke_progress),
+        local("node.event", nodes::node_event),
+        local("node.runnerInventory.update", nodes::runner_inventory_update),
+        local("node.skills.update", nodes::skills_update),
+        local("node.pluginTools.update", nodes::plugin_tools_update),
+        local("node.pair.list", devices::node_list),
+        local("node.pair.approve", devices::node_approve),
+        local("node.pair.reject", devices::reject),
+        local("node.pair.remove", devices::node_remove),
+        local("node.rename", devices::node_rename),
+    ]
+}
+
+struct Table {
+    /// In advertising order.
+    entries: Vec<MethodEntry>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let entries = entries();
+    let by_name = entries.iter().enumerate().map(|(i, e)| (e.name, i)).collect();
+    Table { entries, by_name }
+});
+
+/// Every method clawgate serves, in the order hello-ok lists them.
+pub fn all() -> &'static [MethodEntry] {
+    &TABLE.entries
+}
+
+/// The entry of `method`, if clawgate serves it.
+pub fn lookup(method: &str) -> Option<&'static MethodEntry> {
+    TABLE.by_name.get(method).map(|&i| &TABLE.entries[i])
+}
