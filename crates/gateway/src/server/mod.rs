@@ -10,7 +10,7 @@ pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 mod methods;
-mod outbox;
+pub(crate) mod outbox;
 pub mod registry;
 mod session;
 mod watch;

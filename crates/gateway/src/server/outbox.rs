@@ -18,6 +18,10 @@ pub enum Outbound {
         name: Arc<str>,
         payload: Arc<str>,
     },
+    /// An event frame relayed from elsewhere (the upstream gateway), as a
+    /// JSON object without `seq`: the writer adds the connection's next
+    /// `seq`, in order with the broadcasts, keeping every other field.
+    Sequenced(String),
     Close {
         code: u16,
         reason: String,
@@ -28,6 +32,7 @@ impl Outbound {
     fn cost(&self) -> usize {
         match self {
             Outbound::Text(t) => t.len(),
+            Outbound::Sequenced(t) => t.len() + 24,
             Outbound::Event { name, payload } => name.len() + payload.len() + 48,
             Outbound::Close { reason, .. } => reason.len(),
         }
@@ -119,6 +124,14 @@ fn event_text(name: &str, payload: &str, seq: u64) -> String {
     out
 }
 
+/// `frame` (a JSON object without `seq`) with `"seq": seq` added last.
+fn with_seq(frame: &str, seq: u64) -> String {
+    let body = frame.trim_end();
+    let body = body.strip_suffix('}').unwrap_or(body).trim_end();
+    let separator = if body.ends_with('{') { "" } else { "," };
+    format!("{body}{separator}\"seq\":{seq}}}")
+}
+
 /// Drain the queue into the socket until a close, a kill, or a write error.
 /// Frames ready together are written together and flushed once. A kill
 /// interrupts even a write blocked on a peer that stopped reading.
@@ -153,6 +166,10 @@ where
                         seq += 1;
                         Message::Text(event_text(&name, &payload, seq).into())
                     }
+                    Outbound::Sequenced(frame) => {
+                        seq += 1;
+                        Message::Text(with_seq(&frame, seq).into())
+                    }
                     Outbound::Close { code, reason } => {
                         closing = true;
                         close_message(code, &reason)
@@ -185,4 +202,38 @@ where
         let _ = sink.close().await;
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), finish).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_events_get_seq_in_order_with_broadcasts() {
+        assert_eq!(
+            with_seq(r#"{"type":"event","event":"chat","stateVersion":{"presence":1}} "#, 3),
+            r#"{"type":"event","event":"chat","stateVersion":{"presence":1},"seq":3}"#
+        );
+        assert_eq!(with_seq("{}", 1), r#"{"seq":1}"#);
+    }
+
+    #[tokio::test]
+    async fn the_writer_numbers_broadcasts_and_relayed_events_together() {
+        let (out, rx) = outbox(1 << 20);
+        out.push(Outbound::Event { name: "tick".into(), payload: "{}".into() }).unwrap();
+        out.push(Outbound::Sequenced(r#"{"type":"event","event":"chat"}"#.into())).unwrap();
+        out.push(Outbound::Text("{}".into())).unwrap();
+        out.push(Outbound::Close { code: 1000, reason: String::new() }).unwrap();
+        let written = std::sync::Mutex::new(Vec::new());
+        let sink = futures_util::sink::unfold(&written, |w, msg: Message| async move {
+            w.lock().unwrap().push(msg);
+            Ok::<_, std::convert::Infallible>(w)
+        });
+        run_writer(Box::pin(sink), rx).await;
+        let texts: Vec<String> =
+            written.lock().unwrap().iter().filter_map(|m| m.to_text().ok().map(str::to_owned)).collect();
+        assert_eq!(texts[0], r#"{"type":"event","event":"tick","payload":{},"seq":1}"#);
+        assert_eq!(texts[1], r#"{"type":"event","event":"chat","seq":2}"#);
+        assert_eq!(texts[2], "{}");
+    }
 }

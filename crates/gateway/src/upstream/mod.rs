@@ -7,6 +7,10 @@
 //! - [`Upstream`]: opens one upstream connection per admitted session, as
 //!   OpenClaw's local backend client, as the Control UI or as a node (a relay
 //!   device identity each), with a bound on handshakes in flight.
+//! - [`session_link`]: which class and relay identity a session's upstream
+//!   link uses, and opening it; [`hello_merge`]: the hello-ok the client
+//!   gets; [`relay_session`]: the pump that relays the session's requests,
+//!   answers and events over the link.
 //! - [`http_relay`]: relays plain HTTP (and non-gateway WebSocket upgrades)
 //!   to the upstream, by the header and bearer rules of [`http_rules`].
 //!
@@ -16,13 +20,19 @@
 pub mod config;
 mod connector;
 mod failure;
+pub mod hello_merge;
 pub mod http_relay;
 pub mod http_rules;
 mod open_request;
+pub mod relay_session;
+pub mod session_link;
 mod transport;
 
 pub use config::{SecretKind, UpstreamConfig, UpstreamSecret, UpstreamUrl};
 pub use connector::{Upstream, UpstreamLink, DEFAULT_HANDSHAKES_IN_FLIGHT, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use failure::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
+pub use hello_merge::{merge_hello, recovery_scope, RelayAuth, UrlRewrite};
 pub use open_request::{ConnectClass, DownstreamFields, OpenRequest};
+pub use relay_session::RelayLink;
+pub use session_link::{open_session_link, LinkKind, SessionLink, SessionLinkRequest};
 pub use transport::{UpstreamIo, UpstreamWs};
