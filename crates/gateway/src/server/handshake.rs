@@ -44,6 +44,8 @@ pub struct Admitted {
     pub node_id: Option<NodeIdGuard>,
     /// The session's place in the registry, released when it ends.
     pub registration: SessionGuard,
+    /// Upstream mode: the session's upstream link, opened before hello-ok.
+    pub relay: Option<super::relay::PendingRelay>,
 }
 
 async fn send(ws: &mut Ws, frame: Frame) -> bool {
@@ -252,6 +254,25 @@ pub async fn run(
             }
         },
     };
+    // Upstream mode: the session's upstream link, before hello-ok; without it
+    // there is no session.
+    let mut relay = match &gw.upstream {
+        None => None,
+        Some(upstream) => {
+            let node_id = node.as_ref().map(|n| n.node_id.as_str());
+            match super::relay::open_for_admitted(gw, upstream, &facts, &admission, node_id, edge).await {
+                Ok(pending) => Some(pending),
+                Err(failure) => {
+                    tracing::warn!(
+                        conn_id = %conn_id, code = failure.code(), key_to_fix = failure.key_to_fix(),
+                        error = %failure, "admitted, but the upstream link could not be opened"
+                    );
+                    reject(ws, Some(&request.id), wire::upstream(&failure)).await;
+                    return Handshake::Ended;
+                }
+            }
+        }
+    };
     let info = Arc::new(SessionInfo {
         conn_id: conn_id.clone(),
         role: admission.role,
@@ -278,11 +299,14 @@ pub async fn run(
     // Registered before hello-ok goes out, so no broadcast sent after the
     // client learns it is admitted can miss it.
     let registration = gw.registry.insert(info.clone(), out.clone());
-    let payload = serde_json::to_value(&hello).unwrap_or_default();
+    let payload = match relay.as_mut() {
+        Some(relay) => relay.hello_ok(&hello),
+        None => serde_json::to_value(&hello).unwrap_or_default(),
+    };
     if !send(ws, Frame::Res(ResponseFrame::ok(&request.id, payload))).await {
         return Handshake::Ended;
     }
-    Handshake::Admitted(Admitted { info, node_id, registration })
+    Handshake::Admitted(Admitted { info, node_id, registration, relay })
 }
 
 fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Option<IssuedToken>) -> HelloOk {

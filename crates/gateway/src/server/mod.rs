@@ -12,6 +12,7 @@ pub mod limits;
 mod methods;
 pub(crate) mod outbox;
 pub mod registry;
+mod relay;
 mod session;
 mod watch;
 pub mod wire;
@@ -73,6 +74,8 @@ pub struct Gateway {
     pub preauth: Arc<limits::PreauthCounter>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
+    /// Upstream mode: the OpenClaw gateway behind clawgate (`gateway.upstream`).
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -81,6 +84,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: Config, options: ServerOptions, store: Arc<dyn PairingStore>) -> Arc<Gateway> {
         Arc::new(Gateway {
+            upstream: config.upstream.clone().map(|c| Arc::new(crate::upstream::Upstream::new(c))),
             config,
             options,
             registry: Arc::default(),

@@ -31,6 +31,7 @@ pub async fn run(
     let info = admitted.info;
     let _node_id = admitted.node_id;
     let _registration = admitted.registration;
+    let relay = admitted.relay.map(|pending| pending.start(out.clone()));
     let mut killed = out.killed();
     let mut role_errors = 0u32;
     let mut writer_done = false;
@@ -73,6 +74,19 @@ pub async fn run(
                 }
                 match authorized {
                     Err(e) => ResponseFrame::err(req.id, wire::request(&e)),
+                    // Upstream mode: the upstream's methods go up as sent.
+                    Ok(()) if relay.is_some() && methods::is_relayed(&req.method, true) => {
+                        let Some(link) = relay.as_ref() else { continue };
+                        let forwarded = tokio::select! {
+                            _ = killed.changed() => break,
+                            forwarded = link.forward(&req.id, &req.method, text) => forwarded,
+                        };
+                        // The link is gone: it is closing the session with 1012.
+                        if forwarded.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     // Calls that wait on another party (a node) run beside the
                     // loop so this session keeps answering meanwhile.
                     Ok(()) if methods::is_long_running(&req.method) => {
@@ -101,6 +115,9 @@ pub async fn run(
         }
     }
     gw.invokes.connection_closed(&info.conn_id);
+    if let Some(link) = relay {
+        link.close().await;
+    }
     // Let the writer finish what is queued and close the socket.
     if !writer_done {
         let _ = out.push(super::outbox::Outbound::Close { code: wire::CLOSE_NORMAL, reason: String::new() });

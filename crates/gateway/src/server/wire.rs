@@ -11,6 +11,7 @@ pub const CLOSE_PROTOCOL: u16 = 1002;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_LARGE: u16 = 1009;
 pub const CLOSE_RESTART: u16 = 1012;
+pub const CLOSE_INTERNAL: u16 = 1011;
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// How a connection ends: an optional error response for the connect id,
@@ -286,6 +287,19 @@ pub fn refusal(r: &Refusal) -> Rejection {
     };
     let close_reason = truncate_reason(&message);
     Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
+}
+
+/// Upstream mode: the upstream link of an admitted session could not be
+/// opened (an apply-time failure: no admission rule refused it).
+/// Unavailable → `UNAVAILABLE`/`UPSTREAM_UNAVAILABLE`, retryable, close 1013
+/// so clients retry after `retryAfterMs`; refused → `UPSTREAM_REFUSED`, not
+/// retryable, close 1011 (clawgate's configuration needs fixing).
+pub fn upstream(failure: &crate::upstream::UpstreamFailure) -> Rejection {
+    let (close_code, close_reason) = match failure {
+        crate::upstream::UpstreamFailure::Refused { .. } => (CLOSE_INTERNAL, "upstream refused the relay"),
+        _ => (CLOSE_TRY_AGAIN, "upstream unavailable"),
+    };
+    Rejection { error: Some(failure.to_error_shape()), close_code, close_reason: close_reason.to_owned() }
 }
 
 pub fn handshake(e: &HandshakeError) -> Rejection {

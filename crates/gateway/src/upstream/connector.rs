@@ -7,6 +7,7 @@
 //! comes from clawgate's address, so clawgate bounds its own handshakes in
 //! flight below that and queues the rest.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,23 @@ pub struct Upstream {
     config: UpstreamConfig,
     slots: Arc<Semaphore>,
     handshake_timeout: Duration,
+    counts: Arc<LinkCounts>,
+}
+
+/// How many links were asked for, and how many are open now.
+#[derive(Default)]
+struct LinkCounts {
+    opens: AtomicU64,
+    open: AtomicUsize,
+}
+
+/// Counts a link as open until dropped.
+struct OpenLink(Arc<LinkCounts>);
+
+impl Drop for OpenLink {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// An open, admitted upstream connection.
@@ -40,6 +58,19 @@ pub struct UpstreamLink {
     pub ws: UpstreamWs,
     /// The `payload` of the upstream's hello-ok response.
     pub hello_ok: Value,
+    counted: Option<OpenLink>,
+}
+
+impl UpstreamLink {
+    /// A link over a socket opened elsewhere (tests), not counted.
+    pub fn uncounted(ws: UpstreamWs, hello_ok: Value) -> UpstreamLink {
+        UpstreamLink { ws, hello_ok, counted: None }
+    }
+
+    /// The socket, and a guard that counts the link as open until dropped.
+    pub fn into_parts(self) -> (UpstreamWs, Value, impl Send + 'static) {
+        (self.ws, self.hello_ok, self.counted)
+    }
 }
 
 impl std::fmt::Debug for UpstreamLink {
@@ -54,7 +85,22 @@ impl Upstream {
     }
 
     pub fn with_limits(config: UpstreamConfig, handshakes_in_flight: usize, handshake_timeout: Duration) -> Upstream {
-        Upstream { config, slots: Arc::new(Semaphore::new(handshakes_in_flight.max(1))), handshake_timeout }
+        Upstream {
+            config,
+            slots: Arc::new(Semaphore::new(handshakes_in_flight.max(1))),
+            handshake_timeout,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Links asked for since start (each [`Upstream::open`] call).
+    pub fn opens_requested(&self) -> u64 {
+        self.counts.opens.load(Ordering::Relaxed)
+    }
+
+    /// Links open now (opened and not yet dropped).
+    pub fn links_open(&self) -> usize {
+        self.counts.open.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -65,6 +111,7 @@ impl Upstream {
     /// first (bounded by the handshake timeout), then runs the handshake
     /// (bounded again).
     pub async fn open(&self, request: OpenRequest) -> Result<UpstreamLink, UpstreamFailure> {
+        self.counts.opens.fetch_add(1, Ordering::Relaxed);
         let wait = tokio::time::timeout(self.handshake_timeout, self.slots.acquire()).await;
         let _slot = match wait {
             Ok(Ok(permit)) => permit,
@@ -94,7 +141,8 @@ impl Upstream {
             .await
             .map_err(|e| UpstreamFailure::unavailable(format!("sending connect failed: {e}")))?;
         let hello_ok = read_connect_response(&mut ws).await?;
-        Ok(UpstreamLink { ws, hello_ok })
+        self.counts.open.fetch_add(1, Ordering::Relaxed);
+        Ok(UpstreamLink { ws, hello_ok, counted: Some(OpenLink(self.counts.clone())) })
     }
 }
 

@@ -65,7 +65,11 @@ impl RelayLink {
     /// Start relaying: upstream frames go to `out` (the session's outbox).
     pub fn start(link: UpstreamLink, out: Outbox, rewrite: Option<UrlRewrite>) -> RelayLink {
         let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
-        let task = tokio::spawn(pump(link.ws, rx, out, rewrite));
+        let (ws, _, counted) = link.into_parts();
+        let task = tokio::spawn(async move {
+            pump(ws, rx, out, rewrite).await;
+            drop(counted);
+        });
         RelayLink { requests: Some(tx), task: Some(task) }
     }
 

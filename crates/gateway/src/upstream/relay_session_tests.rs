@@ -45,7 +45,7 @@ async fn relay() -> (RelayLink, ServerWs, Outbox, mpsc::UnboundedReceiver<Messag
     let server = accepted.await.unwrap();
     let (out, written, writer) = session_outbox();
     let rewrite = UrlRewrite::new(&url.authority(), "gw.example:8443", false);
-    let link = RelayLink::start(UpstreamLink { ws, hello_ok: json!({}) }, out.clone(), Some(rewrite));
+    let link = RelayLink::start(UpstreamLink::uncounted(ws, json!({})), out.clone(), Some(rewrite));
     (link, server, out, written, writer, url)
 }
 

@@ -70,3 +70,18 @@ fn names_are_unique_and_only_node_invoke_waits() {
     assert_eq!(waiting, ["node.invoke"]);
     assert!(is_long_running("node.invoke") && !is_long_running("health") && !is_long_running("no.such"));
 }
+
+#[test]
+fn upstream_mode_keeps_devices_tokens_and_presence_and_relays_the_rest() {
+    for kept in
+        ["device.pair.list", "device.pair.approve", "device.token.rotate", "device.token.revoke", "system-presence"]
+    {
+        assert!(!is_relayed(kept, true), "{kept} stays clawgate's");
+    }
+    for relayed in ["health", "status", "node.list", "node.invoke", "node.invoke.result", "sessions.list", "no.such"] {
+        assert!(is_relayed(relayed, true), "{relayed} is the upstream's");
+    }
+    for name in ["health", "device.pair.list", "sessions.list", "no.such"] {
+        assert!(!is_relayed(name, false), "standalone, nothing is relayed: {name}");
+    }
+}

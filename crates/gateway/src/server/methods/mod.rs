@@ -29,6 +29,11 @@ pub fn advertised() -> Vec<String> {
     table::all().iter().map(|e| e.name.to_owned()).collect()
 }
 
+/// Whether `method` is relayed to the upstream gateway (upstream mode only).
+pub fn is_relayed(method: &str, upstream_mode: bool) -> bool {
+    matches!(table::handler(method, upstream_mode), Some(Handler::Relay))
+}
+
 /// Methods that wait on another party and must not hold up the session.
 pub fn is_long_running(method: &str) -> bool {
     table::lookup(method).is_some_and(|e| e.long_running)
@@ -41,10 +46,10 @@ pub async fn serve(
     method: &str,
     params: Option<Value>,
 ) -> Result<Value, RequestError> {
-    match table::lookup(method) {
-        Some(entry) => match entry.handler {
-            Handler::Local(handler) => handler(table::Call { gw, session, method, params }).await,
-        },
+    match table::handler(method, false) {
+        Some(Handler::Local(handler)) => handler(table::Call { gw, session, method, params }).await,
+        // Relayed methods never get here: the session sends them up itself.
+        Some(Handler::Relay) => Err(RequestError::NotImplemented(method.to_owned())),
         None if method_scope(method).is_some() => Err(RequestError::NotImplemented(method.to_owned())),
         None => Err(RequestError::UnknownMethod(method.to_owned())),
     }

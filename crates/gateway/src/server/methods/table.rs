@@ -31,12 +31,14 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Value, RequestError>> + 
 /// A handler served inside this process.
 pub type LocalHandler = for<'a> fn(Call<'a>) -> Reply<'a>;
 
-/// Who answers a method. Today every entry is served locally; a kind that
-/// relays to an upstream gateway can be added here without touching the
-/// callers.
+/// Who answers a method.
 #[derive(Clone, Copy)]
 pub enum Handler {
+    /// Served inside this process.
     Local(LocalHandler),
+    /// In upstream mode: sent to the upstream gateway over the session's
+    /// link, with the caller's request id, after clawgate authorized it.
+    Relay,
 }
 
 /// What a caller needs before the handler runs.
@@ -62,6 +64,9 @@ pub struct MethodEntry {
     pub handler: Handler,
     /// Waits on another party (a node) and must not hold up the session.
     pub long_running: bool,
+    /// In upstream mode clawgate still serves it: its own devices, device
+    /// tokens and presence. Every other method is then the upstream's.
+    pub kept_in_upstream_mode: bool,
 }
 
 /// A method with the schema's requirement, answered quickly.
@@ -71,6 +76,9 @@ fn local(name: &'static str, handler: LocalHandler) -> MethodEntry {
         requirement: Requirement::from_schema(name),
         handler: Handler::Local(handler),
         long_running: false,
+        kept_in_upstream_mode: name.starts_with("device.pair.")
+            || name.starts_with("device.token.")
+            || name == "system-presence",
     }
 }
 
@@ -123,4 +131,15 @@ pub fn all() -> &'static [MethodEntry] {
 /// The entry of `method`, if clawgate serves it.
 pub fn lookup(method: &str) -> Option<&'static MethodEntry> {
     TABLE.by_name.get(method).map(|&i| &TABLE.entries[i])
+}
+
+/// Who answers `method` (already authorized): in upstream mode the
+/// upstream, except for the methods clawgate keeps; `None` when nobody does
+/// (standalone, a method clawgate does not serve).
+pub fn handler(method: &str, upstream_mode: bool) -> Option<Handler> {
+    match lookup(method) {
+        Some(entry) if !upstream_mode || entry.kept_in_upstream_mode => Some(entry.handler),
+        _ if upstream_mode => Some(Handler::Relay),
+        _ => None,
+    }
 }
