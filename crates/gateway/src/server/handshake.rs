@@ -45,7 +45,7 @@ pub struct Admitted {
     /// The session's place in the registry, released when it ends.
     pub registration: SessionGuard,
     /// Upstream mode: the session's upstream link, opened before hello-ok.
-    pub relay: Option<super::relay::PendingRelay>,
+    pub relay: Option<Box<super::relay::PendingRelay>>,
 }
 
 async fn send(ws: &mut Ws, frame: Frame) -> bool {
@@ -261,7 +261,7 @@ pub async fn run(
         Some(upstream) => {
             let node_id = node.as_ref().map(|n| n.node_id.as_str());
             match super::relay::open_for_admitted(gw, upstream, &facts, &admission, node_id, edge).await {
-                Ok(pending) => Some(pending),
+                Ok(pending) => Some(Box::new(pending)),
                 Err(failure) => {
                     tracing::warn!(
                         conn_id = %conn_id, code = failure.code(), key_to_fix = failure.key_to_fix(),
