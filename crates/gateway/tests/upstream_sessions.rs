@@ -299,7 +299,6 @@ async fn clawgate_in_front_of_the_real_openclaw_gateway() {
     let listed = nodes["payload"]["nodes"].as_array().cloned().unwrap_or_default();
     assert!(listed.iter().any(|n| n["connected"] == true), "the node is connected upstream: {nodes}");
     drop(node);
-    drop(admin);
 
     // 4b. A loopback browser (the Control UI, same origin, with a device):
     //     paired by clawgate, relayed as the upstream's Control UI with a
@@ -336,7 +335,15 @@ async fn clawgate_in_front_of_the_real_openclaw_gateway() {
     assert_eq!(kept.role, clawgate::store::Role::Operator);
     let agents = ui.call("u1", "agents.list", json!({})).await;
     assert_eq!(agents["payload"]["agents"], expected_agents["agents"], "{agents}");
-    drop(ui);
+    // Revoked at clawgate (its own device.pair.remove, served by clawgate in
+    // upstream mode): the browser is closed 4001 and its upstream link too.
+    let links_before = relay_counts(&gw).1;
+    let removed = admin.call("r1", "device.pair.remove", json!({ "deviceId": browser.device_id() })).await;
+    assert_eq!(removed["ok"], true, "{removed}");
+    assert_eq!(ui.closed(Duration::from_secs(5)).await.0, 4001);
+    eventually("the revoked browser's link closed", Duration::from_secs(5), || relay_counts(&gw).1 < links_before)
+        .await;
+    drop(admin);
 
     // 5. A remote-looking device-less client asking for scopes: clawgate's
     //    refusal, and no upstream connection at all.
@@ -349,7 +356,18 @@ async fn clawgate_in_front_of_the_real_openclaw_gateway() {
     assert!(!code.is_empty() && !code.starts_with("UPSTREAM_"), "clawgate's own refusal: {res}");
     assert!(res["error"]["details"]["rule"].as_str().is_some(), "with its rule: {res}");
     assert_eq!(behind_proxy.gateway.upstream.as_ref().unwrap().opens_requested(), 0, "no upstream connection opened");
+    // Shutdown closes the sessions (1012) and their upstream links.
+    let mut local = Conn::open("127.0.0.2", behind_proxy.addr, &[]).await;
+    let res = local.connect(connect_params("gateway-client", "backend", "operator", &[], Some(TOKEN))).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let proxied = behind_proxy.gateway.clone();
+    assert_eq!(proxied.upstream.as_ref().unwrap().links_open(), 1);
     behind_proxy.stop().await;
+    assert_eq!(local.closed(Duration::from_secs(5)).await.0, 1012);
+    eventually("links closed at shutdown", Duration::from_secs(5), || {
+        proxied.upstream.as_ref().unwrap().links_open() == 0
+    })
+    .await;
 
     // 6. 200 sessions at once (from ten loopback addresses: clawgate's own
     //    per-address cap on unfinished handshakes is 32), all admitted
