@@ -5,12 +5,13 @@
 use clawgate_protocol::AuthParams;
 
 use crate::config::{AuthMode, Config};
-use crate::store::{is_service_token, ServiceTokenCheck, TokenCheck};
+use crate::store::{is_service_token, ServiceTokenCheck, StoreError, TokenCheck};
 
 use super::decision::Role;
 use super::device_proof::VerifiedDevice;
 use super::facts::Locality;
 use super::ingress::EdgeFacts;
+use super::lookups::Lookups;
 use super::trusted_proxy::proxy_user;
 
 /// A credential that verified.
@@ -272,18 +273,18 @@ pub fn check_credential(
     config: &Config,
     proven: Option<&VerifiedDevice>,
     role: Option<Role>,
-    lookup: &mut dyn FnMut(&str, Role, &str) -> TokenCheck,
-) -> CredentialCheck {
+    lookups: &mut dyn Lookups,
+) -> Result<CredentialCheck, StoreError> {
     let shared = check_shared_secret(auth, config);
     if matches!(shared, CredentialCheck::Verified(_)) {
-        return shared;
+        return Ok(shared);
     }
-    let (Some(device), Some(role)) = (proven, role) else { return shared };
+    let (Some(device), Some(role)) = (proven, role) else { return Ok(shared) };
     let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
     let Some(candidate) = explicit.or_else(|| auth.and_then(|a| presented(a.token.as_ref()))) else {
-        return shared;
+        return Ok(shared);
     };
-    match lookup(&device.device_id, role, candidate) {
+    Ok(match lookups.device_token(&device.device_id, role, candidate)? {
         TokenCheck::Valid { scopes } => {
             CredentialCheck::Verified(Credential::DeviceToken { device_id: device.device_id.clone(), role, scopes })
         }
@@ -291,15 +292,7 @@ pub fn check_credential(
         // The value was sent as the shared token: report the shared failure,
         // which tells the client it may retry with its device token.
         _ => shared,
-    }
-}
-
-/// The store lookups a credential check may need.
-pub struct Lookups<'a> {
-    /// `(device id, role, presented token)` → the device token check.
-    pub device_token: &'a mut dyn FnMut(&str, Role, &str) -> TokenCheck,
-    /// A presented `cgs_…` token → the service token check.
-    pub service_token: &'a mut dyn FnMut(&str) -> ServiceTokenCheck,
+    })
 }
 
 /// The credential check the server runs at connect (and `auth explain` with
@@ -321,14 +314,14 @@ pub fn check_connect_credential(
     locality: &Locality,
     proven: Option<&VerifiedDevice>,
     role: Option<Role>,
-    lookups: Lookups<'_>,
-) -> CredentialCheck {
+    lookups: &mut dyn Lookups,
+) -> Result<CredentialCheck, StoreError> {
     if let Some(token) = auth.and_then(|a| presented(a.token.as_ref())).filter(|t| is_service_token(t)) {
         // The shared token itself could start with the prefix, by chance.
         let is_shared = config.auth_mode == AuthMode::Token
             && config.token.as_ref().is_some_and(|s| s.digest().matches(token.as_bytes()));
         if !is_shared {
-            return match (lookups.service_token)(token) {
+            return Ok(match lookups.service_token(token)? {
                 ServiceTokenCheck::Valid(p) => CredentialCheck::Verified(Credential::ServiceToken {
                     issued_at_ms: p.issued_at_ms(),
                     principal: p.name,
@@ -337,38 +330,38 @@ pub fn check_connect_credential(
                     scopes: p.scopes,
                 }),
                 _ => CredentialCheck::Failed(AuthReason::ServiceTokenInvalid),
-            };
+            });
         }
     }
     if config.auth_mode != AuthMode::TrustedProxy {
-        return check_credential(auth, config, proven, role, lookups.device_token);
+        return check_credential(auth, config, proven, role, lookups);
     }
 
     let password = auth.and_then(|a| presented(a.password.as_ref()));
     if let (true, Some(given), Some(secret)) = (locality.is_direct_local(), password, config.password.as_ref()) {
-        return if secret.digest().matches(given.as_bytes()) {
+        return Ok(if secret.digest().matches(given.as_bytes()) {
             CredentialCheck::Verified(Credential::SharedPassword)
         } else {
             CredentialCheck::Failed(AuthReason::PasswordMismatch)
-        };
+        });
     }
     if let (Some(device), Some(role)) = (proven, role) {
         let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
         if let Some(candidate) = explicit {
-            return match (lookups.device_token)(&device.device_id, role, candidate) {
+            return Ok(match lookups.device_token(&device.device_id, role, candidate)? {
                 TokenCheck::Valid { scopes } => CredentialCheck::Verified(Credential::DeviceToken {
                     device_id: device.device_id.clone(),
                     role,
                     scopes,
                 }),
                 _ => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
-            };
+            });
         }
     }
-    match proxy_user(edge, locality, config) {
+    Ok(match proxy_user(edge, locality, config) {
         Ok(user) => CredentialCheck::Verified(user),
         Err(reason) => CredentialCheck::Failed(reason),
-    }
+    })
 }
 
 #[cfg(test)]

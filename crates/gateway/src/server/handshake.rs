@@ -11,17 +11,15 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::admission::credential::{check_connect_credential, Lookups};
 use crate::admission::decision::Role;
-use crate::admission::device_proof::{self, VerifiedDevice};
-use crate::admission::facts::DeviceFact;
-use crate::admission::{CredentialCheck, Refusal, RefusalKind, RuleId};
-use crate::store::{DeviceView, ServiceTokenCheck, StoreError, TokenCheck};
+use crate::admission::{
+    evaluate, may_read_store, Connect, Evaluated, Proof, Refusal, RefusalKind, RuleId, StoreLookups,
+};
 
 use super::apply::{self, IssuedToken};
 use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
-use crate::admission::{decide, Admission, ConnectFacts, Decision, EdgeFacts, Locality};
+use crate::admission::{Admission, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
@@ -148,38 +146,37 @@ pub async fn run(
     };
 
     let now = now_ms();
-    let device = match &params.device {
-        None => DeviceFact::None,
-        Some(_) => match device_proof::verify(&params, &nonce, now) {
-            Ok(v) => DeviceFact::Proven(v),
-            Err(e) => DeviceFact::Failed(e),
-        },
-    };
     let client_ip: IpAddr = client_ip(&locality, edge);
     let conn_id = random_uuid();
 
-    // A locked-out address is not even checked. Otherwise the facts that need
-    // the store (device token, pairing record) are read off the async
-    // workers; then the decision is made without any I/O.
+    // A locked-out address is not even checked. A connect that may need the
+    // store (a device, a device or service token) is evaluated off the async
+    // workers; any other is evaluated in place, as no lookup can happen
+    // (measured in docs/benchmarks.md: the hop is a fifth of a token
+    // handshake's CPU).
     let limit = LimitKey::for_connection(gw, &locality, client_ip, edge.origin(), &params);
-    let gathered = match limit.locked(gw, now) {
-        Some(retry_after_ms) => Ok(Ok((CredentialCheck::RateLimited { retry_after_ms }, None))),
-        // No device and no token the store knows (a device or service token):
-        // nothing to read, so no hop to the blocking pool and back (measured
-        // in docs/benchmarks.md: a fifth of a token handshake's CPU).
-        None if !needs_store(&params, &device) => Ok(gather_store_facts(gw, &params, edge, &locality, None, now)),
-        None => {
-            let gw = gw.clone();
-            let params = params.clone();
-            let proven = device.proven().cloned();
-            let edge = edge.clone();
-            tokio::task::spawn_blocking(move || {
-                gather_store_facts(&gw, &params, &edge, &locality, proven.as_ref(), now)
-            })
-            .await
-        }
+    let locked_out_ms = limit.locked(gw, now);
+    let evaluated = if locked_out_ms.is_none() && may_read_store(&params) {
+        let gw = gw.clone();
+        let edge = edge.clone();
+        tokio::task::spawn_blocking(move || {
+            let connect = Connect {
+                edge: &edge,
+                locality,
+                params,
+                proof: Proof::Challenge { nonce: &nonce },
+                now_ms: now,
+                locked_out_ms,
+            };
+            evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+        })
+        .await
+    } else {
+        let connect =
+            Connect { edge, locality, params, proof: Proof::Challenge { nonce: &nonce }, now_ms: now, locked_out_ms };
+        Ok(evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now }))
     };
-    let (credential, view) = match gathered {
+    let Evaluated { facts, view, decided } = match evaluated {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
@@ -193,16 +190,6 @@ pub async fn run(
         }
         Err(_) => return Handshake::Ended,
     };
-    let facts = ConnectFacts {
-        locality,
-        origin: edge.origin().map(str::to_owned),
-        sec_fetch: edge.has_sec_fetch(),
-        listener_port: edge.local_port,
-        params,
-        credential,
-        device,
-    };
-    let decided = decide(&facts, &gw.config, view.as_ref());
     log_decision(&conn_id, client_ip, &facts, &decided.decision);
     limit.account(gw, &decided.decision, now).await;
 
@@ -349,60 +336,6 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
             "device needs approval"
         ),
     }
-}
-
-/// Whether `gather_store_facts` may read the store for these params: a proven
-/// device (its pairing record), a device token, or a service token.
-fn needs_store(params: &ConnectParams, device: &DeviceFact) -> bool {
-    device.proven().is_some()
-        || params.auth.as_ref().is_some_and(|a| {
-            a.device_token.is_some()
-                || [&a.token, &a.password].into_iter().flatten().any(|t| crate::store::is_service_token(t))
-        })
-}
-
-/// The credential (a service token, the shared secret, the proven device's
-/// token, or the trusted proxy's user) and the store's record of the proven device.
-fn gather_store_facts(
-    gw: &Gateway,
-    params: &ConnectParams,
-    edge: &EdgeFacts,
-    locality: &Locality,
-    proven: Option<&VerifiedDevice>,
-    now: u64,
-) -> Result<(CredentialCheck, Option<DeviceView>), StoreError> {
-    let failure = std::cell::RefCell::new(None);
-    let role = Role::parse(params.role());
-    let credential = check_connect_credential(
-        params.auth.as_ref(),
-        &gw.config,
-        edge,
-        locality,
-        proven,
-        role,
-        Lookups {
-            device_token: &mut |id, role, token| {
-                gw.store.verify_token(id, role, token, now).unwrap_or_else(|e| {
-                    *failure.borrow_mut() = Some(e);
-                    TokenCheck::Missing
-                })
-            },
-            service_token: &mut |token| {
-                gw.store.verify_service_token(token, now).unwrap_or_else(|e| {
-                    *failure.borrow_mut() = Some(e);
-                    ServiceTokenCheck::Unknown
-                })
-            },
-        },
-    );
-    if let Some(e) = failure.into_inner() {
-        return Err(e);
-    }
-    let view = match proven {
-        Some(d) => Some(gw.store.view(&d.device_id)?),
-        None => None,
-    };
-    Ok((credential, view))
 }
 
 /// The node id and declared surface of a node session. Device nodes are
