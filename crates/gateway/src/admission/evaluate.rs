@@ -104,3 +104,27 @@ pub fn may_read_store(params: &ConnectParams) -> bool {
             a.device_token.is_some() || [&a.token, &a.password].into_iter().flatten().any(|t| is_service_token(t))
         })
 }
+
+/// What a live session was admitted on, kept with it so a store change can
+/// re-run [`evaluate`] on the same connect. The device proof is not repeated
+/// (its challenge is gone): its retained outcome stands.
+#[derive(Debug, Clone)]
+pub struct AdmittedOn {
+    pub edge: EdgeFacts,
+    pub facts: ConnectFacts,
+}
+
+impl AdmittedOn {
+    /// The same decision again, against the store as it is now.
+    pub fn reevaluate(&self, config: &Config, now_ms: u64, lookups: &mut dyn Lookups) -> Result<Evaluated, StoreError> {
+        let connect = Connect {
+            edge: &self.edge,
+            locality: self.facts.locality,
+            params: self.facts.params.clone(),
+            proof: Proof::Known(self.facts.device.clone()),
+            now_ms,
+            locked_out_ms: None,
+        };
+        evaluate(connect, config, lookups)
+    }
+}

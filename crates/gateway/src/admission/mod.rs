@@ -25,7 +25,7 @@ pub mod trusted_proxy;
 pub use credential::{AuthReason, Credential, CredentialCheck};
 pub use decide::decide;
 pub use decision::{Admission, Decided, Decision, Principal, Refusal, RefusalKind, TraceStep};
-pub use evaluate::{evaluate, may_read_store, Connect, Evaluated, Proof};
+pub use evaluate::{evaluate, may_read_store, AdmittedOn, Connect, Evaluated, Proof};
 pub use facts::{ConnectFacts, Locality};
 pub use ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
 pub use lookups::{Lookups, StoreLookups};

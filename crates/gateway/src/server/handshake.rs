@@ -19,7 +19,7 @@ use crate::admission::{
 use super::apply::{self, IssuedToken};
 use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
-use crate::admission::{Admission, ConnectFacts, Decision, EdgeFacts, Locality};
+use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
@@ -264,7 +264,7 @@ pub async fn run(
     let hello = hello_ok(gw, &info, &admission, issued);
     // Registered before hello-ok goes out, so no broadcast sent after the
     // client learns it is admitted can miss it.
-    let registration = gw.registry.insert(info.clone(), out.clone());
+    let registration = gw.registry.insert(info.clone(), out.clone(), AdmittedOn { edge: edge.clone(), facts });
     let payload = serde_json::to_value(&hello).unwrap_or_default();
     if !send(ws, Frame::Res(ResponseFrame::ok(&request.id, payload))).await {
         return Handshake::Ended;
