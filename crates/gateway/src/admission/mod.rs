@@ -20,6 +20,7 @@ pub mod ingress;
 pub mod lookups;
 pub mod origin;
 pub mod rules;
+mod steps;
 pub mod trusted_proxy;
 
 pub use credential::{AuthReason, Credential, CredentialCheck};

@@ -23,11 +23,11 @@ use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts,
 use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
-use super::connection::Ws;
 use super::methods::{health_payload, METHODS};
 use super::outbox::{close_message, Outbox};
 use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
 use super::wire::{self, HandshakeError, Rejection};
+use super::ws::Ws;
 use super::{events, now_ms, Gateway, VERSION};
 
 pub enum Handshake {
