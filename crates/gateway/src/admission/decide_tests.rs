@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use clawgate_protocol::ConnectParams;
 use serde_json::json;
 
-use super::credential::{check_connect_credential, AuthReason, Credential, CredentialCheck};
+use super::credential::{AuthReason, Credential, CredentialCheck};
+use super::credential_check::check_connect_credential;
 use super::decide::decide;
 use super::decision::{Decision, Principal, RefusalKind, Role};
 use super::device_proof::{PayloadVersion, VerifiedDevice};

@@ -7,28 +7,8 @@ use super::credential::{AuthReason, Credential};
 use super::device_proof::{ProofError, VerifiedDevice};
 use super::rules::RuleId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Operator,
-    Node,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "operator" => Some(Role::Operator),
-            "node" => Some(Role::Node),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Node => "node",
-        }
-    }
-}
+/// The role vocabulary is the protocol's; named here too for admission's users.
+pub use clawgate_protocol::Role;
 
 /// Who the gateway admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use clawgate_protocol::ConnectParams;
 use crate::config::Config;
 use crate::store::{is_service_token, DeviceView, Role, StoreError};
 
-use super::credential::{check_connect_credential, CredentialCheck};
+use super::credential::CredentialCheck;
+use super::credential_check::check_connect_credential;
 use super::decide::decide;
 use super::decision::Decided;
 use super::device_proof;

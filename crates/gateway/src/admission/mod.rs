@@ -7,6 +7,7 @@
 //! server applies the decision afterwards; no admission logic lives in I/O code.
 
 pub mod credential;
+pub mod credential_check;
 pub mod decide;
 #[cfg(test)]
 mod decide_tests;
