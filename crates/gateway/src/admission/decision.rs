@@ -138,17 +138,9 @@ pub enum RefusalKind {
     PairingRejected {
         retry_after_ms: u64,
     },
-    /// Too many open pairing requests (per address or in all).
-    PairingBusy,
-    /// The store could not be read or written.
-    StoreUnavailable,
     /// Too many failed attempts from this address.
     RateLimited {
         retry_after_ms: u64,
-    },
-    /// A connected node already has this id.
-    NodeIdInUse {
-        node_id: String,
     },
     /// A service token together with a device block: a service principal
     /// is its own identity and never pairs a device.
@@ -193,10 +185,7 @@ impl RefusalKind {
             RefusalKind::DeviceAuth(e) => e.details_code(),
             RefusalKind::PairingRequired { .. } => "PAIRING_REQUIRED",
             RefusalKind::PairingRejected { .. } => "PAIRING_REJECTED",
-            RefusalKind::PairingBusy => "PAIRING_BUSY",
-            RefusalKind::StoreUnavailable => "STORE_UNAVAILABLE",
             RefusalKind::RateLimited { .. } => "AUTH_RATE_LIMITED",
-            RefusalKind::NodeIdInUse { .. } => "NODE_ID_IN_USE",
             RefusalKind::ServiceTokenWithDevice => "SERVICE_TOKEN_WITH_DEVICE",
             RefusalKind::RoleNotGranted { .. } => "ROLE_NOT_GRANTED",
             RefusalKind::LocalServiceCeiling { .. } => "LOCAL_SERVICE_SCOPE_CEILING",
@@ -220,10 +209,7 @@ impl RefusalKind {
             RefusalKind::DeviceAuth(e) => e.reason(),
             RefusalKind::PairingRequired { reason, .. } => reason.as_str(),
             RefusalKind::PairingRejected { .. } => "recently-rejected",
-            RefusalKind::PairingBusy => "too-many-pending-requests",
-            RefusalKind::StoreUnavailable => "store-unavailable",
             RefusalKind::RateLimited { .. } => "rate_limited",
-            RefusalKind::NodeIdInUse { .. } => "node-id-in-use",
             RefusalKind::ServiceTokenWithDevice => "service-token-with-device",
             RefusalKind::RoleNotGranted { why, .. } => why,
             RefusalKind::LocalServiceCeiling { .. } => "above-local-service-ceiling",

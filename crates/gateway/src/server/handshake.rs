@@ -12,9 +12,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::admission::decision::Role;
-use crate::admission::{
-    evaluate, may_read_store, Connect, Evaluated, Proof, Refusal, RefusalKind, RuleId, StoreLookups,
-};
+use crate::admission::{evaluate, may_read_store, Connect, Evaluated, Proof, StoreLookups};
 
 use super::apply::{self, IssuedToken};
 use super::limits::LimitKey;
@@ -26,7 +24,7 @@ use super::budget::is_budget_exceeded;
 use super::methods::{health_payload, METHODS};
 use super::outbox::{close_message, Outbox};
 use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
-use super::wire::{self, HandshakeError, Rejection};
+use super::wire::{self, ApplyFailure, Failure, HandshakeError};
 use super::ws::Ws;
 use super::{events, now_ms, Gateway, VERSION};
 
@@ -48,7 +46,8 @@ async fn send(ws: &mut Ws, frame: Frame) -> bool {
     ws.send(Message::Text(frame.to_json().into())).await.is_ok()
 }
 
-async fn reject(ws: &mut Ws, id: Option<&str>, rejection: Rejection) {
+async fn reject(ws: &mut Ws, id: Option<&str>, failure: Failure) {
+    let rejection = wire::rejection(&failure);
     if let (Some(error), Some(id)) = (rejection.error, id) {
         let _ = send(ws, Frame::Res(ResponseFrame::err(id, error))).await;
     }
@@ -113,7 +112,7 @@ pub async fn run(
         Err(None) => return Handshake::Ended,
         Err(Some(e)) => {
             tracing::info!(peer = %edge.peer, error = ?e, "handshake failed");
-            reject(ws, None, wire::handshake(&e)).await;
+            reject(ws, None, Failure::Handshake(e)).await;
             return Handshake::Ended;
         }
     };
@@ -128,19 +127,19 @@ pub async fn run(
                 HandshakeError::InvalidFrame(_) => Some("invalid"),
                 _ => None,
             };
-            reject(ws, id, wire::handshake(&err)).await;
+            reject(ws, id, Failure::Handshake(err)).await;
             return Handshake::Ended;
         }
     };
     if request.method != "connect" {
         let e = HandshakeError::NotConnect { method: request.method.clone() };
-        reject(ws, Some(&request.id), wire::handshake(&e)).await;
+        reject(ws, Some(&request.id), Failure::Handshake(e)).await;
         return Handshake::Ended;
     }
     let params = match ConnectParams::parse(request.params.as_ref()) {
         Ok(p) => p,
         Err(m) => {
-            reject(ws, Some(&request.id), wire::handshake(&HandshakeError::InvalidConnectParams(m))).await;
+            reject(ws, Some(&request.id), Failure::Handshake(HandshakeError::InvalidConnectParams(m))).await;
             return Handshake::Ended;
         }
     };
@@ -180,12 +179,8 @@ pub async fn run(
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
-            let r = Refusal {
-                kind: RefusalKind::StoreUnavailable,
-                rule: RuleId::Credential,
-                hint: "the gateway could not read its pairing store; see the gateway log".into(),
-            };
-            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            let hint = "the gateway could not read its pairing store; see the gateway log".into();
+            reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::StoreUnavailable { hint })).await;
             return Handshake::Ended;
         }
         Err(_) => return Handshake::Ended,
@@ -196,18 +191,18 @@ pub async fn run(
     let (admission, issued) = match decided.decision {
         Decision::Admit(a) => match apply::admit(gw, &facts, &a, client_ip).await {
             Ok(issued) => (a, issued),
-            Err(r) => {
-                reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            Err(f) => {
+                reject(ws, Some(&request.id), Failure::Apply(f)).await;
                 return Handshake::Ended;
             }
         },
         Decision::PairingRequired(need) => {
-            let r = apply::pairing_required(gw, &facts, &need, client_ip).await;
-            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            let f = apply::pairing_required(gw, &facts, &need, client_ip).await;
+            reject(ws, Some(&request.id), f).await;
             return Handshake::Ended;
         }
         Decision::Refuse(r) => {
-            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            reject(ws, Some(&request.id), Failure::Refused(r)).await;
             return Handshake::Ended;
         }
     };
@@ -227,14 +222,8 @@ pub async fn run(
         Some(n) => match gw.registry.reserve_node_id(&n.node_id) {
             Some(guard) => Some(guard),
             None => {
-                let r = Refusal {
-                    kind: RefusalKind::NodeIdInUse { node_id: n.node_id.clone() },
-                    rule: admission.rule,
-                    hint: "another connection is this node already; stop it first, or give this one its own \
-                           client.instanceId"
-                        .into(),
-                };
-                reject(ws, Some(&request.id), wire::refusal(&r)).await;
+                let f = ApplyFailure::NodeIdInUse { node_id: n.node_id.clone() };
+                reject(ws, Some(&request.id), Failure::Apply(f)).await;
                 return Handshake::Ended;
             }
         },

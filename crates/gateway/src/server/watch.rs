@@ -18,10 +18,8 @@ use crate::store::{DeviceView, ServiceTokenCheck, StoreError, TokenCheck};
 
 use super::apply::store_op;
 use super::registry::SessionInfo;
+use super::wire::CLOSE_INVALIDATED;
 use super::{now_ms, Gateway};
-
-/// Closes sessions that a change made elsewhere invalidated.
-const CLOSE_INVALIDATED: u16 = 4001;
 
 pub async fn watch_store(gw: Arc<Gateway>) {
     let mut interval = tokio::time::interval(gw.options.store_poll_interval);
