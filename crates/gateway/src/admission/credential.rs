@@ -62,7 +62,7 @@ impl Credential {
     }
 }
 
-/// Why a presented credential did not verify (reference §4.5 reasons).
+/// Why a presented credential did not verify (OpenClaw's `authReason` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthReason {
     TokenMissing,

@@ -92,8 +92,8 @@ pub fn check_credential(
 ///    `service_token_invalid`, counted like a wrong shared secret.
 /// 2. Modes none, token, password: [`check_credential`].
 /// 3. trusted-proxy mode: a direct-local caller that sends `auth.password`
-///    while `gateway.auth.password` is set has it checked (reference §4.2
-///    step 4; an explicit secret is never passed over for `loopbackUser`);
+///    while `gateway.auth.password` is set has it checked (an explicit
+///    secret is never passed over for `loopbackUser`);
 ///    otherwise a proven device's own token, if it sent one; otherwise the
 ///    proxy's user ([`proxy_user`]) or its refusal reason.
 pub fn check_connect_credential(
