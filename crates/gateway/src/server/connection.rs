@@ -18,8 +18,6 @@ use super::http::{self, error_body, HeadError};
 use super::outbox::{outbox, run_writer};
 use super::{session, Gateway};
 
-pub type Ws = WebSocketStream<Budgeted<TcpStream>>;
-
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
 const WS_READ_BUFFER: usize = 8 * 1024;
 

@@ -15,6 +15,7 @@ pub mod registry;
 mod session;
 mod watch;
 pub mod wire;
+mod ws;
 
 use std::future::Future;
 use std::sync::Arc;

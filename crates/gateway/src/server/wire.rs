@@ -6,12 +6,88 @@ use serde_json::{json, Map, Value};
 
 use crate::admission::{Refusal, RefusalKind};
 
+// Every close code the gateway sends, defined here only.
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_PROTOCOL: u16 = 1002;
+/// A policy refusal, a slow consumer, repeated unauthorized calls.
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_LARGE: u16 = 1009;
 pub const CLOSE_RESTART: u16 = 1012;
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
+/// A session that a store change (revocation, removal, rotation) invalidated.
+pub const CLOSE_INVALIDATED: u16 = 4001;
+
+/// Everything that ends a connection before or at `connect`, in one type:
+/// the handshake itself failed, admission refused, or applying an
+/// admission failed. [`rejection`] is the one way each goes to the wire.
+/// (Edge refusals of the HTTP upgrade are answered with a status by
+/// `server::http` before any WebSocket exists.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Handshake(HandshakeError),
+    /// A decision of an admission rule; names the rule.
+    Refused(Refusal),
+    /// Applying a decision failed; no rule decided this.
+    Apply(ApplyFailure),
+}
+
+/// Failures applying an admission to the store and the registry. They are
+/// not decisions, so their details name no rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyFailure {
+    /// The store could not be read or written.
+    StoreUnavailable { hint: String },
+    /// Too many open pairing requests (per address or in all).
+    PairingBusy { hint: String },
+    /// A connected node already has this id.
+    NodeIdInUse { node_id: String },
+}
+
+/// How a failure ends the connection.
+pub fn rejection(f: &Failure) -> Rejection {
+    match f {
+        Failure::Handshake(e) => handshake(e),
+        Failure::Refused(r) => refusal(r),
+        Failure::Apply(a) => apply_failure(a),
+    }
+}
+
+fn apply_failure(f: &ApplyFailure) -> Rejection {
+    let details = |code: &str, reason: &str, hint: &str, extra: Value| {
+        let mut d = json!({ "code": code, "reason": reason, "remediationHint": hint });
+        if let (Value::Object(d), Value::Object(extra)) = (&mut d, extra) {
+            d.extend(extra);
+        }
+        d
+    };
+    let (top, message, details, close_code): (ErrorCode, String, Value, u16) = match f {
+        ApplyFailure::StoreUnavailable { hint } => (
+            ErrorCode::Unavailable,
+            "the gateway's pairing store is unavailable".into(),
+            details("STORE_UNAVAILABLE", "store-unavailable", hint, json!({})),
+            CLOSE_TRY_AGAIN,
+        ),
+        ApplyFailure::PairingBusy { hint } => (
+            ErrorCode::Unavailable,
+            "too many pending pairing requests; approve or reject some first".into(),
+            details("PAIRING_BUSY", "too-many-pending-requests", hint, json!({})),
+            CLOSE_POLICY,
+        ),
+        ApplyFailure::NodeIdInUse { node_id } => (
+            ErrorCode::InvalidRequest,
+            "node id in use by a connected node".into(),
+            details(
+                "NODE_ID_IN_USE",
+                "node-id-in-use",
+                "another connection is this node already; stop it first, or give this one its own client.instanceId",
+                json!({ "nodeId": node_id }),
+            ),
+            CLOSE_POLICY,
+        ),
+    };
+    let close_reason = truncate_reason(&message);
+    Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
+}
 
 /// How a connection ends: an optional error response for the connect id,
 /// then a close frame.
@@ -267,21 +343,6 @@ pub fn refusal(r: &Refusal) -> Rejection {
             shape.retry_after_ms = Some(*retry_after_ms);
             let close_reason = truncate_reason(&shape.message);
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
-        }
-        RefusalKind::NodeIdInUse { node_id } => (
-            ErrorCode::InvalidRequest,
-            "node id in use by a connected node".into(),
-            d(json!({ "nodeId": node_id })),
-            CLOSE_POLICY,
-        ),
-        RefusalKind::PairingBusy => (
-            ErrorCode::Unavailable,
-            "too many pending pairing requests; approve or reject some first".into(),
-            d(json!({})),
-            CLOSE_POLICY,
-        ),
-        RefusalKind::StoreUnavailable => {
-            (ErrorCode::Unavailable, "the gateway's pairing store is unavailable".into(), d(json!({})), CLOSE_TRY_AGAIN)
         }
     };
     let close_reason = truncate_reason(&message);

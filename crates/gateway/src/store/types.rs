@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use crate::admission::decision::Role;
+pub use clawgate_protocol::Role;
 
 /// How a device's latest approval was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
