@@ -20,18 +20,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use clawgate::admission::credential::{check_connect_credential, AuthReason, Credential, CredentialCheck, Lookups};
+use clawgate::admission::credential::{AuthReason, Credential, CredentialCheck};
 use clawgate::admission::decision::{Decision, Role};
 use clawgate::admission::device_proof::{derive_device_id, PayloadVersion, ProofError, VerifiedDevice};
 use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
 use clawgate::admission::ingress::{classify_upgrade, host_name, EdgeFacts};
 use clawgate::admission::origin::is_own_loopback_origin;
-use clawgate::admission::{decide, RuleId};
+use clawgate::admission::{decide, evaluate, Connect as Pipeline, Lookups, Proof, RuleId};
 use clawgate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
 use clawgate::net::{is_loopback, IpNet};
 use clawgate::store::{
-    ApprovedVia, DeviceView, PairedDevice, ServicePrincipal as StoredPrincipal, ServiceTokenCheck, TokenCheck,
-    TokenInfo,
+    ApprovedVia, DeviceView, PairedDevice, ServicePrincipal as StoredPrincipal, ServiceTokenCheck, StoreError,
+    TokenCheck, TokenInfo,
 };
 use clawgate_protocol::client_info::{BROWSER_CLIENT_IDS, CLIENT_IDS, CLIENT_MODES};
 use clawgate_protocol::scopes::{covered_by, dedupe_in_order, KNOWN_SCOPES};
@@ -379,45 +379,53 @@ fn arb_auth() -> impl Strategy<Value = serde_json::Value> {
 /// The one service token the generated store knows.
 const GOOD_SERVICE_TOKEN: &str = "cgs_0123456789abcdef_good";
 
-/// The real credential check (`check_connect_credential`) over a generated
-/// store: the view's live device tokens answer to `"d"`, and one service
-/// principal (`cron`, operator, [read, write]) to [`GOOD_SERVICE_TOKEN`].
-fn real_credential(c: &Connect, config: &Config, edge: &EdgeFacts, locality: &Locality) -> CredentialCheck {
-    let view = c.view.clone();
-    check_connect_credential(
-        c.params.auth.as_ref(),
-        config,
+/// The server's pipeline (`admission::evaluate`) over a generated store:
+/// the view's live device tokens answer to `"d"`, and one service principal
+/// (`cron`, operator, [read, write]) to [`GOOD_SERVICE_TOKEN`]. The device
+/// proof is the generated one. Returns the facts the pipeline gathered.
+fn real_facts(c: &Connect, config: &Config, edge: &EdgeFacts, locality: Locality) -> ConnectFacts {
+    let connect = Pipeline {
         edge,
         locality,
-        c.device.proven(),
-        Role::parse(c.params.role()),
-        Lookups {
-            device_token: &mut |id, role, presented| {
-                let live = view
-                    .as_ref()
-                    .and_then(|v| v.tokens.iter().find(|t| t.device_id == id && t.role == role && !t.is_revoked()));
-                match live {
-                    Some(t) if presented == "d" => TokenCheck::Valid { scopes: t.scopes.clone() },
-                    _ => TokenCheck::Mismatch,
-                }
-            },
-            service_token: &mut |presented| {
-                if presented != GOOD_SERVICE_TOKEN {
-                    return ServiceTokenCheck::Unknown;
-                }
-                ServiceTokenCheck::Valid(StoredPrincipal {
-                    principal_id: "0123456789abcdef".into(),
-                    name: "cron".into(),
-                    role: Role::Operator,
-                    scopes: vec!["operator.read".into(), "operator.write".into()],
-                    created_at_ms: 1,
-                    rotated_at_ms: None,
-                    revoked_at_ms: None,
-                    last_used_at_ms: None,
-                })
-            },
-        },
-    )
+        params: c.params.clone(),
+        proof: Proof::Known(c.device.clone()),
+        now_ms: 1,
+        locked_out_ms: None,
+    };
+    evaluate(connect, config, &mut GeneratedStore(c.view.as_ref())).expect("the generated store never fails").facts
+}
+
+struct GeneratedStore<'a>(Option<&'a DeviceView>);
+
+impl Lookups for GeneratedStore<'_> {
+    fn device_token(&mut self, id: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
+        let live =
+            self.0.and_then(|v| v.tokens.iter().find(|t| t.device_id == id && t.role == role && !t.is_revoked()));
+        Ok(match live {
+            Some(t) if presented == "d" => TokenCheck::Valid { scopes: t.scopes.clone() },
+            _ => TokenCheck::Mismatch,
+        })
+    }
+
+    fn service_token(&mut self, presented: &str) -> Result<ServiceTokenCheck, StoreError> {
+        if presented != GOOD_SERVICE_TOKEN {
+            return Ok(ServiceTokenCheck::Unknown);
+        }
+        Ok(ServiceTokenCheck::Valid(StoredPrincipal {
+            principal_id: "0123456789abcdef".into(),
+            name: "cron".into(),
+            role: Role::Operator,
+            scopes: vec!["operator.read".into(), "operator.write".into()],
+            created_at_ms: 1,
+            rotated_at_ms: None,
+            revoked_at_ms: None,
+            last_used_at_ms: None,
+        }))
+    }
+
+    fn device_view(&mut self, _: &str) -> Result<DeviceView, StoreError> {
+        Ok(self.0.cloned().unwrap_or(DeviceView { generation: 1, device: None, tokens: Vec::new() }))
+    }
 }
 
 /// The store's record of the proven device: none, unpaired, or paired
@@ -1146,9 +1154,7 @@ proptest! {
         headers.extend(identity);
         let e = edge(peer, headers);
         let Ok(locality) = classify_upgrade(&e, &config) else { return Ok(()) };
-        let mut c = c;
-        c.credential = real_credential(&c, &config, &e, &locality);
-        let f = c.facts(locality);
+        let f = real_facts(&c, &config, &e, locality);
         let d = check_decision(&f, &config, c.view.as_ref())?;
         if let Some(Credential::ProxyUser { user, via_loopback_user }) = f.credential.verified() {
             prop_assert_eq!(*via_loopback_user, !via_proxy);
@@ -1188,10 +1194,7 @@ proptest! {
             let mut c = c;
             c.origin = e.origin().map(str::to_owned);
             c.sec_fetch = e.has_sec_fetch();
-            if real_check {
-                c.credential = real_credential(&c, &config, &e, &locality);
-            }
-            let f = c.facts(locality);
+            let f = if real_check { real_facts(&c, &config, &e, locality) } else { c.facts(locality) };
             let d = check_decision(&f, &config, c.view.as_ref())?;
             if LOOPBACK_ONLY.contains(&d.rule()) {
                 prop_assert!(is_loopback(peer));

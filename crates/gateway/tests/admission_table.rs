@@ -1,8 +1,8 @@
 //! The conformance scenarios of reference/openclaw-gateway.md §11, at the
 //! admission level: the edge through `classify_upgrade`, the connect params
-//! through the schema check, device proofs signed for real and checked by
-//! `device_proof::verify`, credentials through `check_credential`, then
-//! `decide` on a store view built by hand.
+//! through the schema check, then the server's own pipeline
+//! (`admission::evaluate`: device proofs signed for real, the credential
+//! check, the rules) over a store built by hand.
 //!
 //! Each scenario either matches the reference as written, or asserts what
 //! DESIGN.md deliberately does instead, with a comment naming the difference.
@@ -11,16 +11,16 @@
 
 use std::net::SocketAddr;
 
-use clawgate::admission::credential::{check_connect_credential, AuthReason, Credential, CredentialCheck, Lookups};
+use clawgate::admission::credential::{AuthReason, Credential, CredentialCheck};
 use clawgate::admission::decision::{
     Admission, Decided, Decision, DeviceAction, PairingNeeded, PairingReason, Refusal, RefusalKind, Role,
 };
 use clawgate::admission::device_proof::{self, ProofError};
 use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
 use clawgate::admission::ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
-use clawgate::admission::{decide, RuleId};
+use clawgate::admission::{evaluate, Connect, Lookups, Proof, RuleId};
 use clawgate::config::{AuthMode, Config, TrustedProxyConfig};
-use clawgate::store::{ApprovedVia, DeviceView, PairedDevice, ServiceTokenCheck, TokenCheck, TokenInfo};
+use clawgate::store::{ApprovedVia, DeviceView, PairedDevice, ServiceTokenCheck, StoreError, TokenCheck, TokenInfo};
 use clawgate_client::DeviceIdentity;
 use clawgate_protocol::device_auth::{payload_v2, DeviceAuthFields};
 use clawgate_protocol::version::Negotiated;
@@ -147,10 +147,6 @@ impl Conn {
         classify_upgrade(&self.edge(), &self.config).expect_err("the edge refuses this upgrade")
     }
 
-    fn origin(&self) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("origin")).map(|(_, v)| (*v).to_owned())
-    }
-
     /// The `device` block, signed as the reference client does (or broken as asked).
     fn device_block(&self, params: &ConnectParams) -> Option<Value> {
         let (identity, sign) = self.device.as_ref()?;
@@ -182,7 +178,7 @@ impl Conn {
         Some(serde_json::to_value(block).unwrap())
     }
 
-    /// Gather the facts as the server does, then decide.
+    /// Run the server's admission pipeline on this connection.
     fn decide(&self) -> (ConnectFacts, Decided) {
         let edge = self.edge();
         let locality = classify_upgrade(&edge, &self.config).expect("the edge accepts this upgrade");
@@ -192,44 +188,46 @@ impl Conn {
             raw["device"] = block;
             params = ConnectParams::parse(Some(&raw)).expect("connect params with device pass the schema");
         }
-        let device = match &params.device {
-            None => DeviceFact::None,
-            Some(_) => match device_proof::verify(&params, NONCE, NOW) {
-                Ok(v) => DeviceFact::Proven(v),
-                Err(e) => DeviceFact::Failed(e),
-            },
+        let connect = Connect {
+            edge: &edge,
+            locality,
+            params,
+            proof: Proof::Challenge { nonce: NONCE },
+            now_ms: NOW,
+            locked_out_ms: None,
         };
-        let proven = device.proven().cloned();
-        // The server's credential check: service tokens, the shared secret,
-        // the device's own token, the trusted proxy's user.
-        let credential = check_connect_credential(
-            params.auth.as_ref(),
-            &self.config,
-            &edge,
-            &locality,
-            proven.as_ref(),
-            Role::parse(params.role()),
-            Lookups {
-                device_token: &mut |_, role, presented| match self
-                    .tokens
-                    .iter()
-                    .find(|(r, plain, _)| *r == role && *plain == presented)
-                {
-                    Some((_, _, scopes)) => TokenCheck::Valid { scopes: scopes.clone() },
-                    None if self.paired.is_some() => TokenCheck::Mismatch,
-                    None => TokenCheck::DeviceNotPaired,
-                },
-                service_token: &mut |_| ServiceTokenCheck::Unknown,
-            },
-        );
-        let view = proven.as_ref().map(|d| DeviceView {
+        let evaluated =
+            evaluate(connect, &self.config, &mut ScenarioStore(self)).expect("the scenario store never fails");
+        (evaluated.facts, evaluated.decided)
+    }
+}
+
+/// The store of one scenario: its paired record and device tokens.
+struct ScenarioStore<'a>(&'a Conn);
+
+impl Lookups for ScenarioStore<'_> {
+    fn device_token(&mut self, _: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
+        Ok(match self.0.tokens.iter().find(|(r, plain, _)| *r == role && *plain == presented) {
+            Some((_, _, scopes)) => TokenCheck::Valid { scopes: scopes.clone() },
+            None if self.0.paired.is_some() => TokenCheck::Mismatch,
+            None => TokenCheck::DeviceNotPaired,
+        })
+    }
+
+    fn service_token(&mut self, _: &str) -> Result<ServiceTokenCheck, StoreError> {
+        Ok(ServiceTokenCheck::Unknown)
+    }
+
+    fn device_view(&mut self, device_id: &str) -> Result<DeviceView, StoreError> {
+        Ok(DeviceView {
             generation: 7,
-            device: self.paired.clone().filter(|p| p.device_id == d.device_id),
+            device: self.0.paired.clone().filter(|p| p.device_id == device_id),
             tokens: self
+                .0
                 .tokens
                 .iter()
                 .map(|(role, _, scopes)| TokenInfo {
-                    device_id: d.device_id.clone(),
+                    device_id: device_id.to_owned(),
                     role: *role,
                     scopes: scopes.clone(),
                     created_at_ms: 1,
@@ -238,18 +236,7 @@ impl Conn {
                     last_used_at_ms: None,
                 })
                 .collect(),
-        });
-        let facts = ConnectFacts {
-            locality,
-            origin: self.origin(),
-            sec_fetch: false,
-            listener_port: PORT,
-            params,
-            credential,
-            device,
-        };
-        let decided = decide(&facts, &self.config, view.as_ref());
-        (facts, decided)
+        })
     }
 }
 

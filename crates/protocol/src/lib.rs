@@ -1,7 +1,7 @@
 //! The OpenClaw Gateway wire protocol (v4, v3 for node-role nodes and probes).
 //!
 //! Pure data: frame shapes, connect params, hello-ok, error shapes and codes,
-//! version negotiation, scopes and the device-auth payload strings. Shared by
+//! version negotiation, roles, scopes and the device-auth payload strings. Shared by
 //! the server, the client library, the CLI and the tests; no I/O here.
 
 pub mod client_info;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod frame;
 pub mod hello;
 pub mod methods;
+pub mod role;
 pub mod scopes;
 pub mod version;
 
@@ -18,4 +19,5 @@ pub use connect::{AuthParams, ClientInfo, ConnectParams, DeviceParams};
 pub use error::{ErrorCode, ErrorShape};
 pub use frame::{EventFrame, Frame, RequestFrame, ResponseFrame};
 pub use hello::HelloOk;
+pub use role::Role;
 pub use version::{MIN_NODE_PROTOCOL_VERSION, MIN_PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION};

@@ -8,11 +8,12 @@ use crate::config::{AuthMode, Config};
 use crate::store::DeviceView;
 
 use super::credential::{AuthReason, Credential, CredentialCheck};
-use super::decision::{Admission, Decided, Decision, Principal, Refusal, RefusalKind, Role, TraceStep};
-use super::device_branch::{device_branch, short};
+use super::decision::{Admission, Decided, Decision, Principal, RefusalKind, Role, TraceStep};
+use super::device_branch::device_branch;
 use super::facts::{ConnectFacts, DeviceFact};
 use super::origin::is_allowed_origin;
 use super::rules::RuleId;
+use super::steps::{owner_secret, pass, refuse, short};
 
 /// Decide one connection. `view` is the store's record of the proven device
 /// (read before the call), if a device proved its key.
@@ -20,26 +21,6 @@ pub fn decide(facts: &ConnectFacts, config: &Config, view: Option<&DeviceView>) 
     let mut trace = Vec::new();
     let decision = rules(facts, config, view, &mut trace);
     Decided { decision, trace }
-}
-
-pub(super) fn pass(trace: &mut Vec<TraceStep>, rule: RuleId, note: impl Into<String>) {
-    trace.push(TraceStep { rule, decided: false, note: note.into() });
-}
-
-pub(super) fn refuse(trace: &mut Vec<TraceStep>, rule: RuleId, kind: RefusalKind, hint: impl Into<String>) -> Decision {
-    let hint = hint.into();
-    trace.push(TraceStep { rule, decided: true, note: format!("refused: {}", kind.details_code()) });
-    Decision::Refuse(Refusal { kind, rule, hint })
-}
-
-/// The owner's secret: the shared token or password, or mode none on a loopback bind.
-pub(super) fn owner_secret<'a>(check: &'a CredentialCheck, config: &Config) -> Option<&'a Credential> {
-    check.verified().filter(|c| match c {
-        Credential::SharedToken | Credential::SharedPassword => true,
-        Credential::NoneMode => config.is_loopback_bind(),
-        // Holding some credential never counts as holding the owner's (H1).
-        Credential::DeviceToken { .. } | Credential::ServiceToken { .. } | Credential::ProxyUser { .. } => false,
-    })
 }
 
 /// What `gateway.trustedLocalServices` says about a local program.

@@ -6,15 +6,17 @@ use std::net::IpAddr;
 use clawgate_protocol::ConnectParams;
 use serde_json::json;
 
-use super::credential::{check_connect_credential, AuthReason, Credential, CredentialCheck, Lookups};
+use super::credential::{AuthReason, Credential, CredentialCheck};
+use super::credential_check::check_connect_credential;
 use super::decide::decide;
 use super::decision::{Decision, Principal, RefusalKind, Role};
 use super::device_proof::{PayloadVersion, VerifiedDevice};
 use super::facts::{ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
+use super::lookups::Lookups;
 use super::rules::RuleId;
 use crate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
-use crate::store::{ServicePrincipal, ServiceTokenCheck, TokenCheck};
+use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, TokenCheck};
 
 const READ: &str = "operator.read";
 const WRITE: &str = "operator.write";
@@ -374,15 +376,24 @@ fn check(
     l: &Locality,
     svc: ServiceTokenCheck,
 ) -> CredentialCheck {
-    check_connect_credential(
-        a,
-        c,
-        e,
-        l,
-        None,
-        Some(Role::Operator),
-        Lookups { device_token: &mut |_, _, _| TokenCheck::Missing, service_token: &mut |_| svc.clone() },
-    )
+    check_connect_credential(a, c, e, l, None, Some(Role::Operator), &mut OneService(svc)).unwrap()
+}
+
+/// A store that knows no device and answers every service token alike.
+struct OneService(ServiceTokenCheck);
+
+impl Lookups for OneService {
+    fn device_token(&mut self, _: &str, _: Role, _: &str) -> Result<TokenCheck, StoreError> {
+        Ok(TokenCheck::Missing)
+    }
+
+    fn service_token(&mut self, _: &str) -> Result<ServiceTokenCheck, StoreError> {
+        Ok(self.0.clone())
+    }
+
+    fn device_view(&mut self, _: &str) -> Result<DeviceView, StoreError> {
+        Ok(DeviceView { generation: 0, device: None, tokens: Vec::new() })
+    }
 }
 
 #[test]

@@ -7,28 +7,8 @@ use super::credential::{AuthReason, Credential};
 use super::device_proof::{ProofError, VerifiedDevice};
 use super::rules::RuleId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Operator,
-    Node,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "operator" => Some(Role::Operator),
-            "node" => Some(Role::Node),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Node => "node",
-        }
-    }
-}
+/// The role vocabulary is the protocol's; named here too for admission's users.
+pub use clawgate_protocol::Role;
 
 /// Who the gateway admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,17 +138,9 @@ pub enum RefusalKind {
     PairingRejected {
         retry_after_ms: u64,
     },
-    /// Too many open pairing requests (per address or in all).
-    PairingBusy,
-    /// The store could not be read or written.
-    StoreUnavailable,
     /// Too many failed attempts from this address.
     RateLimited {
         retry_after_ms: u64,
-    },
-    /// A connected node already has this id.
-    NodeIdInUse {
-        node_id: String,
     },
     /// A service token together with a device block: a service principal
     /// is its own identity and never pairs a device.
@@ -213,10 +185,7 @@ impl RefusalKind {
             RefusalKind::DeviceAuth(e) => e.details_code(),
             RefusalKind::PairingRequired { .. } => "PAIRING_REQUIRED",
             RefusalKind::PairingRejected { .. } => "PAIRING_REJECTED",
-            RefusalKind::PairingBusy => "PAIRING_BUSY",
-            RefusalKind::StoreUnavailable => "STORE_UNAVAILABLE",
             RefusalKind::RateLimited { .. } => "AUTH_RATE_LIMITED",
-            RefusalKind::NodeIdInUse { .. } => "NODE_ID_IN_USE",
             RefusalKind::ServiceTokenWithDevice => "SERVICE_TOKEN_WITH_DEVICE",
             RefusalKind::RoleNotGranted { .. } => "ROLE_NOT_GRANTED",
             RefusalKind::LocalServiceCeiling { .. } => "LOCAL_SERVICE_SCOPE_CEILING",
@@ -240,10 +209,7 @@ impl RefusalKind {
             RefusalKind::DeviceAuth(e) => e.reason(),
             RefusalKind::PairingRequired { reason, .. } => reason.as_str(),
             RefusalKind::PairingRejected { .. } => "recently-rejected",
-            RefusalKind::PairingBusy => "too-many-pending-requests",
-            RefusalKind::StoreUnavailable => "store-unavailable",
             RefusalKind::RateLimited { .. } => "rate_limited",
-            RefusalKind::NodeIdInUse { .. } => "node-id-in-use",
             RefusalKind::ServiceTokenWithDevice => "service-token-with-device",
             RefusalKind::RoleNotGranted { why, .. } => why,
             RefusalKind::LocalServiceCeiling { .. } => "above-local-service-ceiling",

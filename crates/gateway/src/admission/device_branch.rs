@@ -11,7 +11,6 @@ use crate::config::{AuthMode, Config};
 use crate::store::DeviceView;
 
 use super::credential::{AuthReason, Credential, CredentialCheck};
-use super::decide::{owner_secret, pass, refuse};
 use super::decision::{
     Admission, AdmittedDevice, Decision, DeviceAction, PairingNeeded, PairingReason, Principal, RefusalKind, Role,
     TraceStep,
@@ -20,10 +19,7 @@ use super::device_proof::VerifiedDevice;
 use super::facts::ConnectFacts;
 use super::origin::is_own_loopback_origin;
 use super::rules::RuleId;
-
-pub(super) fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
+use super::steps::{owner_secret, pass, refuse};
 
 /// Platforms the same host may report under two names (node-host runtimes).
 fn platform_alias(p: &str) -> &str {

@@ -21,14 +21,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{AuthMode, Config};
-use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, TokenCheck};
+use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, TokenCheck};
 
-use super::credential::{check_connect_credential, CredentialCheck, Lookups};
-use super::decide::decide;
+use super::credential::CredentialCheck;
 use super::decision::{Decided, Decision, DeviceAction, Principal, RefusalKind, Role};
 use super::device_proof::{decode_public_key, derive_device_id, PayloadVersion, ProofError, VerifiedDevice};
-use super::facts::{ConnectFacts, DeviceFact, Locality};
+use super::evaluate::{evaluate, Connect, Proof};
+use super::facts::{DeviceFact, Locality};
 use super::ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
+use super::lookups::Lookups;
 
 /// The key a described device uses when neither `publicKey` nor a paired
 /// record gives one. Any 32 bytes do: `decide` never checks a signature.
@@ -328,35 +329,53 @@ pub fn explain(
         DeviceDesc::Failed => DeviceFact::Failed(ProofError::SignatureInvalid),
         DeviceDesc::Proven => DeviceFact::Proven(device.clone().ok_or("no device")?),
     };
-    // The server's own check (service tokens, trusted-proxy headers and
-    // loopbackUser included).
-    let credential = check_connect_credential(
-        params.auth.as_ref(),
-        config,
-        &edge,
-        &locality,
-        fact.proven(),
-        Role::parse(params.role()),
-        Lookups {
-            device_token: &mut |id, role, _| token_in_view(view, id, role),
-            service_token: &mut |presented| match service {
-                Some(p) if presented == service_token(service) && p.is_revoked() => ServiceTokenCheck::Revoked,
-                Some(p) if presented == service_token(service) => ServiceTokenCheck::Valid(p.clone()),
-                _ => ServiceTokenCheck::Unknown,
-            },
-        },
-    );
-    let facts = ConnectFacts {
+    // The server's own pipeline (service tokens, trusted-proxy headers and
+    // loopbackUser included); only the proof is described, not signed.
+    let connect = Connect {
+        edge: &edge,
         locality,
-        origin: edge.origin().map(str::to_owned),
-        sec_fetch: edge.has_sec_fetch(),
-        listener_port: edge.local_port,
         params: params.clone(),
-        credential: credential.clone(),
-        device: fact,
+        proof: Proof::Known(fact),
+        now_ms: 0,
+        locked_out_ms: None,
     };
-    let decided = decide(&facts, config, view);
-    Ok(Explanation { peer, headers, params, edge: Ok(locality), credential: Some(credential), decided: Some(decided) })
+    let evaluated = evaluate(connect, config, &mut DescribedStore { view, service })
+        .map_err(|e| format!("the described store failed: {e}"))?;
+    Ok(Explanation {
+        peer,
+        headers,
+        params,
+        edge: Ok(locality),
+        credential: Some(evaluated.facts.credential),
+        decided: Some(evaluated.decided),
+    })
+}
+
+/// The store as the caller read it for the explanation: the view of the
+/// described device and the named service principal.
+struct DescribedStore<'a> {
+    view: Option<&'a DeviceView>,
+    service: Option<&'a ServicePrincipal>,
+}
+
+impl Lookups for DescribedStore<'_> {
+    fn device_token(&mut self, device_id: &str, role: Role, _presented: &str) -> Result<TokenCheck, StoreError> {
+        Ok(token_in_view(self.view, device_id, role))
+    }
+
+    fn service_token(&mut self, presented: &str) -> Result<ServiceTokenCheck, StoreError> {
+        let service = self.service;
+        Ok(match service {
+            Some(p) if presented == service_token(service) && p.is_revoked() => ServiceTokenCheck::Revoked,
+            Some(p) if presented == service_token(service) => ServiceTokenCheck::Valid(p.clone()),
+            _ => ServiceTokenCheck::Unknown,
+        })
+    }
+
+    /// The described device's record; an empty one when the caller read none.
+    fn device_view(&mut self, _device_id: &str) -> Result<DeviceView, StoreError> {
+        Ok(self.view.cloned().unwrap_or(DeviceView { generation: 0, device: None, tokens: Vec::new() }))
+    }
 }
 
 /// The token the described client presents for `service-token`: shaped like

@@ -1,27 +1,34 @@
 //! Admission: who may connect, with which role and scopes, and why.
 //!
-//! Facts are gathered at the edge ([`ingress`] for the HTTP upgrade,
-//! [`credential`] for the presented secret), then [`decide`] — a pure
-//! function — returns a [`Decision`] naming the rule that produced it. The
+//! The edge is classified first ([`ingress`], for the HTTP upgrade); then
+//! [`evaluate`] runs the whole pipeline on one `connect` — device proof,
+//! credential check, store [`Lookups`], the rules of [`decide`] — and returns
+//! a [`Decision`] naming the rule that produced it, with the trace. The
 //! server applies the decision afterwards; no admission logic lives in I/O code.
 
 pub mod credential;
+pub mod credential_check;
 pub mod decide;
 #[cfg(test)]
 mod decide_tests;
 pub mod decision;
 mod device_branch;
 pub mod device_proof;
+pub mod evaluate;
 pub mod explain;
 pub mod facts;
 pub mod ingress;
+pub mod lookups;
 pub mod origin;
 pub mod rules;
+mod steps;
 pub mod trusted_proxy;
 
 pub use credential::{AuthReason, Credential, CredentialCheck};
 pub use decide::decide;
 pub use decision::{Admission, Decided, Decision, Principal, Refusal, RefusalKind, TraceStep};
+pub use evaluate::{evaluate, may_read_store, AdmittedOn, Connect, Evaluated, Proof};
 pub use facts::{ConnectFacts, Locality};
 pub use ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
+pub use lookups::{Lookups, StoreLookups};
 pub use rules::RuleId;

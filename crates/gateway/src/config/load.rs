@@ -416,7 +416,7 @@ fn trusted_proxy_config(
 fn trusted_local_services(
     entries: &[super::TrustedLocalServiceEntry],
 ) -> Result<Vec<super::TrustedLocalService>, ConfigError> {
-    use crate::admission::decision::Role;
+    use clawgate_protocol::Role;
     let mut out: Vec<super::TrustedLocalService> = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let key = format!("gateway.trustedLocalServices[{i}]");
@@ -687,7 +687,7 @@ mod tests {
         )
         .unwrap();
         let list = c.trusted_local_services.unwrap();
-        assert_eq!(list[0].roles, [crate::admission::decision::Role::Operator]);
+        assert_eq!(list[0].roles, [clawgate_protocol::Role::Operator]);
         assert_eq!(list[0].max_scopes.as_deref(), Some(&["operator.write".to_owned()][..]));
         assert_eq!(list[1].max_scopes, None);
         let twice = r#"{gateway: {auth: {token: "t0123456789"}, trustedLocalServices: [

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::admission::decision::Role;
 use crate::net::IpNet;
+use clawgate_protocol::Role;
 
 pub use load::{load, ConfigError, ConfigSources, ResolvedSecret, SecretSource};
 

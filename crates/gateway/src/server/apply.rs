@@ -10,6 +10,7 @@ use crate::admission::decision::{DeviceAction, PairingNeeded};
 use crate::admission::{Admission, ConnectFacts, Refusal, RefusalKind, RuleId};
 use crate::store::{NewRequest, PairingStore, RequestOutcome, StoreError};
 
+use super::wire::{ApplyFailure, Failure};
 use super::{now_ms, Gateway};
 
 /// A device token minted for this session, returned once in hello-ok.
@@ -53,13 +54,9 @@ fn new_request(
     }
 }
 
-fn store_refusal(e: &StoreError) -> Refusal {
+fn store_failure(e: &StoreError) -> ApplyFailure {
     tracing::error!(error = %e, code = e.code(), "pairing store failure during admission");
-    Refusal {
-        kind: RefusalKind::StoreUnavailable,
-        rule: RuleId::PairingRequired,
-        hint: "the gateway could not use its pairing store; see the gateway log".into(),
-    }
+    ApplyFailure::StoreUnavailable { hint: "the gateway could not use its pairing store; see the gateway log".into() }
 }
 
 /// Do what an admission needs in the store; returns the device token to hand out.
@@ -68,7 +65,7 @@ pub async fn admit(
     facts: &ConnectFacts,
     admission: &Admission,
     client_ip: IpAddr,
-) -> Result<Option<IssuedToken>, Refusal> {
+) -> Result<Option<IssuedToken>, ApplyFailure> {
     let Some(dev) = &admission.device else { return Ok(None) };
     let device_id = dev.device.device_id.clone();
     let role = admission.role;
@@ -101,7 +98,7 @@ pub async fn admit(
     };
     match result {
         Ok(token) => Ok(token.map(|token| IssuedToken { token, issued_at_ms: now })),
-        Err(e) => Err(store_refusal(&e)),
+        Err(e) => Err(store_failure(&e)),
     }
 }
 
@@ -119,7 +116,7 @@ pub async fn pairing_required(
     facts: &ConnectFacts,
     need: &PairingNeeded,
     client_ip: IpAddr,
-) -> Refusal {
+) -> Failure {
     let request =
         new_request(facts, &need.device.device_id, &need.device.public_key_b64url, need.role, &need.scopes, client_ip);
     let now = now_ms();
@@ -149,10 +146,12 @@ pub async fn pairing_required(
         Err(StoreError::PairingRejected { until_ms, .. }) => {
             RefusalKind::PairingRejected { retry_after_ms: until_ms.saturating_sub(now) }
         }
-        Err(StoreError::TooManyPending(_)) => RefusalKind::PairingBusy,
-        Err(e) => return store_refusal(&e),
+        Err(StoreError::TooManyPending(_)) => {
+            return Failure::Apply(ApplyFailure::PairingBusy { hint: need.hint.clone() })
+        }
+        Err(e) => return Failure::Apply(store_failure(&e)),
     };
-    Refusal { kind, rule: RuleId::PairingRequired, hint: need.hint.clone() }
+    Failure::Refused(Refusal { kind, rule: RuleId::PairingRequired, hint: need.hint.clone() })
 }
 
 /// The `device.pair.requested` payload: only the keys its (closed) schema allows.

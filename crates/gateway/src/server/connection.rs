@@ -18,8 +18,6 @@ use super::http::{self, error_body, HeadError};
 use super::outbox::{outbox, run_writer};
 use super::{session, Gateway};
 
-pub type Ws = WebSocketStream<Budgeted<TcpStream>>;
-
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
 const WS_READ_BUFFER: usize = 8 * 1024;
 
@@ -47,6 +45,15 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
             return;
         }
     };
+
+    // Upstream mode: all but clawgate's own gateway WebSocket and /healthz
+    // goes to the upstream (the rule: server/upstream_http.rs).
+    if let Some(upstream) = gw.upstream.clone() {
+        if super::upstream_http::goes_upstream(&head) {
+            super::upstream_http::relay(&gw, &upstream, head, leftover, stream, peer, edge, locality).await;
+            return;
+        }
+    }
 
     if !head.is_websocket_upgrade() {
         let (status, body) = match head.path.as_str() {

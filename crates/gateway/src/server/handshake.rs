@@ -11,25 +11,21 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::admission::credential::{check_connect_credential, Lookups};
 use crate::admission::decision::Role;
-use crate::admission::device_proof::{self, VerifiedDevice};
-use crate::admission::facts::DeviceFact;
-use crate::admission::{CredentialCheck, Refusal, RefusalKind, RuleId};
-use crate::store::{DeviceView, ServiceTokenCheck, StoreError, TokenCheck};
+use crate::admission::{evaluate, may_read_store, Connect, Evaluated, Proof, StoreLookups};
 
 use super::apply::{self, IssuedToken};
 use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
-use crate::admission::{decide, Admission, ConnectFacts, Decision, EdgeFacts, Locality};
+use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
-use super::connection::Ws;
 use super::methods::{advertised, health_payload};
 use super::outbox::{close_message, Outbox};
 use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
-use super::wire::{self, HandshakeError, Rejection};
+use super::wire::{self, ApplyFailure, Failure, HandshakeError};
+use super::ws::Ws;
 use super::{events, now_ms, Gateway, VERSION};
 
 pub enum Handshake {
@@ -52,7 +48,8 @@ async fn send(ws: &mut Ws, frame: Frame) -> bool {
     ws.send(Message::Text(frame.to_json().into())).await.is_ok()
 }
 
-async fn reject(ws: &mut Ws, id: Option<&str>, rejection: Rejection) {
+async fn reject(ws: &mut Ws, id: Option<&str>, failure: Failure) {
+    let rejection = wire::rejection(&failure);
     if let (Some(error), Some(id)) = (rejection.error, id) {
         let _ = send(ws, Frame::Res(ResponseFrame::err(id, error))).await;
     }
@@ -117,7 +114,7 @@ pub async fn run(
         Err(None) => return Handshake::Ended,
         Err(Some(e)) => {
             tracing::info!(peer = %edge.peer, error = ?e, "handshake failed");
-            reject(ws, None, wire::handshake(&e)).await;
+            reject(ws, None, Failure::Handshake(e)).await;
             return Handshake::Ended;
         }
     };
@@ -132,97 +129,82 @@ pub async fn run(
                 HandshakeError::InvalidFrame(_) => Some("invalid"),
                 _ => None,
             };
-            reject(ws, id, wire::handshake(&err)).await;
+            reject(ws, id, Failure::Handshake(err)).await;
             return Handshake::Ended;
         }
     };
     if request.method != "connect" {
         let e = HandshakeError::NotConnect { method: request.method.clone() };
-        reject(ws, Some(&request.id), wire::handshake(&e)).await;
+        reject(ws, Some(&request.id), Failure::Handshake(e)).await;
         return Handshake::Ended;
     }
     let params = match ConnectParams::parse(request.params.as_ref()) {
         Ok(p) => p,
         Err(m) => {
-            reject(ws, Some(&request.id), wire::handshake(&HandshakeError::InvalidConnectParams(m))).await;
+            reject(ws, Some(&request.id), Failure::Handshake(HandshakeError::InvalidConnectParams(m))).await;
             return Handshake::Ended;
         }
     };
 
     let now = now_ms();
-    let device = match &params.device {
-        None => DeviceFact::None,
-        Some(_) => match device_proof::verify(&params, &nonce, now) {
-            Ok(v) => DeviceFact::Proven(v),
-            Err(e) => DeviceFact::Failed(e),
-        },
-    };
     let client_ip: IpAddr = client_ip(&locality, edge);
     let conn_id = random_uuid();
 
-    // A locked-out address is not even checked. Otherwise the facts that need
-    // the store (device token, pairing record) are read off the async
-    // workers; then the decision is made without any I/O.
+    // A locked-out address is not even checked. A connect that may need the
+    // store (a device, a device or service token) is evaluated off the async
+    // workers; any other is evaluated in place, as no lookup can happen
+    // (measured in docs/benchmarks.md: the hop is a fifth of a token
+    // handshake's CPU).
     let limit = LimitKey::for_connection(gw, &locality, client_ip, edge.origin(), &params);
-    let gathered = match limit.locked(gw, now) {
-        Some(retry_after_ms) => Ok(Ok((CredentialCheck::RateLimited { retry_after_ms }, None))),
-        // No device and no token the store knows (a device or service token):
-        // nothing to read, so no hop to the blocking pool and back (measured
-        // in docs/benchmarks.md: a fifth of a token handshake's CPU).
-        None if !needs_store(&params, &device) => Ok(gather_store_facts(gw, &params, edge, &locality, None, now)),
-        None => {
-            let gw = gw.clone();
-            let params = params.clone();
-            let proven = device.proven().cloned();
-            let edge = edge.clone();
-            tokio::task::spawn_blocking(move || {
-                gather_store_facts(&gw, &params, &edge, &locality, proven.as_ref(), now)
-            })
-            .await
-        }
+    let locked_out_ms = limit.locked(gw, now);
+    let evaluated = if locked_out_ms.is_none() && may_read_store(&params) {
+        let gw = gw.clone();
+        let edge = edge.clone();
+        tokio::task::spawn_blocking(move || {
+            let connect = Connect {
+                edge: &edge,
+                locality,
+                params,
+                proof: Proof::Challenge { nonce: &nonce },
+                now_ms: now,
+                locked_out_ms,
+            };
+            evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+        })
+        .await
+    } else {
+        let connect =
+            Connect { edge, locality, params, proof: Proof::Challenge { nonce: &nonce }, now_ms: now, locked_out_ms };
+        Ok(evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now }))
     };
-    let (credential, view) = match gathered {
+    let Evaluated { facts, view, decided } = match evaluated {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
-            let r = Refusal {
-                kind: RefusalKind::StoreUnavailable,
-                rule: RuleId::Credential,
-                hint: "the gateway could not read its pairing store; see the gateway log".into(),
-            };
-            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            let hint = "the gateway could not read its pairing store; see the gateway log".into();
+            reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::StoreUnavailable { hint })).await;
             return Handshake::Ended;
         }
         Err(_) => return Handshake::Ended,
     };
-    let facts = ConnectFacts {
-        locality,
-        origin: edge.origin().map(str::to_owned),
-        sec_fetch: edge.has_sec_fetch(),
-        listener_port: edge.local_port,
-        params,
-        credential,
-        device,
-    };
-    let decided = decide(&facts, &gw.config, view.as_ref());
     log_decision(&conn_id, client_ip, &facts, &decided.decision);
     limit.account(gw, &decided.decision, now).await;
 
     let (admission, issued) = match decided.decision {
         Decision::Admit(a) => match apply::admit(gw, &facts, &a, client_ip).await {
             Ok(issued) => (a, issued),
-            Err(r) => {
-                reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            Err(f) => {
+                reject(ws, Some(&request.id), Failure::Apply(f)).await;
                 return Handshake::Ended;
             }
         },
         Decision::PairingRequired(need) => {
-            let r = apply::pairing_required(gw, &facts, &need, client_ip).await;
-            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            let f = apply::pairing_required(gw, &facts, &need, client_ip).await;
+            reject(ws, Some(&request.id), f).await;
             return Handshake::Ended;
         }
         Decision::Refuse(r) => {
-            reject(ws, Some(&request.id), wire::refusal(&r)).await;
+            reject(ws, Some(&request.id), Failure::Refused(r)).await;
             return Handshake::Ended;
         }
     };
@@ -242,14 +224,8 @@ pub async fn run(
         Some(n) => match gw.registry.reserve_node_id(&n.node_id) {
             Some(guard) => Some(guard),
             None => {
-                let r = Refusal {
-                    kind: RefusalKind::NodeIdInUse { node_id: n.node_id.clone() },
-                    rule: admission.rule,
-                    hint: "another connection is this node already; stop it first, or give this one its own \
-                           client.instanceId"
-                        .into(),
-                };
-                reject(ws, Some(&request.id), wire::refusal(&r)).await;
+                let f = ApplyFailure::NodeIdInUse { node_id: n.node_id.clone() };
+                reject(ws, Some(&request.id), Failure::Apply(f)).await;
                 return Handshake::Ended;
             }
         },
@@ -267,7 +243,7 @@ pub async fn run(
                         conn_id = %conn_id, code = failure.code(), key_to_fix = failure.key_to_fix(),
                         error = %failure, "admitted, but the upstream link could not be opened"
                     );
-                    reject(ws, Some(&request.id), wire::upstream(&failure)).await;
+                    reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::Upstream(failure))).await;
                     return Handshake::Ended;
                 }
             }
@@ -298,7 +274,7 @@ pub async fn run(
     let hello = hello_ok(gw, &info, &admission, issued);
     // Registered before hello-ok goes out, so no broadcast sent after the
     // client learns it is admitted can miss it.
-    let registration = gw.registry.insert(info.clone(), out.clone());
+    let registration = gw.registry.insert(info.clone(), out.clone(), AdmittedOn { edge: edge.clone(), facts });
     let payload = match relay.as_mut() {
         Some(relay) => relay.hello_ok(&hello),
         None => serde_json::to_value(&hello).unwrap_or_default(),
@@ -370,60 +346,6 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
             "device needs approval"
         ),
     }
-}
-
-/// Whether `gather_store_facts` may read the store for these params: a proven
-/// device (its pairing record), a device token, or a service token.
-fn needs_store(params: &ConnectParams, device: &DeviceFact) -> bool {
-    device.proven().is_some()
-        || params.auth.as_ref().is_some_and(|a| {
-            a.device_token.is_some()
-                || [&a.token, &a.password].into_iter().flatten().any(|t| crate::store::is_service_token(t))
-        })
-}
-
-/// The credential (a service token, the shared secret, the proven device's
-/// token, or the trusted proxy's user) and the store's record of the proven device.
-fn gather_store_facts(
-    gw: &Gateway,
-    params: &ConnectParams,
-    edge: &EdgeFacts,
-    locality: &Locality,
-    proven: Option<&VerifiedDevice>,
-    now: u64,
-) -> Result<(CredentialCheck, Option<DeviceView>), StoreError> {
-    let failure = std::cell::RefCell::new(None);
-    let role = Role::parse(params.role());
-    let credential = check_connect_credential(
-        params.auth.as_ref(),
-        &gw.config,
-        edge,
-        locality,
-        proven,
-        role,
-        Lookups {
-            device_token: &mut |id, role, token| {
-                gw.store.verify_token(id, role, token, now).unwrap_or_else(|e| {
-                    *failure.borrow_mut() = Some(e);
-                    TokenCheck::Missing
-                })
-            },
-            service_token: &mut |token| {
-                gw.store.verify_service_token(token, now).unwrap_or_else(|e| {
-                    *failure.borrow_mut() = Some(e);
-                    ServiceTokenCheck::Unknown
-                })
-            },
-        },
-    );
-    if let Some(e) = failure.into_inner() {
-        return Err(e);
-    }
-    let view = match proven {
-        Some(d) => Some(gw.store.view(&d.device_id)?),
-        None => None,
-    };
-    Ok((credential, view))
 }
 
 /// The node id and declared surface of a node session. Device nodes are

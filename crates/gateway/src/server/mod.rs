@@ -14,8 +14,10 @@ pub(crate) mod outbox;
 pub mod registry;
 mod relay;
 mod session;
+mod upstream_http;
 mod watch;
 pub mod wire;
+mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -74,7 +76,8 @@ pub struct Gateway {
     pub preauth: Arc<limits::PreauthCounter>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
-    /// Upstream mode: the OpenClaw gateway behind clawgate (`gateway.upstream`).
+    /// Upstream mode: the OpenClaw gateway behind clawgate (from
+    /// `config.upstream`); `None` when clawgate serves on its own.
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
@@ -83,8 +86,9 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Config, options: ServerOptions, store: Arc<dyn PairingStore>) -> Arc<Gateway> {
+        let upstream = config.upstream.clone().map(|u| Arc::new(crate::upstream::Upstream::new(u)));
         Arc::new(Gateway {
-            upstream: config.upstream.clone().map(|c| Arc::new(crate::upstream::Upstream::new(c))),
+            upstream,
             config,
             options,
             registry: Arc::default(),

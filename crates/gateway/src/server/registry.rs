@@ -9,7 +9,7 @@ use clawgate_protocol::ClientInfo;
 use serde_json::Value;
 
 use crate::admission::decision::Role;
-use crate::admission::RuleId;
+use crate::admission::{AdmittedOn, RuleId};
 
 use super::events::may_receive;
 use super::outbox::{Outbound, Outbox};
@@ -60,6 +60,8 @@ pub struct NodeInfo {
 struct Entry {
     info: Arc<SessionInfo>,
     outbox: Outbox,
+    /// The connect it was admitted on, for re-checks after a store change.
+    admitted_on: Arc<AdmittedOn>,
 }
 
 #[derive(Default)]
@@ -159,10 +161,10 @@ impl Registry {
         PendingGuard(self.clone())
     }
 
-    pub fn insert(self: &Arc<Self>, info: Arc<SessionInfo>, outbox: Outbox) -> SessionGuard {
+    pub fn insert(self: &Arc<Self>, info: Arc<SessionInfo>, outbox: Outbox, admitted_on: AdmittedOn) -> SessionGuard {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let visible = shows_in_presence(&info);
-        self.lock().insert(key, Entry { info, outbox });
+        self.lock().insert(key, Entry { info, outbox, admitted_on: Arc::new(admitted_on) });
         if visible {
             self.presence_changed();
         }
@@ -276,6 +278,11 @@ impl Registry {
     /// A snapshot of every live session.
     pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
         self.lock().values().map(|e| e.info.clone()).collect()
+    }
+
+    /// Every live session with the connect it was admitted on.
+    pub fn sessions_with_admission(&self) -> Vec<(Arc<SessionInfo>, Arc<AdmittedOn>)> {
+        self.lock().values().map(|e| (e.info.clone(), e.admitted_on.clone())).collect()
     }
 
     /// Close every session (shutdown).

@@ -10,10 +10,10 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::connection::Ws;
 use super::handshake::Admitted;
 use super::outbox::Outbox;
 use super::wire::{self, RequestError};
+use super::ws::Ws;
 use super::{methods, Gateway};
 
 /// `writer` is the task draining `out` into the socket; when it ends (a close

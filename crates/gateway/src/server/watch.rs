@@ -2,19 +2,24 @@
 //! working on the store file): when SQLite's `data_version` or the store's
 //! generation moves, every device and service-principal session is re-checked
 //! and the ones whose pairing, token or principal is gone are closed with
-//! 4001. A session admitted since the last tick is checked once as well, so a
+//! 4001. The check is admission itself: the session's connect is evaluated
+//! again against the store as it is now, and a session the same decision no
+//! longer admits as it stands is closed. A session admitted since the last
+//! tick is checked once as well, so a
 //! revocation that landed between its credential check and its registration
 //! cannot slip through.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::admission::decision::{AdmittedDevice, DeviceAction, PairingReason, Role};
+use crate::admission::{Admission, AdmittedOn, Decision, Evaluated, Lookups, StoreLookups};
+use crate::store::{DeviceView, ServiceTokenCheck, StoreError, TokenCheck};
+
 use super::apply::store_op;
 use super::registry::SessionInfo;
-use super::Gateway;
-
-/// Closes sessions that a change made elsewhere invalidated.
-const CLOSE_INVALIDATED: u16 = 4001;
+use super::wire::CLOSE_INVALIDATED;
+use super::{now_ms, Gateway};
 
 pub async fn watch_store(gw: Arc<Gateway>) {
     let mut interval = tokio::time::interval(gw.options.store_poll_interval);
@@ -40,9 +45,9 @@ pub async fn watch_store(gw: Arc<Gateway>) {
             None => (false, false),
         };
         last = Some((version, generation));
-        let sessions = gw.registry.sessions();
-        checked.retain(|c| sessions.iter().any(|s| &s.conn_id == c));
-        for session in &sessions {
+        let sessions = gw.registry.sessions_with_admission();
+        checked.retain(|c| sessions.iter().any(|(s, _)| &s.conn_id == c));
+        for (session, admitted_on) in sessions {
             let due = if session.device_id.is_some() {
                 elsewhere
             } else if session.service.is_some() {
@@ -51,31 +56,25 @@ pub async fn watch_store(gw: Arc<Gateway>) {
                 continue;
             };
             if due || !checked.contains(&session.conn_id) {
-                recheck(&gw, session).await;
+                recheck(&gw, &session, admitted_on).await;
                 checked.insert(session.conn_id.clone());
             }
         }
     }
 }
 
-async fn recheck(gw: &Arc<Gateway>, session: &SessionInfo) {
-    let reason = match (&session.device_id, &session.service) {
-        (Some(device_id), _) => device_reason(gw, session, device_id).await,
-        (None, Some(service)) => {
-            let id = service.principal_id.clone();
-            match store_op(gw, move |s| s.service_by_id(&id)).await {
-                Err(_) => None,
-                Ok(None) => Some("client invalidated: service principal removed"),
-                Ok(Some(p)) if p.is_revoked() => Some("client invalidated: service principal revoked"),
-                Ok(Some(p)) if p.issued_at_ms() != service.issued_at_ms => {
-                    Some("client invalidated: service token rotated")
-                }
-                Ok(Some(_)) => None,
-            }
-        }
-        (None, None) => None,
-    };
-    if let Some(reason) = reason {
+async fn recheck(gw: &Arc<Gateway>, session: &SessionInfo, admitted_on: Arc<AdmittedOn>) {
+    let config = gw.clone();
+    let now = now_ms();
+    let rechecked = store_op(gw, move |store| {
+        let mut lookups = Recording { inner: StoreLookups { store, now_ms: now }, service: None };
+        let evaluated = admitted_on.reevaluate(&config.config, now, &mut lookups)?;
+        Ok((evaluated, lookups.service))
+    })
+    .await;
+    // A store that cannot be read says nothing about the session: keep it.
+    let Ok((evaluated, service)) = rechecked else { return };
+    if let Some(reason) = invalidation(session, &evaluated, service.as_ref()) {
         let conn = session.conn_id.clone();
         let closed = gw.registry.kill_where(|s| s.conn_id == conn, CLOSE_INVALIDATED, reason);
         if closed > 0 {
@@ -90,18 +89,65 @@ async fn recheck(gw: &Arc<Gateway>, session: &SessionInfo) {
     }
 }
 
-async fn device_reason(gw: &Arc<Gateway>, session: &SessionInfo, device_id: &str) -> Option<&'static str> {
-    let id = device_id.to_owned();
-    let view = store_op(gw, move |s| s.view(&id)).await.ok()?;
-    match &view.device {
-        None => Some("client invalidated: device removed"),
-        Some(d) if !d.has_role(session.role) => Some("client invalidated: role no longer approved"),
-        Some(_) => session.token_issued_at_ms.and_then(|issued| {
-            let current = view.tokens.iter().find(|t| t.role == session.role && !t.is_revoked());
-            match current {
-                Some(t) if t.issued_at_ms() == issued => None,
-                _ => Some("client invalidated: device token revoked"),
-            }
-        }),
+/// The store lookups, remembering the service token check so the close
+/// reason can say whether the principal was removed, revoked or rotated.
+struct Recording<'a> {
+    inner: StoreLookups<'a>,
+    service: Option<ServiceTokenCheck>,
+}
+
+impl Lookups for Recording<'_> {
+    fn device_token(&mut self, device_id: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
+        self.inner.device_token(device_id, role, presented)
     }
+
+    fn service_token(&mut self, presented: &str) -> Result<ServiceTokenCheck, StoreError> {
+        let check = self.inner.service_token(presented)?;
+        self.service = Some(check.clone());
+        Ok(check)
+    }
+
+    fn device_view(&mut self, device_id: &str) -> Result<DeviceView, StoreError> {
+        self.inner.device_view(device_id)
+    }
+}
+
+/// Does the same decision, made again, still admit the session as it is
+/// (same role, nothing to pair)? If not, why it closes, in words that say
+/// what changed in the store.
+fn invalidation(
+    session: &SessionInfo,
+    evaluated: &Evaluated,
+    service: Option<&ServiceTokenCheck>,
+) -> Option<&'static str> {
+    let decision = &evaluated.decided.decision;
+    let still_admitted = matches!(decision, Decision::Admit(a)
+        if a.role == session.role
+            && a.device.as_ref().is_none_or(|d| matches!(d.action, DeviceAction::Paired { .. })));
+    if still_admitted {
+        return None;
+    }
+    if session.service.is_some() {
+        return Some(match service {
+            Some(ServiceTokenCheck::Revoked) => "client invalidated: service principal revoked",
+            Some(ServiceTokenCheck::Mismatch) => "client invalidated: service token rotated",
+            _ => "client invalidated: service principal removed",
+        });
+    }
+    let paired = evaluated.view.as_ref().and_then(|v| v.device.as_ref());
+    let pairing_reason = match decision {
+        Decision::PairingRequired(need) => Some(need.reason),
+        Decision::Admit(Admission {
+            device: Some(AdmittedDevice { action: DeviceAction::PairSilently { reason }, .. }),
+            ..
+        }) => Some(*reason),
+        _ => None,
+    };
+    Some(match (paired, pairing_reason) {
+        (None, _) => "client invalidated: device removed",
+        (Some(d), _) if !d.has_role(session.role) => "client invalidated: role no longer approved",
+        (Some(_), Some(PairingReason::ScopeUpgrade)) => "client invalidated: scopes no longer approved",
+        (Some(_), Some(PairingReason::MetadataUpgrade)) => "client invalidated: device identity changed",
+        (Some(_), _) => "client invalidated: device token revoked",
+    })
 }

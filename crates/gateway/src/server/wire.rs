@@ -5,14 +5,126 @@ use clawgate_protocol::{ErrorCode, ErrorShape};
 use serde_json::{json, Map, Value};
 
 use crate::admission::{Refusal, RefusalKind};
+use crate::upstream::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
 
+// Every close code the gateway sends, defined here only.
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_PROTOCOL: u16 = 1002;
+/// A policy refusal, a slow consumer, repeated unauthorized calls.
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_LARGE: u16 = 1009;
 pub const CLOSE_RESTART: u16 = 1012;
 pub const CLOSE_INTERNAL: u16 = 1011;
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
+/// A session that a store change (revocation, removal, rotation) invalidated.
+pub const CLOSE_INVALIDATED: u16 = 4001;
+
+/// Everything that ends a connection before or at `connect`, in one type:
+/// the handshake itself failed, admission refused, or applying an
+/// admission failed. [`rejection`] is the one way each goes to the wire.
+/// (Edge refusals of the HTTP upgrade are answered with a status by
+/// `server::http` before any WebSocket exists.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Handshake(HandshakeError),
+    /// A decision of an admission rule; names the rule.
+    Refused(Refusal),
+    /// Applying a decision failed; no rule decided this.
+    Apply(ApplyFailure),
+}
+
+/// Failures applying an admission to the store and the registry. They are
+/// not decisions, so their details name no rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyFailure {
+    /// The store could not be read or written.
+    StoreUnavailable { hint: String },
+    /// Too many open pairing requests (per address or in all).
+    PairingBusy { hint: String },
+    /// A connected node already has this id.
+    NodeIdInUse { node_id: String },
+    /// Upstream mode: the session's upstream link could not be opened.
+    Upstream(UpstreamFailure),
+}
+
+/// How a failure ends the connection.
+pub fn rejection(f: &Failure) -> Rejection {
+    match f {
+        Failure::Handshake(e) => handshake(e),
+        Failure::Refused(r) => refusal(r),
+        Failure::Apply(a) => apply_failure(a),
+    }
+}
+
+fn apply_failure(f: &ApplyFailure) -> Rejection {
+    let details = |code: &str, reason: &str, hint: &str, extra: Value| {
+        let mut d = json!({ "code": code, "reason": reason, "remediationHint": hint });
+        if let (Value::Object(d), Value::Object(extra)) = (&mut d, extra) {
+            d.extend(extra);
+        }
+        d
+    };
+    let (top, message, details, close_code): (ErrorCode, String, Value, u16) = match f {
+        ApplyFailure::Upstream(u) => return upstream_failure(u),
+        ApplyFailure::StoreUnavailable { hint } => (
+            ErrorCode::Unavailable,
+            "the gateway's pairing store is unavailable".into(),
+            details("STORE_UNAVAILABLE", "store-unavailable", hint, json!({})),
+            CLOSE_TRY_AGAIN,
+        ),
+        ApplyFailure::PairingBusy { hint } => (
+            ErrorCode::Unavailable,
+            "too many pending pairing requests; approve or reject some first".into(),
+            details("PAIRING_BUSY", "too-many-pending-requests", hint, json!({})),
+            CLOSE_POLICY,
+        ),
+        ApplyFailure::NodeIdInUse { node_id } => (
+            ErrorCode::InvalidRequest,
+            "node id in use by a connected node".into(),
+            details(
+                "NODE_ID_IN_USE",
+                "node-id-in-use",
+                "another connection is this node already; stop it first, or give this one its own client.instanceId",
+                json!({ "nodeId": node_id }),
+            ),
+            CLOSE_POLICY,
+        ),
+    };
+    let close_reason = truncate_reason(&message);
+    Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
+}
+
+/// An upstream link that could not be opened. Unavailable →
+/// `UNAVAILABLE`/`UPSTREAM_UNAVAILABLE`, retryable after `retryAfterMs`,
+/// close 1013 (clients retry then); refused → `UPSTREAM_REFUSED`, not
+/// retryable, close 1011: clawgate's own configuration needs fixing, and the
+/// upstream's words about clawgate's secret are for the log, not the client.
+fn upstream_failure(f: &UpstreamFailure) -> Rejection {
+    let (message, retry_after_ms, close_code, close_reason) = match f {
+        UpstreamFailure::Unavailable { retry_after_ms, .. } => (
+            "the upstream gateway is unavailable; retry shortly",
+            Some(*retry_after_ms),
+            CLOSE_TRY_AGAIN,
+            "upstream unavailable",
+        ),
+        UpstreamFailure::Protocol(_) => (
+            "the upstream gateway is unavailable; retry shortly",
+            Some(DEFAULT_RETRY_AFTER_MS),
+            CLOSE_TRY_AGAIN,
+            "upstream unavailable",
+        ),
+        UpstreamFailure::Refused { .. } => (
+            "the upstream gateway refused the relay; see the gateway log",
+            None,
+            CLOSE_INTERNAL,
+            "upstream refused the relay",
+        ),
+    };
+    let mut shape = ErrorShape::new(ErrorCode::Unavailable, message).with_details(json!({ "code": f.code() }));
+    shape.retryable = Some(retry_after_ms.is_some());
+    shape.retry_after_ms = retry_after_ms;
+    Rejection { error: Some(shape), close_code, close_reason: close_reason.to_owned() }
+}
 
 /// How a connection ends: an optional error response for the connect id,
 /// then a close frame.
@@ -269,37 +381,9 @@ pub fn refusal(r: &Refusal) -> Rejection {
             let close_reason = truncate_reason(&shape.message);
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
         }
-        RefusalKind::NodeIdInUse { node_id } => (
-            ErrorCode::InvalidRequest,
-            "node id in use by a connected node".into(),
-            d(json!({ "nodeId": node_id })),
-            CLOSE_POLICY,
-        ),
-        RefusalKind::PairingBusy => (
-            ErrorCode::Unavailable,
-            "too many pending pairing requests; approve or reject some first".into(),
-            d(json!({})),
-            CLOSE_POLICY,
-        ),
-        RefusalKind::StoreUnavailable => {
-            (ErrorCode::Unavailable, "the gateway's pairing store is unavailable".into(), d(json!({})), CLOSE_TRY_AGAIN)
-        }
     };
     let close_reason = truncate_reason(&message);
     Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
-}
-
-/// Upstream mode: the upstream link of an admitted session could not be
-/// opened (an apply-time failure: no admission rule refused it).
-/// Unavailable → `UNAVAILABLE`/`UPSTREAM_UNAVAILABLE`, retryable, close 1013
-/// so clients retry after `retryAfterMs`; refused → `UPSTREAM_REFUSED`, not
-/// retryable, close 1011 (clawgate's configuration needs fixing).
-pub fn upstream(failure: &crate::upstream::UpstreamFailure) -> Rejection {
-    let (close_code, close_reason) = match failure {
-        crate::upstream::UpstreamFailure::Refused { .. } => (CLOSE_INTERNAL, "upstream refused the relay"),
-        _ => (CLOSE_TRY_AGAIN, "upstream unavailable"),
-    };
-    Rejection { error: Some(failure.to_error_shape()), close_code, close_reason: close_reason.to_owned() }
 }
 
 pub fn handshake(e: &HandshakeError) -> Rejection {
@@ -380,5 +464,27 @@ mod tests {
         let cut = truncate_reason(&long);
         assert!(cut.len() <= 120);
         assert!(long.starts_with(&cut));
+    }
+
+    #[test]
+    fn upstream_failures_are_apply_failures_without_a_rule() {
+        let unavailable = UpstreamFailure::Unavailable { retry_after_ms: 500, reason: "connection refused".into() };
+        let r = rejection(&Failure::Apply(ApplyFailure::Upstream(unavailable)));
+        let e = r.error.unwrap();
+        assert_eq!(
+            (e.code.as_str(), e.details_code(), e.retryable, e.retry_after_ms, r.close_code),
+            ("UNAVAILABLE", Some("UPSTREAM_UNAVAILABLE"), Some(true), Some(500), CLOSE_TRY_AGAIN)
+        );
+        assert!(e.details.as_ref().unwrap().get("rule").is_none());
+        let refused = UpstreamFailure::Refused { code: "AUTH_TOKEN_MISMATCH".into(), message: "unauthorized".into() };
+        let r = rejection(&Failure::Apply(ApplyFailure::Upstream(refused)));
+        let e = r.error.unwrap();
+        assert_eq!(
+            (e.details_code(), e.retryable, e.retry_after_ms, r.close_code),
+            (Some("UPSTREAM_REFUSED"), Some(false), None, CLOSE_INTERNAL)
+        );
+        assert!(!e.message.contains("unauthorized"), "the upstream's words stay in the log");
+        let protocol = rejection(&Failure::Apply(ApplyFailure::Upstream(UpstreamFailure::Protocol("x".into()))));
+        assert_eq!(protocol.close_code, CLOSE_TRY_AGAIN);
     }
 }

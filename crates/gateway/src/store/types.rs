@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub use crate::admission::decision::Role;
+pub use clawgate_protocol::Role;
 
 /// How a device's latest approval was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,6 +251,15 @@ pub struct Approval {
 pub struct Rejection {
     pub request: PendingRequest,
     pub cooldown_until_ms: u64,
+}
+
+/// A live device token found by its value alone
+/// ([`super::PairingStore::device_token_by_value`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveToken {
+    pub device_id: String,
+    pub role: Role,
+    pub scopes: Vec<String>,
 }
 
 /// The answer to a presented device token.

@@ -1,8 +1,6 @@
 //! Why an upstream connection could not be opened, with the stable codes a
 //! downstream client sees (`details.code`).
 
-use clawgate_protocol::{ErrorCode, ErrorShape};
-
 /// The retry delay suggested when the upstream gives none.
 pub const DEFAULT_RETRY_AFTER_MS: u64 = 2_000;
 
@@ -44,26 +42,6 @@ impl UpstreamFailure {
             _ => "gateway.upstream",
         })
     }
-
-    /// The error a downstream connect gets: `UNAVAILABLE`, retryable for an
-    /// unavailable upstream; never the upstream's own message about
-    /// clawgate's secret.
-    pub fn to_error_shape(&self) -> ErrorShape {
-        let (message, retry) = match self {
-            UpstreamFailure::Unavailable { retry_after_ms, .. } => {
-                ("the upstream gateway is unavailable; retry shortly", Some(*retry_after_ms))
-            }
-            UpstreamFailure::Protocol(_) => {
-                ("the upstream gateway is unavailable; retry shortly", Some(DEFAULT_RETRY_AFTER_MS))
-            }
-            UpstreamFailure::Refused { .. } => ("the upstream gateway refused the relay; see the gateway log", None),
-        };
-        let mut shape =
-            ErrorShape::new(ErrorCode::Unavailable, message).with_details(serde_json::json!({ "code": self.code() }));
-        shape.retryable = Some(retry.is_some());
-        shape.retry_after_ms = retry;
-        shape
-    }
 }
 
 #[cfg(test)]
@@ -73,16 +51,9 @@ mod tests {
     #[test]
     fn codes_and_shapes() {
         let u = UpstreamFailure::Unavailable { retry_after_ms: 500, reason: "refused".into() };
-        let s = u.to_error_shape();
-        assert_eq!(
-            (s.code.as_str(), s.details_code(), s.retryable, s.retry_after_ms),
-            ("UNAVAILABLE", Some("UPSTREAM_UNAVAILABLE"), Some(true), Some(500))
-        );
+        assert_eq!(u.code(), "UPSTREAM_UNAVAILABLE");
         let r = UpstreamFailure::Refused { code: "AUTH_TOKEN_MISMATCH".into(), message: "unauthorized".into() };
-        assert_eq!(r.key_to_fix(), Some("gateway.upstream.token"));
-        let s = r.to_error_shape();
-        assert_eq!((s.details_code(), s.retryable, s.retry_after_ms), (Some("UPSTREAM_REFUSED"), Some(false), None));
-        assert!(!s.message.contains("unauthorized"));
+        assert_eq!((r.code(), r.key_to_fix()), ("UPSTREAM_REFUSED", Some("gateway.upstream.token")));
         assert_eq!(UpstreamFailure::Protocol("x".into()).code(), "UPSTREAM_UNAVAILABLE");
     }
 }

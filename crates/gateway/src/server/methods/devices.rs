@@ -15,13 +15,10 @@ use crate::store::{Approval, ApprovedVia, PairedDevice, PairingStore, PendingReq
 
 use super::super::apply::store_op;
 use super::super::registry::SessionInfo;
-use super::super::wire::RequestError;
+use super::super::wire::{RequestError, CLOSE_INVALIDATED};
 use super::super::{now_ms, Gateway};
 use super::table::{Call, Reply};
 use super::{object_params, string_param};
-
-/// Closes the sessions a pairing change invalidates.
-const CLOSE_INVALIDATED: u16 = 4001;
 
 /// The session as the policy sees it. Its own device counts only when it
 /// authenticated with that device's token; an approval is recorded as `cli`

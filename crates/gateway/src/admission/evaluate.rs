@@ -1,0 +1,131 @@
+//! The admission pipeline, once: device proof, credential check, store
+//! lookups, the rules, the trace. The server's handshake, `auth explain`,
+//! the session re-check after a store change, the tests and the benchmarks
+//! all call [`evaluate`]; none of them assembles these steps itself.
+//!
+//! Pure apart from the [`Lookups`] it is handed: no clock (the caller passes
+//! `now_ms`), no randomness, no writes.
+
+use clawgate_protocol::ConnectParams;
+
+use crate::config::Config;
+use crate::store::{is_service_token, DeviceView, Role, StoreError};
+
+use super::credential::CredentialCheck;
+use super::credential_check::check_connect_credential;
+use super::decide::decide;
+use super::decision::Decided;
+use super::device_proof;
+use super::facts::{ConnectFacts, DeviceFact, Locality};
+use super::ingress::EdgeFacts;
+use super::lookups::Lookups;
+
+/// How the device block's proof is established.
+#[derive(Debug, Clone)]
+pub enum Proof<'a> {
+    /// Verify the signature over this connection's challenge nonce.
+    Challenge { nonce: &'a str },
+    /// An outcome already known: retained from the admission of a live
+    /// session (its challenge is long gone), or described by `auth explain`.
+    Known(DeviceFact),
+}
+
+/// One `connect`, as the edge and the frame delivered it.
+#[derive(Debug, Clone)]
+pub struct Connect<'a> {
+    pub edge: &'a EdgeFacts,
+    /// What [`super::classify_upgrade`] made of the edge.
+    pub locality: Locality,
+    pub params: ConnectParams,
+    pub proof: Proof<'a>,
+    pub now_ms: u64,
+    /// The address is locked out by the failed-auth limiter for this long:
+    /// the credential is not even checked, and nothing is read.
+    pub locked_out_ms: Option<u64>,
+}
+
+/// What admission found and decided.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    pub facts: ConnectFacts,
+    /// The store's record of the proven device, as read for the decision.
+    pub view: Option<DeviceView>,
+    pub decided: Decided,
+}
+
+/// Run admission on one `connect`.
+pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups) -> Result<Evaluated, StoreError> {
+    let Connect { edge, locality, params, proof, now_ms, locked_out_ms } = connect;
+    let device = match proof {
+        Proof::Known(fact) => fact,
+        Proof::Challenge { .. } if params.device.is_none() => DeviceFact::None,
+        Proof::Challenge { nonce } => match device_proof::verify(&params, nonce, now_ms) {
+            Ok(v) => DeviceFact::Proven(v),
+            Err(e) => DeviceFact::Failed(e),
+        },
+    };
+    let (credential, view) = match locked_out_ms {
+        Some(retry_after_ms) => (CredentialCheck::RateLimited { retry_after_ms }, None),
+        None => {
+            let proven = device.proven();
+            let credential = check_connect_credential(
+                params.auth.as_ref(),
+                config,
+                edge,
+                &locality,
+                proven,
+                Role::parse(params.role()),
+                lookups,
+            )?;
+            let view = proven.map(|d| lookups.device_view(&d.device_id)).transpose()?;
+            (credential, view)
+        }
+    };
+    let facts = ConnectFacts {
+        locality,
+        origin: edge.origin().map(str::to_owned),
+        sec_fetch: edge.has_sec_fetch(),
+        listener_port: edge.local_port,
+        params,
+        credential,
+        device,
+    };
+    let decided = decide(&facts, config, view.as_ref());
+    Ok(Evaluated { facts, view, decided })
+}
+
+/// Whether [`evaluate`] may call its lookups for these params: a device
+/// block (its pairing record and token), a device token, or a service token.
+/// When it may not, the server evaluates in place instead of on the blocking
+/// pool (the hop costs about a fifth of a token handshake's CPU; see
+/// docs/benchmarks.md).
+pub fn may_read_store(params: &ConnectParams) -> bool {
+    params.device.is_some()
+        || params.auth.as_ref().is_some_and(|a| {
+            a.device_token.is_some() || [&a.token, &a.password].into_iter().flatten().any(|t| is_service_token(t))
+        })
+}
+
+/// What a live session was admitted on, kept with it so a store change can
+/// re-run [`evaluate`] on the same connect. The device proof is not repeated
+/// (its challenge is gone): its retained outcome stands.
+#[derive(Debug, Clone)]
+pub struct AdmittedOn {
+    pub edge: EdgeFacts,
+    pub facts: ConnectFacts,
+}
+
+impl AdmittedOn {
+    /// The same decision again, against the store as it is now.
+    pub fn reevaluate(&self, config: &Config, now_ms: u64, lookups: &mut dyn Lookups) -> Result<Evaluated, StoreError> {
+        let connect = Connect {
+            edge: &self.edge,
+            locality: self.facts.locality,
+            params: self.facts.params.clone(),
+            proof: Proof::Known(self.facts.device.clone()),
+            now_ms,
+            locked_out_ms: None,
+        };
+        evaluate(connect, config, lookups)
+    }
+}
