@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// OPENCLAW_GATEWAY_TOKEN or the config file.
     #[arg(long)]
     token: Option<String>,
+    /// Upstream mode: the OpenClaw gateway behind clawgate, e.g.
+    /// ws://127.0.0.1:18790 (loopback only). Its token comes from
+    /// CLAWGATE_UPSTREAM_TOKEN[_FILE] or gateway.upstream in the config file.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
@@ -172,6 +177,7 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
             AuthArg::Password => AuthMode::Password,
         }),
         token: args.token.clone(),
+        upstream_url: args.upstream.clone(),
         ..Default::default()
     };
     let Loaded { config, state } = load_config(&args.config, sources, true)?;
@@ -191,9 +197,38 @@ async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         (mode, _, _) => format!("auth mode {}", mode.as_str()),
     };
     tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
+    if let Some(upstream) = &config.upstream {
+        log_upstream(upstream).await;
+    }
     let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
     serve(listener, gateway, shutdown_signal()).await.map_err(|e| CliError::io("the gateway stopped", e))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which upstream, with which kind of secret from where (never the secret),
+/// and whether it answered a quick probe. Not answering is a warning only:
+/// OpenClaw takes ~17 s to start, often beside clawgate.
+async fn log_upstream(upstream: &clawgate::upstream::UpstreamConfig) {
+    use clawgate::upstream::probe::{probe, ProbeOutcome, PROBE_TIMEOUT};
+    let secret = match upstream.secret.kind {
+        clawgate::upstream::SecretKind::Token => "token",
+        clawgate::upstream::SecretKind::Password => "password",
+    };
+    let source = upstream.secret.value.source.to_string();
+    match probe(upstream, PROBE_TIMEOUT).await {
+        ProbeOutcome::Answered => tracing::info!(
+            upstream = %upstream.url,
+            "upstream mode: in front of the OpenClaw gateway at {} ({secret} from {source}); it answered",
+            upstream.url
+        ),
+        ProbeOutcome::NotAnswering(why) => tracing::warn!(
+            upstream = %upstream.url,
+            reason = %why,
+            "upstream mode: in front of the OpenClaw gateway at {} ({secret} from {source}); it is not answering \
+             yet, sessions get UPSTREAM_UNAVAILABLE until it does",
+            upstream.url
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -46,6 +46,15 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         }
     };
 
+    // Upstream mode: all but clawgate's own gateway WebSocket and /healthz
+    // goes to the upstream (the rule: server/upstream_http.rs).
+    if let Some(upstream) = gw.upstream.clone() {
+        if super::upstream_http::goes_upstream(&head) {
+            super::upstream_http::relay(&gw, &upstream, head, leftover, stream, peer, edge, locality).await;
+            return;
+        }
+    }
+
     if !head.is_websocket_upgrade() {
         let (status, body) = match head.path.as_str() {
             "/healthz" | "/health" => (200, serde_json::json!({ "ok": true, "version": super::VERSION })),

@@ -144,14 +144,25 @@ impl LimitKey {
         origin: Option<&str>,
         params: &ConnectParams,
     ) -> LimitKey {
-        use crate::config::AuthMode;
-        let loopback = crate::net::is_loopback(ip);
-        let browser = origin.is_some();
         let scope = if params.auth.as_ref().is_some_and(|a| a.device_token.is_some()) {
             "device-token"
         } else {
             "shared-secret"
         };
+        Self::keyed(gw, locality, ip, origin, scope)
+    }
+
+    /// The key for a bearer credential on relayed HTTP (upstream mode): the
+    /// same bucket as a connect's shared secret from that client, so guesses
+    /// over HTTP and over WebSocket share one budget.
+    pub fn for_request(gw: &Gateway, locality: &Locality, ip: IpAddr, origin: Option<&str>) -> LimitKey {
+        Self::keyed(gw, locality, ip, origin, "shared-secret")
+    }
+
+    fn keyed(gw: &Gateway, locality: &Locality, ip: IpAddr, origin: Option<&str>, scope: &str) -> LimitKey {
+        use crate::config::AuthMode;
+        let loopback = crate::net::is_loopback(ip);
+        let browser = origin.is_some();
         let key = match (browser, loopback) {
             // Browsers on this host share one bucket: their Origin is theirs to choose.
             (true, true) => "browser-loopback".to_owned(),
@@ -176,6 +187,12 @@ impl LimitKey {
             return None;
         }
         self.limiter(gw).locked(&self.key, now)
+    }
+
+    /// Count one wrong credential outside a connect (no delay: an exempt
+    /// caller is never locked out, and this runs where nothing may wait).
+    pub fn record_failure(&self, gw: &Gateway, now: u64) {
+        self.limiter(gw).record_failure(&self.key, now, !self.exempt);
     }
 
     /// Count a wrong credential (missing ones do not count); a success clears.

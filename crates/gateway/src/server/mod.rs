@@ -13,6 +13,7 @@ mod methods;
 mod outbox;
 pub mod registry;
 mod session;
+mod upstream_http;
 mod watch;
 pub mod wire;
 mod ws;
@@ -74,6 +75,9 @@ pub struct Gateway {
     pub preauth: Arc<limits::PreauthCounter>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
+    /// Upstream mode: the OpenClaw gateway behind clawgate (from
+    /// `config.upstream`); `None` when clawgate serves on its own.
+    pub upstream: Option<Arc<crate::upstream::Upstream>>,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -81,7 +85,9 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Config, options: ServerOptions, store: Arc<dyn PairingStore>) -> Arc<Gateway> {
+        let upstream = config.upstream.clone().map(|u| Arc::new(crate::upstream::Upstream::new(u)));
         Arc::new(Gateway {
+            upstream,
             config,
             options,
             registry: Arc::default(),

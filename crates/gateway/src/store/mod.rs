@@ -44,7 +44,7 @@ pub use services::{
 };
 pub use sqlite::SqliteStore;
 pub use types::{
-    Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
+    Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
     RequestState, Role, TokenCheck, TokenInfo,
 };
 
@@ -138,6 +138,11 @@ pub trait PairingStore: Send + Sync {
 
     /// Revoke the token of `(device, role)`. `Ok(false)`: it already was.
     fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// The live device token with this value, whichever device holds it
+    /// (upstream mode: a bearer on relayed HTTP names no device). Revoked
+    /// tokens and tokens of removed devices or roles are `None`.
+    fn device_token_by_value(&self, presented: &str, now_ms: u64) -> Result<Option<LiveToken>, StoreError>;
 
     /// Record that a paired device connected. `Ok(false)`: not paired.
     fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError>;

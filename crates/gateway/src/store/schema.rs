@@ -21,7 +21,7 @@ pub const APPLICATION_ID: i32 = 0x434C_4757;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -142,6 +142,12 @@ CREATE TABLE relay_identities (
     CHECK ((device_token IS NULL) = (device_token_scopes IS NULL)),
     CHECK ((device_token IS NULL) = (device_token_issued_at_ms IS NULL))
 ) STRICT;
+"#;
+
+/// v4: device tokens found by their digest alone (upstream mode's HTTP relay
+/// verifies a bearer device token without knowing the device).
+const V4: &str = r#"
+CREATE INDEX IF NOT EXISTS device_tokens_by_digest ON device_tokens (token_sha256);
 "#;
 
 /// Open (creating 0600 if missing), check and migrate the store at `path`.

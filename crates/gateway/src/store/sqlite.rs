@@ -10,8 +10,8 @@ use super::error::StoreError;
 use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
 use super::services::{self, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck};
 use super::types::{
-    Approval, ApprovedVia, DeviceView, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome, Role,
-    TokenCheck, TokenInfo,
+    Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
+    Role, TokenCheck, TokenInfo,
 };
 use super::{devices, pending, schema, tokens, PairingStore};
 
@@ -195,6 +195,10 @@ impl PairingStore for SqliteStore {
 
     fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError> {
         self.write(now_ms, Change::State, |tx, now| tokens::revoke(tx, device_id, role, now))
+    }
+
+    fn device_token_by_value(&self, presented: &str, now_ms: u64) -> Result<Option<LiveToken>, StoreError> {
+        self.write(now_ms, Change::Bookkeeping, |tx, now| tokens::by_value(tx, presented, now))
     }
 
     fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError> {

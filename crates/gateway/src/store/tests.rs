@@ -667,6 +667,41 @@ fn tokens_issue_verify_rotate_revoke() {
 }
 
 #[test]
+fn a_live_token_is_found_by_its_value_alone() {
+    let t = TempStore::new();
+    let s = t.open();
+    let (id, _) = dev(1);
+    assert_eq!(s.device_token_by_value("anything", T0).unwrap(), None);
+    s.pair_silently(&req(1, Role::Operator, &["operator.read"]), T0).unwrap();
+    let token = s.issue_token(&id, Role::Operator, &strings(&["operator.read"]), T0).unwrap();
+    let live = LiveToken { device_id: id.clone(), role: Role::Operator, scopes: strings(&["operator.read"]) };
+    assert_eq!(s.device_token_by_value(&token, T0 + 1).unwrap(), Some(live));
+    assert_eq!(s.tokens(&id).unwrap()[0].last_used_at_ms, Some(T0 + 1));
+    assert_eq!(s.device_token_by_value("guess", T0 + 1).unwrap(), None);
+    assert_eq!(s.device_token_by_value(&token[1..], T0 + 1).unwrap(), None);
+
+    // Rotated, revoked, or the device removed: no longer live.
+    let rotated = s.issue_token(&id, Role::Operator, &[], T0 + 2).unwrap();
+    assert_eq!(s.device_token_by_value(&token, T0 + 3).unwrap(), None);
+    assert!(s.device_token_by_value(&rotated, T0 + 3).unwrap().is_some());
+    s.revoke_token(&id, Role::Operator, T0 + 4).unwrap();
+    assert_eq!(s.device_token_by_value(&rotated, T0 + 5).unwrap(), None);
+    let again = s.issue_token(&id, Role::Operator, &[], T0 + 6).unwrap();
+    s.remove_device(&id, T0 + 7).unwrap();
+    assert_eq!(s.device_token_by_value(&again, T0 + 8).unwrap(), None);
+
+    // The lookup goes through the digest index.
+    drop(s);
+    let raw = rusqlite::Connection::open(&t.path).unwrap();
+    let plan: String = raw
+        .query_row("EXPLAIN QUERY PLAN SELECT device_id FROM device_tokens WHERE token_sha256 = x'00'", [], |r| {
+            r.get(3)
+        })
+        .unwrap();
+    assert!(plan.contains("device_tokens_by_digest"), "{plan}");
+}
+
+#[test]
 fn the_file_never_holds_a_token() {
     let t = TempStore::new();
     let s = t.open();

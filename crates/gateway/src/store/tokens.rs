@@ -7,7 +7,7 @@ use super::codec::{
 };
 use super::devices;
 use super::error::StoreError;
-use super::types::{Role, TokenCheck, TokenInfo};
+use super::types::{LiveToken, Role, TokenCheck, TokenInfo};
 use crate::secrets::{random_token, SecretDigest};
 
 fn info_from_row(row: &Row<'_>) -> rusqlite::Result<TokenInfo> {
@@ -104,6 +104,33 @@ pub(super) fn verify(
         params![device_id, role.as_str(), now],
     )?;
     Ok(TokenCheck::Valid { scopes: list_from_sql(1, &scopes)? })
+}
+
+/// The live token whose digest is the presented value's, whoever holds it:
+/// not revoked, and its device still paired for the role. Found through the
+/// digest index; a digest of a 256-bit random token tells a guesser nothing,
+/// so the lookup by equality needs no constant-time comparison.
+pub(super) fn by_value(conn: &Connection, presented: &str, now: i64) -> OpResult<Option<LiveToken>> {
+    let digest = SecretDigest::of(presented.as_bytes());
+    let row: Option<(String, String, String)> = conn
+        .query_row(
+            "SELECT device_id, role, scopes FROM device_tokens
+             WHERE token_sha256 = ?1 AND revoked_at_ms IS NULL",
+            params![&digest.as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((device_id, role, scopes)) = row else { return Ok(None) };
+    let role = role_from_sql(1, &role)?;
+    let paired = devices::get(conn, &device_id)?.is_some_and(|d| d.has_role(role));
+    if !paired {
+        return Ok(None);
+    }
+    conn.execute(
+        "UPDATE device_tokens SET last_used_at_ms = ?3 WHERE device_id = ?1 AND role = ?2",
+        params![device_id, role.as_str(), now],
+    )?;
+    Ok(Some(LiveToken { device_id, role, scopes: list_from_sql(2, &scopes)? }))
 }
 
 /// Revoke the (device, role) token. `false`: it already was.

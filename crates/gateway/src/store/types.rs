@@ -253,6 +253,15 @@ pub struct Rejection {
     pub cooldown_until_ms: u64,
 }
 
+/// A live device token found by its value alone
+/// ([`super::PairingStore::device_token_by_value`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveToken {
+    pub device_id: String,
+    pub role: Role,
+    pub scopes: Vec<String>,
+}
+
 /// The answer to a presented device token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCheck {

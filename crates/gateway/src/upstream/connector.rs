@@ -30,7 +30,7 @@ pub const CONNECT_REQUEST_ID: &str = "clawgate-connect";
 
 /// The upstream gateway, shared by every session.
 pub struct Upstream {
-    config: UpstreamConfig,
+    config: Arc<UpstreamConfig>,
     slots: Arc<Semaphore>,
     handshake_timeout: Duration,
 }
@@ -54,11 +54,20 @@ impl Upstream {
     }
 
     pub fn with_limits(config: UpstreamConfig, handshakes_in_flight: usize, handshake_timeout: Duration) -> Upstream {
-        Upstream { config, slots: Arc::new(Semaphore::new(handshakes_in_flight.max(1))), handshake_timeout }
+        Upstream {
+            config: Arc::new(config),
+            slots: Arc::new(Semaphore::new(handshakes_in_flight.max(1))),
+            handshake_timeout,
+        }
     }
 
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
+    }
+
+    /// The configuration, shared (the HTTP relay takes it per request).
+    pub fn shared_config(&self) -> Arc<UpstreamConfig> {
+        self.config.clone()
     }
 
     /// Open and admit one upstream connection. Waits for a handshake slot
@@ -98,9 +107,9 @@ impl Upstream {
     }
 }
 
-struct Challenge {
-    nonce: String,
-    ts: Option<u64>,
+pub(super) struct Challenge {
+    pub(super) nonce: String,
+    pub(super) ts: Option<u64>,
 }
 
 /// What a frame-reading loop got instead of the frame it wanted.
@@ -137,7 +146,7 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-async fn read_challenge(ws: &mut UpstreamWs) -> Result<Challenge, UpstreamFailure> {
+pub(super) async fn read_challenge(ws: &mut UpstreamWs) -> Result<Challenge, UpstreamFailure> {
     loop {
         let frame = next_frame(ws, "connect.challenge").await?;
         if str_field(&frame, "type") != Some("event") {

@@ -60,6 +60,11 @@ impl Default for HttpRelayOptions {
 #[derive(Debug)]
 pub struct CredentialQuery<'a> {
     pub peer: SocketAddr,
+    /// The request target (path and query).
+    pub target: &'a str,
+    /// The target is one of the Control UI's credential routes
+    /// ([`super::http_rules::is_secret_swap_path`]).
+    pub swap_path: bool,
     /// The `Authorization: Bearer` credential, if any.
     pub bearer: Option<&'a str>,
     /// The request's headers, names lower-case.
@@ -170,7 +175,13 @@ async fn relay_one(
     let presented = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).map(str::to_owned);
     let swap = is_secret_swap_path(req.method().as_str(), &target);
     let verdict = if presented.is_some() || swap {
-        verify(&CredentialQuery { peer, bearer: presented.as_deref(), headers: &headers })
+        verify(&CredentialQuery {
+            peer,
+            target: &target,
+            swap_path: swap,
+            bearer: presented.as_deref(),
+            headers: &headers,
+        })
     } else {
         CredentialVerdict::Foreign
     };
