@@ -1,5 +1,6 @@
-//! Stable rule ids (DESIGN.md §2). They appear in refusal details, log lines
-//! and `clawgate auth explain`; never rename one.
+//! Stable rule ids, in the order the rules run (docs/admission.md lists
+//! them). They appear in refusal details, log lines and `clawgate auth
+//! explain`; never rename one.
 
 use std::fmt;
 
