@@ -17,6 +17,12 @@ pub struct DeviceAuthFields<'a> {
     pub device_family: Option<&'a str>,
 }
 
+/// The token a device signs: `auth.token ?? auth.deviceToken ??
+/// auth.bootstrapToken ?? ""`, raw and untrimmed.
+pub fn signature_token(auth: Option<&crate::AuthParams>) -> &str {
+    auth.and_then(|a| a.token.as_deref().or(a.device_token.as_deref()).or(a.bootstrap_token.as_deref())).unwrap_or("")
+}
+
 /// Trim, then lowercase ASCII A–Z only; missing is "".
 pub fn normalize_metadata(v: Option<&str>) -> String {
     v.map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default()

@@ -18,32 +18,18 @@
 //! [`VerifyingKey::verify_strict`] rejects non-canonical `S`, small-order `R`
 //! and weak (small-order) public keys.
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use base64::engine::DecodePaddingMode;
-use base64::Engine;
+pub use clawgate_protocol::device_auth::signature_token;
 use clawgate_protocol::device_auth::{payload_v2, payload_v3, DeviceAuthFields};
-use clawgate_protocol::{AuthParams, ConnectParams};
+use clawgate_protocol::device_key::{self, encode_public_key};
+use clawgate_protocol::ConnectParams;
 use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
+
+/// The device id and key codecs are the protocol crate's: the client and
+/// the CLI derive and encode through the same functions.
+pub use clawgate_protocol::device_key::{decode_public_key, derive_device_id, MAX_ENCODED_LEN};
 
 /// Maximum allowed distance between the server clock and `device.signedAt`.
 pub const MAX_SIGNATURE_SKEW_MS: u64 = 120_000;
-
-/// Longest encoded key or signature the lenient decoder looks at.
-pub const MAX_ENCODED_LEN: usize = 4096;
-
-/// DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw key follows it.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-
-/// Standard alphabet, padding optional, non-zero trailing bits tolerated
-/// (Node's decoder ignores them too; the decoded bytes are what is checked).
-const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(true),
-);
 
 /// Which payload string the signature covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,80 +172,23 @@ pub fn verify(params: &ConnectParams, expected_nonce: &str, now_ms: u64) -> Resu
     Ok(VerifiedDevice {
         device_id: device.id.clone(),
         public_key,
-        public_key_b64url: URL_SAFE_NO_PAD.encode(public_key),
+        public_key_b64url: encode_public_key(&public_key),
         payload_version,
     })
 }
 
-/// The token a device signs: `auth.token ?? auth.deviceToken ??
-/// auth.bootstrapToken ?? ""`, raw and untrimmed.
-pub fn signature_token(auth: Option<&AuthParams>) -> &str {
-    auth.and_then(|a| a.token.as_deref().or(a.device_token.as_deref()).or(a.bootstrap_token.as_deref())).unwrap_or("")
-}
-
-/// Lowercase hex SHA-256 of the raw public key (64 characters).
-pub fn derive_device_id(public_key: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(public_key);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0x0f)] as char);
-    }
-    out
-}
-
-/// Decode `device.publicKey`: a PEM SPKI Ed25519 key, or the raw 32 bytes
-/// in base64url / standard base64, padded or not.
-pub fn decode_public_key(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    if text.len() > MAX_ENCODED_LEN {
-        return None;
-    }
-    if text.contains("-----BEGIN") {
-        return decode_pem_spki(text);
-    }
-    decode_lenient(text)?.try_into().ok()
-}
-
 /// Decode `device.signature` leniently; it must be 64 bytes.
 pub fn decode_signature(text: &str) -> Option<Signature> {
-    let bytes: [u8; 64] = decode_lenient(text.trim())?.try_into().ok()?;
-    Some(Signature::from_bytes(&bytes))
-}
-
-/// base64url or standard base64, with or without padding, ≤ 4096 chars.
-fn decode_lenient(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() > MAX_ENCODED_LEN {
-        return None;
-    }
-    let mapped: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    LENIENT_B64.decode(mapped.trim_end_matches('=')).ok()
-}
-
-/// `-----BEGIN PUBLIC KEY-----` … `-----END PUBLIC KEY-----` holding an
-/// Ed25519 SubjectPublicKeyInfo.
-fn decode_pem_spki(text: &str) -> Option<[u8; 32]> {
-    let body = text.strip_prefix("-----BEGIN PUBLIC KEY-----")?.trim_end().strip_suffix("-----END PUBLIC KEY-----")?;
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = decode_lenient(&b64)?;
-    if der.len() != ED25519_SPKI_PREFIX.len() + 32 || !der.starts_with(&ED25519_SPKI_PREFIX) {
-        return None;
-    }
-    der[ED25519_SPKI_PREFIX.len()..].try_into().ok()
+    device_key::decode_signature(text).map(|bytes| Signature::from_bytes(&bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use clawgate_protocol::device_key::ED25519_SPKI_PREFIX;
+    use clawgate_protocol::AuthParams;
     use ed25519_dalek::{Signer, SigningKey, Verifier};
     use serde_json::{json, Value};
 
@@ -592,11 +521,5 @@ mod tests {
             assert_eq!(e.message(), message);
             assert_eq!(e.to_string(), message);
         }
-    }
-
-    #[test]
-    fn device_id_is_lowercase_hex_sha256() {
-        // SHA-256 of 32 zero bytes.
-        assert_eq!(derive_device_id(&[0u8; 32]), "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
     }
 }

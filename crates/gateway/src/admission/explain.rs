@@ -14,8 +14,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use clawgate_protocol::device_key::{decode_public_key, derive_device_id, encode_public_key};
 use clawgate_protocol::{AuthParams, ClientInfo, ConnectParams, DeviceParams};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,7 +24,7 @@ use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, 
 
 use super::credential::CredentialCheck;
 use super::decision::{Decided, Decision, DeviceAction, Principal, RefusalKind, Role};
-use super::device_proof::{decode_public_key, derive_device_id, PayloadVersion, ProofError, VerifiedDevice};
+use super::device_proof::{PayloadVersion, ProofError, VerifiedDevice};
 use super::evaluate::{evaluate, Connect, Proof};
 use super::facts::{DeviceFact, Locality};
 use super::ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
@@ -260,12 +259,12 @@ pub fn explain(
             let (key, key_text) = match &desc.public_key {
                 Some(text) => {
                     let key = decode_public_key(text).ok_or_else(|| format!("public key {text:?} is not 32 bytes"))?;
-                    (key, URL_SAFE_NO_PAD.encode(key))
+                    (key, encode_public_key(&key))
                 }
                 None => {
                     match paired.and_then(|d| decode_public_key(&d.public_key).map(|k| (k, d.public_key.clone()))) {
                         Some(found) => found,
-                        None => (PLACEHOLDER_KEY, URL_SAFE_NO_PAD.encode(PLACEHOLDER_KEY)),
+                        None => (PLACEHOLDER_KEY, encode_public_key(&PLACEHOLDER_KEY)),
                     }
                 }
             };
@@ -622,7 +621,7 @@ pub fn render_json(e: &Explanation) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::rules::RuleId;
+    use crate::admission::rule_id::RuleId;
     use crate::store::{ApprovedVia, PairedDevice, TokenInfo};
 
     const T: &str = "explain-test-token-0123456789abcdef";
@@ -657,7 +656,7 @@ mod tests {
         let id = derive_device_id(&key);
         let device = PairedDevice {
             device_id: id.clone(),
-            public_key: URL_SAFE_NO_PAD.encode(key),
+            public_key: encode_public_key(&key),
             display_name: None,
             label: None,
             platform: Some("macos".into()),
