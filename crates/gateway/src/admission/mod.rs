@@ -19,6 +19,7 @@ pub mod facts;
 pub mod ingress;
 pub mod lookups;
 pub mod origin;
+pub mod rule_id;
 pub mod rules;
 pub mod trusted_proxy;
 
@@ -29,4 +30,4 @@ pub use evaluate::{evaluate, may_read_store, AdmittedOn, Connect, Evaluated, Pro
 pub use facts::{ConnectFacts, Locality};
 pub use ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
 pub use lookups::{Lookups, StoreLookups};
-pub use rules::RuleId;
+pub use rule_id::RuleId;

@@ -1,7 +1,9 @@
 //! Gateway configuration: OpenClaw's `gateway.*` key names, JSON5 on disk,
 //! closed objects (an unknown key is an error naming it).
 
+pub mod error;
 mod load;
+pub mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -12,7 +14,9 @@ use serde::Deserialize;
 use crate::net::IpNet;
 use clawgate_protocol::Role;
 
-pub use load::{load, ConfigError, ConfigSources, ResolvedSecret, SecretSource};
+pub use error::ConfigError;
+pub use load::{load, ConfigSources};
+pub use secret::{ResolvedSecret, SecretSource};
 
 pub const DEFAULT_PORT: u16 = 18789;
 

@@ -13,6 +13,7 @@ mod methods;
 mod outbox;
 pub mod registry;
 mod session;
+mod upstream_bearer;
 mod upstream_http;
 mod watch;
 pub mod wire;

@@ -1,6 +1,6 @@
 //! Is the `Authorization: Bearer` credential of a relayed HTTP request one
 //! clawgate would accept on a connect? The answer drives the bearer rule of
-//! [`super::http_rules`]: a clawgate credential is swapped for the upstream
+//! [`crate::upstream::http_rules`]: a clawgate credential is swapped for the upstream
 //! secret on the Control UI's credential routes and removed elsewhere; any
 //! other credential is the upstream's business.
 //!
@@ -32,12 +32,12 @@ use crate::admission::ingress::client_ip;
 use crate::admission::trusted_proxy::proxy_user;
 use crate::admission::{EdgeFacts, Locality};
 use crate::config::AuthMode;
-use crate::server::limits::LimitKey;
-use crate::server::{now_ms, Gateway};
 use crate::store::{is_service_token, Role, ServiceTokenCheck};
+use crate::upstream::http_relay::{CredentialQuery, CredentialVerifier};
+use crate::upstream::http_rules::CredentialVerdict;
 
-use super::http_relay::{CredentialQuery, CredentialVerifier};
-use super::http_rules::CredentialVerdict;
+use super::limits::LimitKey;
+use super::{now_ms, Gateway};
 
 /// The verifier for the requests of one client connection.
 pub fn verifier(gw: Arc<Gateway>, edge: EdgeFacts, locality: Locality) -> CredentialVerifier {
@@ -116,5 +116,5 @@ fn path_of(target: &str) -> &str {
 }
 
 #[cfg(test)]
-#[path = "bearer_tests.rs"]
+#[path = "upstream_bearer_tests.rs"]
 mod tests;

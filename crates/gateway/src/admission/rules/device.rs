@@ -12,9 +12,9 @@ use super::super::decision::{
     Admission, AdmittedDevice, Decision, DeviceAction, PairingNeeded, PairingReason, Principal, RefusalKind, Role,
 };
 use super::super::origin::is_own_loopback_origin;
+use super::super::rule_id::RuleId;
 use super::context::{Ctx, DeviceCtx};
 use super::step::{admit, list_or_none, pass, refuse, Step, Verdict};
-use super::RuleId;
 
 /// device-paired: the pairing (and the device token, when it is the
 /// credential) covers the request. Before that, the device must have a

@@ -7,9 +7,9 @@ use super::super::credential::{AuthReason, CredentialCheck};
 use super::super::decision::{RefusalKind, Role};
 use super::super::facts::{ConnectFacts, DeviceFact};
 use super::super::origin::is_allowed_origin;
+use super::super::rule_id::RuleId;
 use super::context::{Accepted, Ctx};
 use super::step::{pass, refusal, refuse, short, Step, Verdict};
-use super::RuleId;
 
 /// protocol: version range, role, and no worker clients on this endpoint.
 // One call per connection: a large error variant costs nothing worth boxing for.

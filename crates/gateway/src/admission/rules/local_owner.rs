@@ -6,9 +6,9 @@ use clawgate_protocol::scopes::not_covered;
 use crate::config::Config;
 
 use super::super::decision::{Admission, Principal, RefusalKind, Role};
+use super::super::rule_id::RuleId;
 use super::context::Ctx;
 use super::step::{admit, pass, refuse, Step};
-use super::RuleId;
 
 /// What `gateway.trustedLocalServices` says about a local program.
 enum LocalServiceGate {

@@ -11,7 +11,6 @@
 mod context;
 mod device;
 mod gate;
-mod id;
 mod local_owner;
 mod principals;
 mod rest;
@@ -23,7 +22,7 @@ use crate::store::DeviceView;
 use super::decision::{Decided, TraceStep};
 use super::facts::ConnectFacts;
 
-pub use id::RuleId;
+use super::rule_id::RuleId;
 
 use context::Ctx;
 use step::Step;

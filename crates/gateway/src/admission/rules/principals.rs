@@ -8,9 +8,9 @@ use crate::config::AuthMode;
 
 use super::super::credential::Credential;
 use super::super::decision::{Admission, Principal, RefusalKind, Role};
+use super::super::rule_id::RuleId;
 use super::context::Ctx;
 use super::step::{admit, list_or_none, pass, refuse, Step};
-use super::RuleId;
 
 /// service-principal: a service token, from anywhere, with no device block.
 pub(super) fn service_principal(ctx: &Ctx) -> Step {

@@ -3,10 +3,10 @@
 
 use super::super::credential::CredentialCheck;
 use super::super::decision::{Admission, Principal, RefusalKind, Role};
+use super::super::rule_id::RuleId;
 use super::context::Ctx;
 use super::local_owner::unlisted_local_service;
 use super::step::{admit, pass, refusal, refuse, Step, Verdict};
-use super::RuleId;
 
 /// browser-needs-device: a browser that no earlier rule admitted.
 pub(super) fn browser_needs_device(ctx: &Ctx) -> Step {

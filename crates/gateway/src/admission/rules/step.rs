@@ -1,7 +1,7 @@
 //! What one rule answers, and the small helpers every rule uses to answer.
 
 use super::super::decision::{Admission, Decided, Decision, Refusal, RefusalKind, TraceStep};
-use super::RuleId;
+use super::super::rule_id::RuleId;
 
 /// A decision and the trace line recording it.
 pub(super) struct Verdict {

@@ -4,6 +4,7 @@
 //! or unknown.
 
 mod authorize;
+mod call;
 mod devices;
 mod nodes;
 mod system;
@@ -43,7 +44,7 @@ pub async fn serve(
 ) -> Result<Value, RequestError> {
     match table::lookup(method) {
         Some(entry) => match entry.handler {
-            Handler::Local(handler) => handler(table::Call { gw, session, method, params }).await,
+            Handler::Local(handler) => handler(call::Call { gw, session, method, params }).await,
         },
         None if method_scope(method).is_some() => Err(RequestError::NotImplemented(method.to_owned())),
         None => Err(RequestError::UnknownMethod(method.to_owned())),
