@@ -4,6 +4,7 @@
 mod apply;
 mod budget;
 mod connection;
+mod edge_failure;
 pub mod events;
 mod handshake;
 pub(crate) mod http;
