@@ -1,4 +1,4 @@
-//! Property tests of the admission invariants (security-review.md §2, DESIGN.md §2).
+//! Property tests of the admission invariants (docs/threat-model.md, "Invariants the property tests check"; docs/admission.md).
 //!
 //! Two layers are generated:
 //! - the HTTP edge: socket peers in every address form, Host / Origin /
@@ -48,10 +48,10 @@ const PASSWORD: &str = "prop-password";
 /// set for it to `one_fact_set_per_rule` and remove it from here.
 const NOT_YET_IMPLEMENTED: &[RuleId] = &[];
 
-/// Rules only a direct-local connection may reach (security review §2.2).
+/// Rules only a direct-local connection may reach (docs/threat-model.md).
 const LOOPBACK_ONLY: &[RuleId] = &[RuleId::LocalOwner, RuleId::SilentLocalPairing, RuleId::TrustedProxyLoopbackUser];
 
-/// Rules a browser never reaches (security review §2.3).
+/// Rules a browser never reaches (docs/threat-model.md).
 const NEVER_FOR_BROWSERS: &[RuleId] = &[RuleId::LocalOwner, RuleId::TrustedProxyLoopbackUser];
 
 /// The trusted-proxy user header the generated configs use, and the users.
@@ -67,7 +67,7 @@ fn proptest_config(cases: u32) -> ProptestConfig {
 // Tripwires: a new credential kind must be listed and generated.
 
 /// The rules that may admit a connection holding each credential kind (the
-/// security review's H1 table, DESIGN.md §2 "accepts" column). Exhaustive
+/// docs/threat-model.md H1, the "Accepts" column of docs/admission.md). Exhaustive
 /// on purpose: a new kind fails to compile here until its rules are listed
 /// and `arb_credential` generates it.
 fn admitting_rules(c: &Credential) -> &'static [RuleId] {
@@ -582,10 +582,10 @@ fn rank(d: &Decision) -> u8 {
     }
 }
 
-/// The rules a refusal code may come from (security review §2.16: each
+/// The rules a refusal code may come from (docs/threat-model.md: each
 /// refusal code maps to exactly one rule). The one exception is by design:
 /// every admitting rule refuses, never trims, what exceeds its ceiling
-/// (DESIGN.md §2), with `SCOPE_NOT_GRANTED` and a reason naming the ceiling.
+/// (docs/admission.md), with `SCOPE_NOT_GRANTED` and a reason naming the ceiling.
 fn rules_of_code(code: &str) -> &'static [RuleId] {
     const ADMITTING: &[RuleId] = &[
         RuleId::LocalOwner,
@@ -627,7 +627,7 @@ fn check_decision(f: &ConnectFacts, config: &Config, view: Option<&DeviceView>) 
 
     // Remote never reaches a loopback-only rule (§2.2); while a trusted
     // proxy covers loopback, a loopback connection may be proxied, so there
-    // is no silent pairing (security review H2f).
+    // is no silent pairing (docs/threat-model.md, H2).
     if !f.locality.is_direct_local() {
         prop_assert!(!LOOPBACK_ONLY.contains(&rule), "remote connection decided by {}", rule);
     }
@@ -982,7 +982,7 @@ proptest! {
         match classify_upgrade(&e, &config) {
             Ok(Locality::DirectLocal) => {
                 // A loopback trusted proxy's *headerless* requests stay
-                // loopback connections (security review H2f; `decide` then
+                // loopback connections (docs/threat-model.md, H2; `decide` then
                 // keeps silent pairing off), so only the headers are checked.
                 prop_assert!(is_loopback(peer));
                 prop_assert!(e.proxy_evidence().is_empty());

@@ -5,7 +5,7 @@
 //! check, the rules) over a store built by hand.
 //!
 //! Each scenario either matches the reference as written, or asserts what
-//! DESIGN.md deliberately does instead, with a comment naming the difference.
+//! clawgate deliberately does instead (docs/admission.md), with a comment naming the difference.
 //! Scenarios that are not about admission, or need features clawgate does
 //! not have yet, are listed at the end of this file.
 
@@ -296,7 +296,7 @@ fn auth_refusal(r: &Refusal) -> (AuthReason, bool) {
     }
 }
 
-/// `recommendedNextStep` as the wire reports it (reference §4.5).
+/// `recommendedNextStep` as the wire reports it (as OpenClaw reports it).
 fn next_step(r: &Refusal) -> &'static str {
     let (reason, retry) = auth_refusal(r);
     if retry {
@@ -341,7 +341,7 @@ fn s03_legacy_node_is_accepted() {
     let a = admitted(&c);
     assert_eq!(a.negotiated, Negotiated::LegacyNode);
     assert_eq!(a.role, Role::Node);
-    assert_eq!(a.rule, RuleId::SilentLocalPairing, "a fresh local node pairs silently (reference §7.3 rule 6)");
+    assert_eq!(a.rule, RuleId::SilentLocalPairing, "a fresh local node pairs silently (as in OpenClaw)");
 }
 
 /// Scenario 4: L, openclaw-probe/probe, {3,3}, token, no device ⇒ protocol accepted,
@@ -373,7 +373,7 @@ fn s06_local_cli_keeps_its_scopes() {
 }
 
 /// Scenario 7: R, token ok, gateway-client/backend, no device, [admin].
-/// DIFFERS (DESIGN.md §2 "Never a silent downgrade"): OpenClaw admits with
+/// DIFFERS (docs/admission.md: no silent downgrade): OpenClaw admits with
 /// scopes [] (later calls fail MISSING_SCOPE); clawgate refuses with
 /// DEVICE_IDENTITY_REQUIRED (rule no-identity) and a hint naming the ways in.
 /// Asking for no scopes is still admitted (rule scopeless).
@@ -394,7 +394,7 @@ fn s07_remote_deviceless_token_client_is_refused_not_downgraded() {
 }
 
 /// Scenario 8: L, openclaw-tui/ui, token, no device.
-/// DIFFERS (DESIGN.md §2 local-owner: "terminal UIs such as openclaw-tui
+/// DIFFERS (docs/admission.md, local-owner: "terminal UIs such as openclaw-tui
 /// count as programs"): OpenClaw refuses CONTROL_UI_DEVICE_IDENTITY_REQUIRED;
 /// clawgate admits it via local-owner. It is not a browser: no Origin, no
 /// Sec-Fetch-*, not a browser client id, not mode webchat.
@@ -406,7 +406,7 @@ fn s08_local_tui_is_the_local_owner() {
 }
 
 /// Scenario 9: L, node-host/node, role node, token, no device.
-/// DIFFERS (DESIGN.md §1 field report 1, §2 local-owner "role operator or
+/// DIFFERS (field report 1; docs/admission.md, local-owner "role operator or
 /// node"): OpenClaw refuses DEVICE_IDENTITY_REQUIRED; clawgate admits a
 /// device-less local node service via local-owner, with no scopes.
 #[test]
@@ -431,7 +431,7 @@ fn s10_mode_none_local_backend() {
 }
 
 /// Scenario 11: Mode none, L, cli/cli, no device.
-/// DIFFERS (DESIGN.md §2 local-owner: any non-browser program on loopback
+/// DIFFERS (docs/admission.md, local-owner: any non-browser program on loopback
 /// with the owner secret, and NoneMode on a loopback bind is the owner
 /// secret): OpenClaw refuses DEVICE_IDENTITY_REQUIRED; clawgate admits via
 /// local-owner, with the scopes asked for.
@@ -666,7 +666,7 @@ fn trusted_proxy_config(password: Option<&str>) -> Config {
 /// Scenario 26: Socket 10.0.0.2 (the proxy) with X-Forwarded-For 198.51.100.7, the
 /// user header and an allow-listed Origin; Control UI, no device ⇒ admitted,
 /// method trusted-proxy, no device token.
-/// DIFFERS (DESIGN.md §2 trusted-proxy, security review H16 "never a silent
+/// DIFFERS (docs/admission.md, trusted-proxy; docs/threat-model.md H16 "never a silent
 /// downgrade"): OpenClaw grants `[] ∪ identityScopes(user)` whatever was
 /// asked; clawgate grants exactly what was asked when it is within the
 /// user's identityScopes, and refuses SCOPE_NOT_GRANTED beyond them.
@@ -698,7 +698,7 @@ fn s26_control_ui_through_the_trusted_proxy() {
 /// Scenario 27: The same config; cli/cli with a device from socket 127.0.0.1.
 /// - Only the user header: OpenClaw refuses the connect AUTH_UNAUTHORIZED
 ///   `trusted_proxy_untrusted_source`. DIFFERS in stage only (security
-///   review H5, DESIGN.md §2): clawgate refuses the upgrade itself, HTTP 403
+///   docs/threat-model.md H5, docs/admission.md): clawgate refuses the upgrade itself, HTTP 403
 ///   with code `trusted_proxy_untrusted_source`, before any WebSocket.
 /// - 127.0.0.1 added to trustedProxies ⇒ `trusted_proxy_loopback_source`;
 ///   then allowLoopback with requiredHeaders [x-forwarded-proto] absent ⇒
@@ -708,7 +708,7 @@ fn s26_control_ui_through_the_trusted_proxy() {
 ///   §5 attribution does; its §11 wording leaves XFF out).
 /// - Without a device these end the same way. DIFFERS from the reference's
 ///   DEVICE_IDENTITY_REQUIRED: a credential that fails is refused by the
-///   credential rule before any identity rule (DESIGN.md §2 rule order).
+///   credential rule before any identity rule (docs/admission.md, rule order).
 /// - Any x-forwarded-* header from the untrusted socket ⇒ 403 at the upgrade. Matches.
 #[test]
 fn s27_user_header_from_loopback() {

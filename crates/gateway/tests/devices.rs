@@ -161,7 +161,7 @@ async fn scope_upgrades_are_silent_locally_and_pending_remotely() {
     assert_eq!(res["error"]["details"]["approvedScopes"], json!([READ]));
 
     // With a trusted proxy on loopback, a local-looking caller may be a proxied
-    // one: no silent approval for it either (security review H2f).
+    // one: no silent approval for it either (docs/threat-model.md, H2).
     let mut local = RawConn::open_from("127.0.0.2", gw.addr, &[]).await.unwrap();
     let res = local.handshake_device(wider, &id).await;
     assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");

@@ -1,4 +1,4 @@
-//! The five field reports of DESIGN.md §1, each driven against a real server.
+//! The five field reports clawgate was built to answer (docs/admission.md), each driven against a real server.
 //!
 //! A "remote" client is made honestly: the socket peer (127.0.0.1) is a
 //! trusted proxy and `X-Forwarded-For` names the client. A local client that
@@ -412,7 +412,7 @@ async fn report_5_the_loopback_user_for_headerless_local_callers() {
     let (_c, res) = connect_from(&gw, "127.0.0.2", &[("origin", origin.as_str())], operator(&[READ])).await;
     assert_eq!(details(&res)["code"], "CONTROL_UI_DEVICE_IDENTITY_REQUIRED");
 
-    // The password fallback (reference §4.2 step 4): the owner, locally.
+    // The password fallback (as in OpenClaw): the owner, locally.
     let mut p = connect_params("gateway-client", "backend", "operator", &[ADMIN], None);
     p["auth"] = json!({ "password": "local-password" });
     let (mut c, res) = connect_from(&gw, "127.0.0.2", &[], p.clone()).await;
@@ -442,7 +442,7 @@ async fn report_5_without_allow_loopback() {
         connect_from(&gw, "127.0.0.1", &proxied("203.0.113.5", Some("alice"), true), operator(&[READ])).await;
     assert_eq!(details(&res)["authReason"], "trusted_proxy_loopback_source");
     assert_eq!(details(&res)["code"], "AUTH_UNAUTHORIZED");
-    // Headerless local callers are not the proxy (reference §4.3 step 2).
+    // Headerless local callers are not the proxy (as in OpenClaw).
     let (_c, res) = connect_from(&gw, "127.0.0.2", &[], operator(&[READ])).await;
     assert_eq!(details(&res)["authReason"], "trusted_proxy_untrusted_source");
     gw.stop().await;

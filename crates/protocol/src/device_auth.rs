@@ -1,4 +1,4 @@
-//! The strings a device signs to prove its key (reference §3). Fields are
+//! The strings a device signs to prove its key. Fields are
 //! joined with `|`, no escaping.
 
 /// What goes into a device-auth payload.

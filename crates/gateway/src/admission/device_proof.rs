@@ -1,8 +1,8 @@
 //! Device proof: does the `device` block of a `connect` prove possession of
-//! the key it names, for this socket's challenge? (reference §3)
+//! the key it names, for this socket's challenge? (docs/admission.md, device-proof)
 //!
 //! [`verify`] is pure: the caller passes the socket's challenge nonce and the
-//! clock. Checks run in the reference's order and the first failure wins:
+//! clock. Checks run in OpenClaw's order and the first failure wins:
 //!
 //! 1. `device.id` is the lowercase hex SHA-256 of the raw 32-byte public key
 //!    (a key that does not decode counts as a mismatch);
@@ -51,7 +51,7 @@ pub struct VerifiedDevice {
 }
 
 /// Why a device proof was refused. Each maps to OpenClaw's
-/// `details.code`, `details.reason` and message (reference §3 table).
+/// `details.code`, `details.reason` and message (OpenClaw's codes, kept as they are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
     #[error("device identity mismatch")]
@@ -67,7 +67,7 @@ pub enum ProofError {
     #[error("device public key invalid")]
     PublicKeyInvalid,
     /// `verify` was called on params without a `device` block. Callers decide
-    /// the missing-identity case first (reference §7.2), so this signals a
+    /// the missing-identity case first (docs/admission.md), so this signals a
     /// caller bug; it maps to OpenClaw's catch-all `DEVICE_AUTH_INVALID`.
     #[error("device identity required")]
     DeviceMissing,

@@ -158,7 +158,7 @@ pub fn load(
         }
         AuthMode::None => {
             // Mode none makes every local process the owner; nothing may widen
-            // who counts as local (security review H4).
+            // who counts as local (docs/threat-model.md, H4).
             if !trusted_proxies.is_empty() {
                 return Err(unsafe_key(
                     "gateway.trustedProxies",
