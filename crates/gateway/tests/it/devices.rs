@@ -1,12 +1,10 @@
 //! Device identity, pairing and device tokens, end to end against a real server.
 
-mod common;
-
+use crate::common::{admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::store::ApprovedVia;
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
-use common::{admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN};
 use serde_json::{json, Value};
 
 const READ: &str = "operator.read";

@@ -1,13 +1,11 @@
 //! Broadcasts: per-connection seq under concurrent senders, scope gating,
 //! and a peer that stops reading is closed instead of growing memory.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::ServerOptions;
-use common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

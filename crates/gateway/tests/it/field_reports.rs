@@ -4,12 +4,10 @@
 //! trusted proxy and `X-Forwarded-For` names the client. A local client that
 //! is not the proxy connects from 127.0.0.2.
 
-mod common;
-
+use crate::common::{admitted, connect_params, RawConn, TestGateway, REMOTE, TOKEN};
 use clawgate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
 use clawgate::ServerOptions;
 use clawgate_client::{Client, ConnectOptions, DeviceIdentity};
-use common::{admitted, connect_params, RawConn, TestGateway, REMOTE, TOKEN};
 use serde_json::{json, Value};
 
 const READ: &str = "operator.read";
@@ -205,7 +203,7 @@ async fn report_2_local_owner_false_turns_it_off() {
 
 // ---------------------------------------------------------------------------
 // 3. Silent scope upgrade for loopback devices (the full story is in
-//    tests/devices.rs: `scope_upgrades_are_silent_locally_and_pending_remotely`
+//    tests/it/devices.rs: `scope_upgrades_are_silent_locally_and_pending_remotely`
 //    and `role_upgrades_are_never_silent`; this repeats the core).
 
 #[tokio::test]

@@ -1,12 +1,10 @@
 //! The published OpenClaw reference client (`@openclaw/gateway-client@2026.9.1`
 //! on Node 22, installed by `npm ci --prefix interop`) against clawgate.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TestGateway, TOKEN};
+use crate::common::{TestGateway, TOKEN};
 use serde_json::{json, Value};
 
 fn interop_dir() -> PathBuf {
@@ -112,7 +110,7 @@ async fn reference_client_behind_a_proxy_waits_for_cli_approval_then_connects() 
     let mut config = clawgate::config::Config::for_tests(clawgate::config::AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec!["127.0.0.2".parse().unwrap()];
     let gw = TestGateway::start(config, clawgate::ServerOptions::default()).await;
-    let proxy = common::proxy::Proxy::start(gw.addr, "127.0.0.2", "203.0.113.5", None).await;
+    let proxy = crate::common::proxy::Proxy::start(gw.addr, "127.0.0.2", "203.0.113.5", None).await;
     let state = tempfile::tempdir().unwrap();
     {
         use std::os::unix::fs::PermissionsExt;

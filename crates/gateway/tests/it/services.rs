@@ -1,18 +1,16 @@
 //! Service principals end to end: `clawgate services …` (the real binary, on
 //! the store file) and a running gateway on the same file.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{admitted, connect_params, RawConn, TestGateway, REMOTE, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::store::{PairingStore, Role, SqliteStore};
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
-use common::{admitted, connect_params, RawConn, TestGateway, REMOTE, TOKEN};
 use serde_json::{json, Value};
 
 const READ: &str = "operator.read";

@@ -1,13 +1,11 @@
 //! The method → scope table shipped in the protocol crate is the schema's,
 //! extracted, not retyped. `UPDATE_METHOD_SCOPES=1` rewrites it from the schema.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 #[test]
 fn shipped_table_equals_the_schema() {
-    let from_schema: BTreeMap<String, String> = common::schema::method_scopes().into_iter().collect();
+    let from_schema: BTreeMap<String, String> = crate::common::schema::method_scopes().into_iter().collect();
     let shipped: BTreeMap<String, String> =
         serde_json::from_str(clawgate_protocol::methods::METHOD_SCOPES_JSON).expect("shipped table parses");
     if std::env::var_os("UPDATE_METHOD_SCOPES").is_some() && shipped != from_schema {

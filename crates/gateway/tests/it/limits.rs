@@ -1,10 +1,8 @@
 //! Abuse limits against a real server: lockouts for remote guessing, local
 //! callers slowed but never locked out, the pre-auth socket cap.
 
-mod common;
-
+use crate::common::{connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN};
 use clawgate::config::{AuthMode, Config};
-use common::{connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN};
 use serde_json::Value;
 
 async fn attempt(gw: &TestGateway, headers: &[(&str, &str)], token: &str) -> Value {

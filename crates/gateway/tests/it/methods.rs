@@ -1,14 +1,12 @@
 //! Method gates, presence, the flood guard and the device management methods,
 //! against a real server.
 
-mod common;
-
+use crate::common::{
+    admitted, admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN,
+};
 use clawgate::config::{AuthMode, Config};
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
-use common::{
-    admitted, admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN,
-};
 use serde_json::{json, Value};
 
 const READ: &str = "operator.read";
@@ -65,7 +63,7 @@ async fn presence_lists_nodes_and_uis_not_short_lived_tools() {
     assert_eq!(entries.len(), 1, "the backend operator itself is not listed: {entries:?}");
     assert_eq!(entries[0]["roles"], json!(["node"]));
     assert_eq!(entries[0]["instanceId"], "host-1");
-    common::schema::validate_definition("PresenceEntry", &entries[0]);
+    crate::common::schema::validate_definition("PresenceEntry", &entries[0]);
     let listed = op.call("p", "system-presence", None).await;
     assert_eq!(listed["payload"].as_array().unwrap().len(), 1);
     // A node does not receive operator events such as presence.

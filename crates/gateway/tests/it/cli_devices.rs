@@ -1,19 +1,17 @@
 //! `clawgate devices …`: the real binary, offline on the store file and
 //! online through a running gateway, and what it does with a corrupt store.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{connect_params, RawConn, TestGateway, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::server::now_ms;
 use clawgate::store::{ApprovedVia, NewRequest, PairingStore, Role, SqliteStore};
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
-use common::{connect_params, RawConn, TestGateway, TOKEN};
 use serde_json::{json, Value};
 
 const READ: &str = "operator.read";

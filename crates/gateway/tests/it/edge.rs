@@ -1,11 +1,9 @@
 //! Edge checks at the HTTP upgrade: forged forwarding headers, foreign Host
 //! names on loopback, plain HTTP routes.
 
-mod common;
-
+use crate::common::{RawConn, TestGateway, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::ServerOptions;
-use common::{RawConn, TestGateway, TOKEN};
 
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_socket_get_403() {
@@ -38,9 +36,10 @@ async fn unattributable_proxy_requests_get_403() {
     }
     // A headerless connection from a loopback trusted proxy is ambiguous: it is
     // classified as local (the gateway's own callers behind a sidecar), and the
-    // decision keeps silent pairing off (tests/devices.rs).
+    // decision keeps silent pairing off (tests/it/devices.rs).
     let mut c = RawConn::open_with(gw.addr, &[]).await.expect("headerless loopback is not refused at the edge");
-    let res = c.handshake(common::connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN))).await;
+    let res =
+        c.handshake(crate::common::connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN))).await;
     assert_eq!(res["ok"], true, "{res}");
     gw.stop().await;
 }

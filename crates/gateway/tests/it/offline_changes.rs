@@ -1,16 +1,14 @@
 //! Changes another process makes to the store (the CLI with `--offline`)
 //! reach live sessions within one poll.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{connect_params, RawConn, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::store::{PairingStore, Role, SqliteStore};
 use clawgate::{serve, Gateway, ServerOptions};
 use clawgate_client::DeviceIdentity;
-use common::{connect_params, RawConn, TOKEN};
 use serde_json::json;
 
 #[tokio::test]

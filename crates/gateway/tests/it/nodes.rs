@@ -1,9 +1,7 @@
 //! Nodes against a real server: ids, listing, invoke routing, results bound
 //! to the target connection.
 
-mod common;
-
-use common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
+use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use serde_json::{json, Value};
 
 async fn node(gw: &TestGateway, instance: &str, commands: &[&str]) -> (RawConn, Value) {

@@ -1,12 +1,10 @@
 //! The connection state machine, driven with raw frames against a real server.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use clawgate::config::{AuthMode, Config};
 use clawgate::ServerOptions;
-use common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use serde_json::{json, Value};
 
 #[tokio::test]

@@ -3,18 +3,16 @@
 //! Every openclaw process runs with HOME in a fresh temporary directory and
 //! talks to loopback only.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::{
+    admitted, admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN,
+};
 use clawgate::config::{AuthMode, Config};
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
-use common::{
-    admitted, admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN,
-};
 use serde_json::{json, Value};
 
 fn openclaw_dir() -> PathBuf {

@@ -1,8 +1,6 @@
 //! A gateway killed with SIGKILL while it approves pairings loses nothing it
 //! acknowledged, leaves a store that opens cleanly, and starts again on it.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::{connect_params, RawConn, TOKEN};
 use clawgate::server::now_ms;
 use clawgate::store::{PairingStore, RequestState, Role, SqliteStore};
 use clawgate_client::DeviceIdentity;
-use common::{connect_params, RawConn, TOKEN};
 use serde_json::{json, Value};
 
 const N: usize = 30;

@@ -1,5 +1,5 @@
 //! Upstream mode's HTTP door against the real OpenClaw gateway
-//! (tests/common/openclaw_upstream.rs) with clawgate in front: the Control
+//! (tests/it/common/openclaw_upstream.rs) with clawgate in front: the Control
 //! UI and its credential routes through clawgate (clawgate's token, not the
 //! upstream's), clawgate's edge refusals that never reach the upstream,
 //! clawgate's own /healthz and gateway WebSocket, and an upstream that is
@@ -8,17 +8,15 @@
 //! The real gateway takes ~17 s of two cores to start, so one test starts it
 //! once and runs every check against it in turn.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::openclaw_upstream::OpenclawUpstream;
+use crate::common::{connect_params, TestGateway, TOKEN};
 use bytes::Bytes;
 use clawgate::config::{AuthMode, Config, ResolvedSecret, SecretSource};
 use clawgate::upstream::{SecretKind, UpstreamConfig, UpstreamSecret, UpstreamUrl};
 use clawgate::ServerOptions;
-use common::openclaw_upstream::OpenclawUpstream;
-use common::{connect_params, TestGateway, TOKEN};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;

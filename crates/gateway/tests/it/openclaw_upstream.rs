@@ -1,10 +1,8 @@
-//! The real OpenClaw gateway as a test upstream (tests/common/openclaw_upstream.rs):
+//! The real OpenClaw gateway as a test upstream (tests/it/common/openclaw_upstream.rs):
 //! it starts in a fresh HOME, answers the clawgate client library directly,
 //! and leaves no process behind when stopped.
 
-mod common;
-
-use common::openclaw_upstream::OpenclawUpstream;
+use crate::common::openclaw_upstream::OpenclawUpstream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_gateway_starts_answers_health_and_stops() {
