@@ -3,12 +3,10 @@
 
 use std::path::Path;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use clawgate_protocol::device_auth::{payload_v3, DeviceAuthFields};
+use clawgate_protocol::device_auth::{payload_v3, signature_token, DeviceAuthFields};
+use clawgate_protocol::device_key::{self, derive_device_id, encode_public_key, encode_signature};
 use clawgate_protocol::{ConnectParams, DeviceParams};
 use ed25519_dalek::{Signer, SigningKey};
-use sha2::{Digest, Sha256};
 
 #[derive(Clone)]
 pub struct DeviceIdentity {
@@ -40,8 +38,8 @@ impl DeviceIdentity {
         use std::os::unix::fs::OpenOptionsExt;
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                let bytes = device_key::decode(text.trim()).ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: not base64url", path.display()))
                 })?;
                 let seed: [u8; 32] = bytes.try_into().map_err(|_| {
                     std::io::Error::new(
@@ -57,7 +55,7 @@ impl DeviceIdentity {
                     std::fs::create_dir_all(dir)?;
                 }
                 let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-                f.write_all(URL_SAFE_NO_PAD.encode(id.key.to_bytes()).as_bytes())?;
+                f.write_all(device_key::encode(&id.key.to_bytes()).as_bytes())?;
                 f.sync_all()?;
                 Ok(id)
             }
@@ -71,26 +69,24 @@ impl DeviceIdentity {
 
     /// The public key as sent on the wire: raw 32 bytes, base64url without padding.
     pub fn public_key_b64url(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.public_key_raw())
+        encode_public_key(&self.public_key_raw())
     }
 
     /// Lowercase hex SHA-256 of the raw public key.
     pub fn device_id(&self) -> String {
-        Sha256::digest(self.public_key_raw()).iter().map(|b| format!("{b:02x}")).collect()
+        derive_device_id(&self.public_key_raw())
     }
 
     /// Sign any payload string; base64url signature.
     pub fn sign(&self, payload: &str) -> String {
-        URL_SAFE_NO_PAD.encode(self.key.sign(payload.as_bytes()).to_bytes())
+        encode_signature(&self.key.sign(payload.as_bytes()).to_bytes())
     }
 
     /// The `device` block for these connect params over this challenge, signed
     /// (v3) over the token the params carry, as the reference client does.
     pub fn device_params(&self, params: &ConnectParams, nonce: &str, signed_at_ms: u64) -> DeviceParams {
         let auth = params.auth.as_ref();
-        let token = auth
-            .and_then(|a| a.token.as_deref().or(a.device_token.as_deref()).or(a.bootstrap_token.as_deref()))
-            .unwrap_or("");
+        let token = signature_token(auth);
         let device_id = self.device_id();
         let payload = payload_v3(&DeviceAuthFields {
             device_id: &device_id,

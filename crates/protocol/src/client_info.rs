@@ -1,4 +1,4 @@
-//! Client ids and modes the protocol knows (reference §6), and the classes
+//! Client ids and modes the protocol knows, and the classes
 //! derived from them.
 
 pub const CLIENT_IDS: &[&str] = &[

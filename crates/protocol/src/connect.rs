@@ -1,4 +1,4 @@
-//! `connect` params (reference §1.4). Closed objects: an unknown key anywhere
+//! `connect` params. Closed objects: an unknown key anywhere
 //! is an error that names it.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The strings a device signs to prove its key (reference §3). Fields are
+//! The strings a device signs to prove its key. Fields are
 //! joined with `|`, no escaping.
 
 /// What goes into a device-auth payload.
@@ -15,6 +15,12 @@ pub struct DeviceAuthFields<'a> {
     pub nonce: &'a str,
     pub platform: Option<&'a str>,
     pub device_family: Option<&'a str>,
+}
+
+/// The token a device signs: `auth.token ?? auth.deviceToken ??
+/// auth.bootstrapToken ?? ""`, raw and untrimmed.
+pub fn signature_token(auth: Option<&crate::AuthParams>) -> &str {
+    auth.and_then(|a| a.token.as_deref().or(a.device_token.as_deref()).or(a.bootstrap_token.as_deref())).unwrap_or("")
 }
 
 /// Trim, then lowercase ASCII A–Z only; missing is "".

@@ -1,5 +1,5 @@
 //! The error shape of a failed response, and the top-level error codes
-//! (reference §1.2). Finer causes travel in `details.code`.
+//! (as OpenClaw defines them). Finer causes travel in `details.code`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

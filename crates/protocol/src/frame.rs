@@ -1,4 +1,4 @@
-//! Frame shapes (reference §1.2). All objects are closed: unknown keys are errors.
+//! Frame shapes. All objects are closed: unknown keys are errors.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

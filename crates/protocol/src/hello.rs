@@ -1,4 +1,4 @@
-//! `hello-ok`, the payload of a successful `connect` response (reference §1.5).
+//! `hello-ok`, the payload of a successful `connect` response.
 //! Only fields of the 2026.9.1 schema are sent: its objects are closed.
 
 use serde::{Deserialize, Serialize};

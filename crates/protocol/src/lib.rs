@@ -1,12 +1,14 @@
 //! The OpenClaw Gateway wire protocol (v4, v3 for node-role nodes and probes).
 //!
 //! Pure data: frame shapes, connect params, hello-ok, error shapes and codes,
-//! version negotiation, roles, scopes and the device-auth payload strings. Shared by
+//! version negotiation, roles, scopes, the device-auth payload strings, and a
+//! device's id and key encodings. Shared by
 //! the server, the client library, the CLI and the tests; no I/O here.
 
 pub mod client_info;
 pub mod connect;
 pub mod device_auth;
+pub mod device_key;
 pub mod error;
 pub mod frame;
 pub mod hello;

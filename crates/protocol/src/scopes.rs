@@ -1,4 +1,5 @@
-//! Operator scopes and their implication rules (reference §9.1).
+//! Operator scopes, their implication rules, and scope sets: coverage,
+//! normalisation, union. Every crate compares scopes through here.
 
 pub const ADMIN: &str = "operator.admin";
 pub const READ: &str = "operator.read";
@@ -48,6 +49,24 @@ pub fn not_covered<A: AsRef<str>, B: AsRef<str>>(requested: &[A], granted: &[B])
     requested.iter().filter(|r| !satisfied_by(granted, r.as_ref())).map(|r| r.as_ref().to_owned()).collect()
 }
 
+/// The scopes of `requested` that `held` neither implies nor holds verbatim.
+/// Unlike [`not_covered`], a verbatim match counts for strings outside
+/// `operator.*` too: what the store records as approved is granted as is.
+pub fn not_held<A: AsRef<str>, B: AsRef<str>>(requested: &[A], held: &[B]) -> Vec<String> {
+    not_covered(requested, held).into_iter().filter(|r| !held.iter().any(|h| h.as_ref() == r)).collect()
+}
+
+/// Does `held` imply or hold verbatim every scope of `requested`?
+pub fn holds_all<A: AsRef<str>, B: AsRef<str>>(requested: &[A], held: &[B]) -> bool {
+    not_held(requested, held).is_empty()
+}
+
+/// `a ∪ b`, normalized.
+pub fn union<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> Vec<String> {
+    let all: Vec<&str> = a.iter().map(AsRef::as_ref).chain(b.iter().map(AsRef::as_ref)).collect();
+    normalize(&all)
+}
+
 /// Trimmed, deduplicated, sorted; empty strings dropped. Implied scopes are not added.
 pub fn normalize<S: AsRef<str>>(scopes: &[S]) -> Vec<String> {
     let mut out: Vec<String> = scopes.iter().map(|s| s.as_ref().trim().to_owned()).filter(|s| !s.is_empty()).collect();
@@ -90,5 +109,13 @@ mod tests {
     fn coverage_lists_the_excess() {
         assert!(covered_by(&[READ, TALK], &[WRITE]));
         assert_eq!(not_covered(&[READ, ADMIN], &[WRITE]), vec![ADMIN.to_owned()]);
+    }
+
+    #[test]
+    fn held_verbatim_counts_outside_operator_scopes() {
+        assert!(not_covered(&["custom.x"], &["custom.x"]) == vec!["custom.x".to_owned()]);
+        assert!(holds_all(&["custom.x", READ], &["custom.x", WRITE]));
+        assert_eq!(not_held(&["custom.y", READ], &["custom.x"]), vec!["custom.y".to_owned(), READ.to_owned()]);
+        assert_eq!(union(&[WRITE, READ], &[" operator.read ", ADMIN]), vec![ADMIN, READ, WRITE]);
     }
 }

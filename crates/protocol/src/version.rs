@@ -1,4 +1,4 @@
-//! Protocol version negotiation (reference §2).
+//! Protocol version negotiation.
 
 pub const PROTOCOL_VERSION: u32 = 4;
 pub const MIN_CLIENT_PROTOCOL_VERSION: u32 = 4;

@@ -14,7 +14,7 @@ use super::device_proof::{PayloadVersion, VerifiedDevice};
 use super::facts::{ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
 use super::lookups::Lookups;
-use super::rules::RuleId;
+use super::rule_id::RuleId;
 use crate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
 use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, TokenCheck};
 

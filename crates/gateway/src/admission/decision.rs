@@ -5,7 +5,7 @@ use clawgate_protocol::version::Negotiated;
 
 use super::credential::{AuthReason, Credential};
 use super::device_proof::{ProofError, VerifiedDevice};
-use super::rules::RuleId;
+use super::rule_id::RuleId;
 
 /// The role vocabulary is the protocol's; named here too for admission's users.
 pub use clawgate_protocol::Role;

@@ -158,7 +158,7 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
     // proxy forgot its headers, or a local program connected directly (the
     // gateway's own loopback callers behind a sidecar, field report 5). It is
     // classified like any loopback connection; `decide` then keeps silent
-    // pairing off while loopback is a trusted proxy (security review H2f).
+    // pairing off while loopback is a trusted proxy (docs/threat-model.md, H2).
     let identity_headers = config.trusted_proxy.as_ref().is_some_and(|tp| {
         let present = |h: &str| edge.header(&h.to_ascii_lowercase()).is_some();
         tp.identity_headers().any(present)

@@ -2,7 +2,7 @@
 //!
 //! The edge is classified first ([`ingress`], for the HTTP upgrade); then
 //! [`evaluate`] runs the whole pipeline on one `connect` — device proof,
-//! credential check, store [`Lookups`], the rules of [`decide`] — and returns
+//! credential check, store [`Lookups`], the ordered table of [`rules`] — and returns
 //! a [`Decision`] naming the rule that produced it, with the trace. The
 //! server applies the decision afterwards; no admission logic lives in I/O code.
 
@@ -12,7 +12,6 @@ pub mod decide;
 #[cfg(test)]
 mod decide_tests;
 pub mod decision;
-mod device_branch;
 pub mod device_proof;
 pub mod evaluate;
 pub mod explain;
@@ -20,8 +19,8 @@ pub mod facts;
 pub mod ingress;
 pub mod lookups;
 pub mod origin;
+pub mod rule_id;
 pub mod rules;
-mod steps;
 pub mod trusted_proxy;
 
 pub use credential::{AuthReason, Credential, CredentialCheck};
@@ -31,4 +30,4 @@ pub use evaluate::{evaluate, may_read_store, AdmittedOn, Connect, Evaluated, Pro
 pub use facts::{ConnectFacts, Locality};
 pub use ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
 pub use lookups::{Lookups, StoreLookups};
-pub use rules::RuleId;
+pub use rule_id::RuleId;

@@ -1,4 +1,4 @@
-//! The gateway's own origins (DESIGN.md §2): `http(s)://localhost|127.0.0.1|[::1]:<port>`,
+//! The gateway's own origins (docs/admission.md, origin): `http(s)://localhost|127.0.0.1|[::1]:<port>`,
 //! the bind address, and exact entries of `gateway.controlUi.allowedOrigins`.
 
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
 //! trusted-proxy mode: who the proxy in front of the gateway says the user
-//! is (reference §4.3, in its order and with its reasons; DESIGN.md field
-//! report 5 for `allowLoopback` and `loopbackUser`).
+//! is, checked in OpenClaw's order and with its reasons (docs/admission.md,
+//! trusted-proxy and trusted-proxy-loopback-user).
 //!
 //! - The user header and the required headers are honoured only from a
 //!   socket in `gateway.trustedProxies`. From any other socket they are

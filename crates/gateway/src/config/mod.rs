@@ -1,7 +1,9 @@
 //! Gateway configuration: OpenClaw's `gateway.*` key names, JSON5 on disk,
 //! closed objects (an unknown key is an error naming it).
 
+pub mod error;
 mod load;
+pub mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -12,7 +14,9 @@ use serde::Deserialize;
 use crate::net::IpNet;
 use clawgate_protocol::Role;
 
-pub use load::{load, ConfigError, ConfigSources, ResolvedSecret, SecretSource};
+pub use error::ConfigError;
+pub use load::{load, ConfigSources};
+pub use secret::{ResolvedSecret, SecretSource};
 
 pub const DEFAULT_PORT: u16 = 18789;
 
@@ -40,7 +44,7 @@ pub struct GatewaySection {
     pub control_ui: ControlUiSection,
     #[serde(default)]
     pub nodes: NodesSection,
-    /// Limits `local-owner` to the listed local programs (DESIGN.md §2).
+    /// Limits `local-owner` to the listed local programs (docs/admission.md).
     pub trusted_local_services: Option<Vec<TrustedLocalServiceEntry>>,
     /// Upstream mode: an OpenClaw gateway behind clawgate.
     pub upstream: Option<crate::upstream::config::UpstreamSection>,
@@ -49,7 +53,7 @@ pub struct GatewaySection {
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
 /// id and mode it declares, with the roles and the scope ceiling it may use
 /// through `local-owner`. Client ids are self-declared: this guards against
-/// accidents, not attackers (security review H14).
+/// accidents, not attackers (docs/threat-model.md, H14).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TrustedLocalServiceEntry {
@@ -86,7 +90,7 @@ pub struct AuthSection {
     pub mode: Option<AuthMode>,
     pub token: Option<String>,
     pub password: Option<String>,
-    /// Off turns the `local-owner` rule off (DESIGN.md §2).
+    /// Off turns the `local-owner` rule off (docs/admission.md).
     pub local_owner: Option<bool>,
     pub trusted_proxy: Option<TrustedProxySection>,
     /// Proxy user → the scopes that user may ask for (`"*"`: any other user).
@@ -281,7 +285,7 @@ impl Config {
     }
 
     /// Does a `gateway.trustedProxies` entry cover loopback? Then a headerless
-    /// loopback connection may be a proxied one (security review H2f).
+    /// loopback connection may be a proxied one (docs/threat-model.md, H2).
     pub fn loopback_is_trusted_proxy(&self) -> bool {
         self.trusted_proxies.iter().any(|net| {
             crate::net::is_loopback(net.addr())

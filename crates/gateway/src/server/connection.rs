@@ -16,6 +16,7 @@ use super::budget::{Budgeted, UNLIMITED};
 use super::handshake::{self, Handshake};
 use super::http::{self, error_body, HeadError};
 use super::outbox::{outbox, run_writer};
+use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::{session, Gateway};
 
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
@@ -25,14 +26,8 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     let opened = Instant::now();
     let (head, leftover) = match http::read_head(&mut stream, gw.options.handshake_timeout).await {
         Ok(v) => v,
-        Err(HeadError::TooLarge) => {
-            http::respond_json(&mut stream, 431, &error_body("headers_too_large", "request head too large")).await;
-            return;
-        }
-        Err(HeadError::Malformed(m)) => {
-            http::respond_json(&mut stream, 400, &error_body("bad_request", &m)).await;
-            return;
-        }
+        Err(HeadError::TooLarge) => return refuse(&mut stream, EdgeFailure::HeadTooLarge).await,
+        Err(HeadError::Malformed(m)) => return refuse(&mut stream, EdgeFailure::MalformedHead(m)).await,
         Err(HeadError::Closed | HeadError::TimedOut | HeadError::Io) => return,
     };
 
@@ -41,8 +36,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         Ok(l) => l,
         Err(refusal) => {
             tracing::info!(peer = %peer, status = refusal.status(), code = refusal.code(), reason = refusal.message(), "upgrade refused");
-            http::respond_json(&mut stream, refusal.status(), &error_body(refusal.code(), refusal.message())).await;
-            return;
+            return refuse(&mut stream, EdgeFailure::Upgrade(refusal)).await;
         }
     };
 
@@ -67,13 +61,10 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // At most a few unauthenticated sockets per address.
     let Some(_preauth_slot) = gw.preauth.acquire(crate::admission::ingress::client_ip(&locality, &edge)) else {
         tracing::info!(peer = %peer, "too many unauthenticated connections from this address");
-        let body = error_body("preauth_budget", "too many unauthenticated connections from this address");
-        http::respond_json(&mut stream, 503, &body).await;
-        return;
+        return refuse(&mut stream, EdgeFailure::PreauthBudget).await;
     };
-    if let Err((status, message)) = http::accept_upgrade(&mut stream, &head).await {
-        http::respond_json(&mut stream, status, &error_body("bad_upgrade", &message)).await;
-        return;
+    if let Err(bad) = http::accept_upgrade(&mut stream, &head).await {
+        return refuse(&mut stream, EdgeFailure::BadUpgrade(bad)).await;
     }
 
     let pending = gw.registry.pending_guard();
@@ -106,4 +97,11 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     let (sink, stream) = ws.split();
     let writer = tokio::spawn(run_writer(sink, out_rx));
     session::run(&gw, admitted, stream, out, writer).await;
+}
+
+/// Answer an edge failure over HTTP, through the one mapping to the wire.
+async fn refuse(stream: &mut TcpStream, failure: EdgeFailure) {
+    if let Wire::Http(answer) = wire::to_wire(&Failure::Edge(failure)) {
+        http::respond_json(stream, answer.status, &answer.body).await;
+    }
 }

@@ -1,4 +1,4 @@
-//! Which sessions may receive which broadcast events (reference §9.4).
+//! Which sessions may receive which broadcast events (as OpenClaw gates them).
 //! Unknown events are dropped: fail closed.
 
 use clawgate_protocol::scopes::{self, satisfied_by};

@@ -117,20 +117,30 @@ pub fn error_body(code: &str, message: &str) -> serde_json::Value {
     serde_json::json!({ "error": { "type": code, "message": message } })
 }
 
+/// Why a WebSocket upgrade request could not be completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadUpgrade {
+    NotGet,
+    UnsupportedVersion,
+    MissingKey,
+    /// Writing the 101 response failed.
+    Write(String),
+}
+
 /// Check the WebSocket handshake headers and write the 101 response.
-pub async fn accept_upgrade(stream: &mut TcpStream, head: &RequestHead) -> Result<(), (u16, String)> {
+pub async fn accept_upgrade(stream: &mut TcpStream, head: &RequestHead) -> Result<(), BadUpgrade> {
     if head.method != "GET" {
-        return Err((405, "WebSocket upgrades must use GET".into()));
+        return Err(BadUpgrade::NotGet);
     }
     if head.header("sec-websocket-version").map(str::trim) != Some("13") {
-        return Err((426, "unsupported Sec-WebSocket-Version (13 required)".into()));
+        return Err(BadUpgrade::UnsupportedVersion);
     }
     let Some(key) = head.header("sec-websocket-key") else {
-        return Err((400, "missing Sec-WebSocket-Key".into()));
+        return Err(BadUpgrade::MissingKey);
     };
     let accept = derive_accept_key(key.trim().as_bytes());
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
     );
-    stream.write_all(response.as_bytes()).await.map_err(|e| (500, e.to_string()))
+    stream.write_all(response.as_bytes()).await.map_err(|e| BadUpgrade::Write(e.to_string()))
 }

@@ -1,4 +1,4 @@
-//! Abuse limits (reference §4.4, security review H11): failed-auth lockouts
+//! Abuse limits (docs/threat-model.md, H11): failed-auth lockouts
 //! per client address and credential kind, a separate bucket for browsers,
 //! and a cap on unauthenticated sockets per address.
 

@@ -4,6 +4,7 @@
 mod apply;
 mod budget;
 mod connection;
+mod edge_failure;
 pub mod events;
 mod handshake;
 pub(crate) mod http;
@@ -14,6 +15,7 @@ pub(crate) mod outbox;
 pub mod registry;
 mod relay;
 mod session;
+mod upstream_bearer;
 mod upstream_http;
 mod watch;
 pub mod wire;

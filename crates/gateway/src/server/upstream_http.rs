@@ -80,7 +80,7 @@ pub async fn relay(
         http::respond_json(&mut stream, 503, &body).await;
         return;
     };
-    let verify = crate::upstream::bearer::verifier(gw.clone(), edge, locality);
+    let verify = super::upstream_bearer::verifier(gw.clone(), edge, locality);
     let options = Arc::new(relay_options(gw));
     relay_http(upstream.shared_config(), options, head, leftover, stream, peer, verify).await;
 }

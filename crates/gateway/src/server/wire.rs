@@ -7,6 +7,8 @@ use serde_json::{json, Map, Value};
 use crate::admission::{Refusal, RefusalKind};
 use crate::upstream::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
 
+pub use super::edge_failure::{EdgeFailure, HttpAnswer};
+
 // Every close code the gateway sends, defined here only.
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_PROTOCOL: u16 = 1002;
@@ -20,12 +22,13 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 pub const CLOSE_INVALIDATED: u16 = 4001;
 
 /// Everything that ends a connection before or at `connect`, in one type:
-/// the handshake itself failed, admission refused, or applying an
-/// admission failed. [`rejection`] is the one way each goes to the wire.
-/// (Edge refusals of the HTTP upgrade are answered with a status by
-/// `server::http` before any WebSocket exists.)
+/// the HTTP edge refused it, the handshake itself failed, admission
+/// refused, or applying an admission failed. [`to_wire`] is the one way
+/// each goes to the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
+    /// Before any WebSocket exists: answered with an HTTP status.
+    Edge(EdgeFailure),
     Handshake(HandshakeError),
     /// A decision of an admission rule; names the rule.
     Refused(Refusal),
@@ -47,12 +50,37 @@ pub enum ApplyFailure {
     Upstream(UpstreamFailure),
 }
 
-/// How a failure ends the connection.
-pub fn rejection(f: &Failure) -> Rejection {
+/// How a failure reaches the client.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// An HTTP response, then the connection closes (no WebSocket yet).
+    Http(HttpAnswer),
+    /// An optional error response for the connect id, then a close frame.
+    Close(Rejection),
+}
+
+/// The one mapping of every failure to the wire: HTTP status and body at
+/// the edge; error frame, close code and reason on a WebSocket.
+pub fn to_wire(f: &Failure) -> Wire {
     match f {
-        Failure::Handshake(e) => handshake(e),
-        Failure::Refused(r) => refusal(r),
-        Failure::Apply(a) => apply_failure(a),
+        Failure::Edge(e) => Wire::Http(super::edge_failure::http_answer(e)),
+        Failure::Handshake(e) => Wire::Close(handshake(e)),
+        Failure::Refused(r) => Wire::Close(refusal(r)),
+        Failure::Apply(a) => Wire::Close(apply_failure(a)),
+    }
+}
+
+/// How a failure ends an open WebSocket. Edge failures happen before one
+/// exists; should one reach an open socket, it is a policy close with the
+/// edge's message.
+pub fn rejection(f: &Failure) -> Rejection {
+    match to_wire(f) {
+        Wire::Close(r) => r,
+        Wire::Http(h) => Rejection {
+            error: None,
+            close_code: CLOSE_POLICY,
+            close_reason: truncate_reason(h.body["error"]["message"].as_str().unwrap_or("refused")),
+        },
     }
 }
 

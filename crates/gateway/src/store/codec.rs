@@ -1,7 +1,7 @@
 //! Shared by the SQLite modules: the internal error type, how values are
 //! written to and read from columns, scope coverage, input validation.
 
-use clawgate_protocol::scopes::{normalize, not_covered};
+use clawgate_protocol::scopes::normalize;
 use rusqlite::types::Type;
 
 use super::error::StoreError;
@@ -83,22 +83,6 @@ pub(super) fn via_from_sql(idx: usize, s: &str) -> rusqlite::Result<ApprovedVia>
 /// Roles in their canonical order (operator, node), each once.
 pub(super) fn merge_roles(roles: &[Role], add: Role) -> Vec<Role> {
     [Role::Operator, Role::Node].into_iter().filter(|r| *r == add || roles.contains(r)).collect()
-}
-
-/// The scopes of `requested` that `held` does not grant: an exact match or
-/// the protocol's implication rules (admin ⊇ all, write ⊇ read, ...).
-pub(super) fn missing_scopes(held: &[String], requested: &[String]) -> Vec<String> {
-    not_covered(requested, held).into_iter().filter(|r| !held.contains(r)).collect()
-}
-
-pub(super) fn covers(held: &[String], requested: &[String]) -> bool {
-    missing_scopes(held, requested).is_empty()
-}
-
-/// `a ∪ b`, normalized.
-pub(super) fn union_scopes(a: &[String], b: &[String]) -> Vec<String> {
-    let all: Vec<&String> = a.iter().chain(b.iter()).collect();
-    normalize(&all)
 }
 
 const MAX_FIELD_BYTES: usize = 1024;

@@ -1,10 +1,11 @@
 //! Paired devices: reading them, granting roles and scopes, removal, labels.
 
+use clawgate_protocol::scopes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::codec::{
     check_opt_text, checked_scopes, from_ms, from_opt_ms, list_from_sql, list_to_sql, merge_roles, roles_from_sql,
-    roles_to_sql, union_scopes, via_from_sql, OpResult,
+    roles_to_sql, via_from_sql, OpResult,
 };
 use super::error::StoreError;
 use super::types::{ApprovedVia, NewRequest, PairedDevice};
@@ -91,7 +92,7 @@ pub(super) fn grant(conn: &Connection, new: &NewRequest, via: ApprovedVia, now: 
                     new.client_mode,
                     new.remote_ip,
                     roles_to_sql(&merge_roles(&old.roles, new.role)),
-                    list_to_sql(&union_scopes(&old.approved_scopes, &scopes)),
+                    list_to_sql(&scopes::union(&old.approved_scopes, &scopes)),
                     via.as_str(),
                     now,
                 ],

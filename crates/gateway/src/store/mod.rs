@@ -1,6 +1,6 @@
 //! The pairing store: paired devices, pending pairing requests, device
-//! tokens and rejection cooldowns (DESIGN.md §2 "Pending requests", §3
-//! store, "Secrets and tokens"; security review H7, H13).
+//! tokens and rejection cooldowns (docs/architecture.md, store;
+//! docs/threat-model.md, H7 and H13).
 //!
 //! - [`PairingStore`] is the interface the gateway and the CLI use; a second
 //!   backend (PostgreSQL) only has to implement it.
@@ -147,7 +147,7 @@ pub trait PairingStore: Send + Sync {
     /// Record that a paired device connected. `Ok(false)`: not paired.
     fn touch_last_seen(&self, device_id: &str, remote_ip: Option<&str>, now_ms: u64) -> Result<bool, StoreError>;
 
-    // ---- service principals (DESIGN.md "Service principals are new") ----
+    // ---- service principals (docs/admission.md, service tokens) ----
 
     /// Create a service principal with a fixed role and scopes (none for
     /// role node). Returns its token, the only time the token exists.

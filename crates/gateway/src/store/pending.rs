@@ -1,9 +1,10 @@
 //! Pending pairing requests: one open per (device, role), idempotent
 //! retries, supersession, expiry, caps, rejection cooldowns, approval.
 
+use clawgate_protocol::scopes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::codec::{covers, from_ms, from_opt_ms, list_from_sql, list_to_sql, role_from_sql, OpResult};
+use super::codec::{from_ms, from_opt_ms, list_from_sql, list_to_sql, role_from_sql, OpResult};
 use super::devices;
 use super::error::{PendingCap, StoreError};
 use super::types::{
@@ -162,7 +163,7 @@ pub(super) fn request_pairing(conn: &Connection, new: &NewRequest, now: i64) -> 
         return Err(StoreError::PairingRejected { role: new.role, until_ms: from_ms(until) }.into());
     }
     match open_for(conn, &new.device_id, new.role)? {
-        Some(old) if old.public_key == new.public_key && covers(&old.scopes, &scopes) => {
+        Some(old) if old.public_key == new.public_key && scopes::holds_all(&scopes, &old.scopes) => {
             conn.execute(
                 "UPDATE pending_requests SET refreshed_at_ms = ?2 WHERE request_id = ?1",
                 params![old.request_id, now],
@@ -288,7 +289,7 @@ pub(super) fn approve_device(conn: &Connection, device_id: &str, via: ApprovedVi
 pub(super) fn pair_silently(conn: &Connection, new: &NewRequest, now: i64) -> OpResult<PairedDevice> {
     let device = devices::grant(conn, new, ApprovedVia::Silent, now)?;
     if let Some(open) = open_for(conn, &new.device_id, new.role)? {
-        if open.public_key == device.public_key && covers(&device.approved_scopes, &open.scopes) {
+        if open.public_key == device.public_key && scopes::holds_all(&open.scopes, &device.approved_scopes) {
             close(conn, &open.request_id, "approved", now)?;
         }
     }

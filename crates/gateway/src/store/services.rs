@@ -1,5 +1,4 @@
-//! Service principals (DESIGN.md "Service principals are new", security
-//! review H9): named, headless credentials with a fixed role and scopes.
+//! Service principals (docs/admission.md, service tokens; docs/threat-model.md, H9): named, headless credentials with a fixed role and scopes.
 //!
 //! A token reads `cgs_<id>_<secret>`. The id (16 hex digits) selects the row,
 //! so there is no scan and no timing oracle over other principals; the secret

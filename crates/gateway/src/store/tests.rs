@@ -1,4 +1,6 @@
-//! The pairing store on real temporary files.
+//! The pairing store on real temporary files. One file over 500 lines on
+//! purpose: every store operation's behaviour against SQLite, sharing one set
+//! of fixtures; split it when a group of operations grows its own fixtures.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,10 +1,9 @@
 //! Device tokens: one per (device, role), stored as a SHA-256 digest only.
 
+use clawgate_protocol::scopes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::codec::{
-    checked_scopes, from_ms, from_opt_ms, list_from_sql, list_to_sql, missing_scopes, role_from_sql, OpResult,
-};
+use super::codec::{checked_scopes, from_ms, from_opt_ms, list_from_sql, list_to_sql, role_from_sql, OpResult};
 use super::devices;
 use super::error::StoreError;
 use super::types::{LiveToken, Role, TokenCheck, TokenInfo};
@@ -44,7 +43,7 @@ pub(super) fn issue(conn: &Connection, device_id: &str, role: Role, scopes: &[St
         return Err(StoreError::RoleNotApproved { device_id: device_id.to_owned(), role }.into());
     }
     let scopes = checked_scopes(scopes)?;
-    let missing = missing_scopes(&device.approved_scopes, &scopes);
+    let missing = scopes::not_held(&scopes, &device.approved_scopes);
     if !missing.is_empty() {
         return Err(StoreError::ScopesNotApproved { device_id: device_id.to_owned(), missing }.into());
     }

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, ResolvedSecret, SecretSource};
+use crate::config::error::ConfigError;
+use crate::config::secret::{ResolvedSecret, SecretSource};
 
 /// OpenClaw's default port, used when its config file names none.
 pub const OPENCLAW_DEFAULT_PORT: u16 = 18789;

@@ -12,14 +12,14 @@
 //!   gets; [`relay_session`]: the pump that relays the session's requests,
 //!   answers and events over the link.
 //! - [`http_relay`]: relays plain HTTP (and non-gateway WebSocket upgrades)
-//!   to the upstream, by the header and bearer rules of [`http_rules`];
-//!   [`bearer`] decides whether a presented bearer is clawgate's.
+//!   to the upstream, by the header and bearer rules of [`http_rules`]
+//!   (whether a presented bearer is clawgate's is the server's to say: it
+//!   holds the secrets, the store and the limiter).
 //! - [`probe`]: the start-up check whether the upstream answers.
 //!
 //! Relay identities (the Ed25519 keys the upstream sees for browsers and
 //! nodes) live in the store (`store::relay_identities`).
 
-pub mod bearer;
 pub mod config;
 mod connector;
 mod failure;

@@ -1,8 +1,7 @@
 //! How devices and requests are shown: ids, key fingerprints, times.
 
-use base64::Engine;
+use clawgate_protocol::device_key::{decode_public_key, derive_device_id};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub(super) fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -22,11 +21,9 @@ pub(super) fn short(id: &str) -> &str {
 /// `sha256:` and the first 16 hex of SHA-256 over the raw public key (which
 /// is also how the device id is derived, so the two must agree).
 pub(super) fn fingerprint(public_key: Option<&str>, device_id: &str) -> String {
-    let raw =
-        public_key.and_then(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(k.trim_end_matches('=')).ok());
-    match raw {
+    match public_key.and_then(decode_public_key) {
         Some(raw) => {
-            let hex: String = Sha256::digest(&raw).iter().map(|b| format!("{b:02x}")).collect();
+            let hex = derive_device_id(&raw);
             let fp = format!("sha256:{}", &hex[..16]);
             if hex == device_id {
                 fp
@@ -34,7 +31,7 @@ pub(super) fn fingerprint(public_key: Option<&str>, device_id: &str) -> String {
                 format!("{fp} (DOES NOT MATCH the device id)")
             }
         }
-        None => "unknown (the public key is not base64url)".to_owned(),
+        None => "unknown (the public key is not a base64url Ed25519 key)".to_owned(),
     }
 }
 

@@ -17,7 +17,7 @@ use super::super::apply::store_op;
 use super::super::registry::SessionInfo;
 use super::super::wire::{RequestError, CLOSE_INVALIDATED};
 use super::super::{now_ms, Gateway};
-use super::table::{Call, Reply};
+use super::call::{Call, Reply};
 use super::{object_params, string_param};
 
 /// The session as the policy sees it. Its own device counts only when it

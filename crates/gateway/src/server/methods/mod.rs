@@ -4,6 +4,7 @@
 //! or unknown.
 
 mod authorize;
+mod call;
 mod devices;
 mod nodes;
 mod system;
@@ -47,7 +48,7 @@ pub async fn serve(
     params: Option<Value>,
 ) -> Result<Value, RequestError> {
     match table::handler(method, false) {
-        Some(Handler::Local(handler)) => handler(table::Call { gw, session, method, params }).await,
+        Some(Handler::Local(handler)) => handler(call::Call { gw, session, method, params }).await,
         // Relayed methods never get here: the session sends them up itself.
         Some(Handler::Relay) => Err(RequestError::NotImplemented(method.to_owned())),
         None if method_scope(method).is_some() => Err(RequestError::NotImplemented(method.to_owned())),

@@ -18,7 +18,7 @@ use super::super::outbox::Outbound;
 use super::super::registry::SessionInfo;
 use super::super::wire::RequestError;
 use super::super::{now_ms, Gateway};
-use super::table::{Call, Reply};
+use super::call::{Call, Reply};
 use super::{object_params, string_param};
 
 /// Commands that cross an admin-only boundary on the node's host.

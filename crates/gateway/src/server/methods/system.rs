@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::super::registry::SessionInfo;
 use super::super::{now_ms, Gateway, VERSION};
-use super::table::{Call, Reply};
+use super::call::{Call, Reply};
 
 pub(super) fn health(c: Call<'_>) -> Reply<'_> {
     Box::pin(async move { Ok(health_payload(c.gw)) })

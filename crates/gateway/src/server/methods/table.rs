@@ -4,32 +4,13 @@
 //! cannot be advertised without being routed.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use clawgate_protocol::methods::{method_scope, MethodScope};
 use clawgate_protocol::scopes;
-use serde_json::Value;
 
-use super::super::registry::SessionInfo;
-use super::super::wire::RequestError;
-use super::super::Gateway;
+use super::call::LocalHandler;
 use super::{devices, nodes, system};
-
-/// One request as a handler sees it.
-pub struct Call<'a> {
-    pub gw: &'a Arc<Gateway>,
-    pub session: &'a Arc<SessionInfo>,
-    pub method: &'a str,
-    pub params: Option<Value>,
-}
-
-/// The answer a handler will give.
-pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Value, RequestError>> + Send + 'a>>;
-
-/// A handler served inside this process.
-pub type LocalHandler = for<'a> fn(Call<'a>) -> Reply<'a>;
 
 /// Who answers a method.
 #[derive(Clone, Copy)]

@@ -1,0 +1,28 @@
+//! The integration tests, as one test binary: each module is one concern
+//! (what used to be a test binary of its own), sharing the harness in
+//! [`common`]. One binary links tokio, rusqlite and ed25519 once.
+
+mod common;
+
+mod admission_properties;
+mod admission_table;
+mod auth_explain;
+mod cli_devices;
+mod device_proof_vectors;
+mod devices;
+mod edge;
+mod events;
+mod field_reports;
+mod handshake;
+mod interop_client;
+mod interop_openclaw;
+mod limits;
+mod method_table;
+mod methods;
+mod nodes;
+mod offline_changes;
+mod openclaw_upstream;
+mod services;
+mod store_crash;
+mod upstream_http;
+mod upstream_sessions;
