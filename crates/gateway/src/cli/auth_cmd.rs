@@ -147,7 +147,7 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
 
 fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let desc = description(&args)?;
-    let loaded = load_config(&args.config, ConfigSources::default(), false)?;
+    let loaded = load_config(&args.config, ConfigSources::default())?;
     let store_path = loaded.state.store_path();
     let store = if store_path.exists() && (desc.device_to_look_up().is_some() || desc.service.is_some()) {
         Some(SqliteStore::open(&store_path)?)

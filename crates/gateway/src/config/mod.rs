@@ -2,6 +2,7 @@
 //! closed objects (an unknown key is an error naming it).
 
 mod load;
+mod secret_policy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -13,6 +14,7 @@ use crate::net::IpNet;
 use clawgate_protocol::Role;
 
 pub use load::{load, ConfigError, ConfigSources, ResolvedSecret, SecretSource};
+pub use secret_policy::{check_secret_strength, placeholder_reason, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS};
 
 pub const DEFAULT_PORT: u16 = 18789;
 
