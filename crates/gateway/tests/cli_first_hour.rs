@@ -388,3 +388,57 @@ fn openclaw_habits_and_exit_codes() {
     assert_eq!(code, 2, "a device is required");
     drop(home);
 }
+
+#[test]
+fn auth_explain_takes_short_device_ids_and_exits_1_on_a_refusal() {
+    use clawgate::store::{NewRequest, PairingStore, Role, SqliteStore};
+    let (_home, state) = fresh_home();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let id = clawgate_client::DeviceIdentity::from_seed([7; 32]);
+    {
+        let store = SqliteStore::open(&state.join("clawgate.sqlite")).unwrap();
+        let mut req = NewRequest::new(id.device_id(), id.public_key_b64url(), Role::Operator, &["operator.read"]);
+        req.platform = Some("linux".into());
+        store.pair_silently(&req, 1_000).unwrap();
+        store.add_service("ci-bot", Role::Operator, &["operator.read".to_owned()], 1_000).unwrap();
+    }
+    let env = [("OPENCLAW_GATEWAY_TOKEN", TOKEN)];
+    let full = id.device_id();
+    let short = &full[..4];
+    let explain = |device: &str, scopes: &str| {
+        let args = ["auth", "explain", "--peer", "203.0.113.5", "--device-id", device, "--scopes", scopes, "--json"];
+        let (code, stdout, stderr) = outcome(&run(&state, &args, &env));
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        (code, v)
+    };
+    // The short id (as `devices list` shows it) decides exactly as the full one.
+    let (code_full, by_full) = explain(&full, "operator.read");
+    let (code_short, by_short) = explain(short, "operator.read");
+    assert_eq!((code_full, code_short), (0, 0), "{by_short:#}");
+    assert_eq!(by_full["rule"], "device-paired");
+    assert_eq!(by_short["rule"], by_full["rule"]);
+
+    // A refusal (and a pending pairing) exits 1, like `kubectl auth can-i`.
+    let (code, v) = explain(short, "operator.admin");
+    assert_eq!((code, v["outcome"].as_str()), (1, Some("pairing-required")), "{v:#}");
+    let args = [
+        "auth",
+        "explain",
+        "--peer",
+        "203.0.113.5",
+        "--credential",
+        "service-token",
+        "--service",
+        "ci-bot",
+        "--scopes",
+        "operator.admin",
+    ];
+    let (code, text, stderr) = outcome(&run(&state, &args, &env));
+    assert_eq!(code, 1, "{text}\n{stderr}");
+    assert!(text.contains("outcome:     refuse") && text.contains("not applicable"), "{text}");
+    assert!(!text.contains(" pass ") && !text.contains("Some("), "{text}");
+    let args = ["auth", "explain", "--peer", "203.0.113.5", "--credential", "service-token", "--service", "nobody"];
+    let (_, _, stderr) = outcome(&run(&state, &args, &env));
+    assert!(stderr.contains("no service principal named nobody") && !stderr.contains("Some("), "{stderr}");
+}
