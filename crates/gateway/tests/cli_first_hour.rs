@@ -95,7 +95,7 @@ impl Gateway {
     }
 
     fn stop(mut self) -> Vec<String> {
-        // SAFETY-free: signal through the kill command, as a user would.
+        // SIGTERM through kill(1), as a user would stop it.
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.child.try_wait().unwrap().is_none() {
