@@ -5,6 +5,7 @@
 //! - [`admission`]: edge facts, credentials, and the pure `decide` function.
 //! - [`server`]: HTTP + WebSocket on one port, handshake, sessions, broadcasts.
 //! - [`state`]: the state directory and the generated token.
+//! - [`runtime_file`]: where a running gateway says it listens (for the CLI).
 //! - [`upstream`]: upstream mode, clawgate in front of an OpenClaw gateway.
 //! - [`store`]: the pairing store (SQLite).
 //! - [`devices_admin`]: who may approve, reject, remove, rotate and revoke.
@@ -17,6 +18,7 @@ pub mod admission;
 pub mod config;
 pub mod devices_admin;
 pub mod net;
+pub mod runtime_file;
 pub mod secrets;
 pub mod server;
 pub mod state;

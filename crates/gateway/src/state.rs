@@ -83,10 +83,25 @@ impl StateDir {
     /// The generated token, creating (0600, written atomically) it on first use.
     pub fn token_or_generate(&self) -> Result<(String, PathBuf), ConfigError> {
         self.ensure()?;
-        if let Some(t) = self.read_token()? {
-            return Ok((t, self.token_path()));
+        let (token, fresh) = self.token_or_new()?;
+        if fresh {
+            self.persist_token(&token)?;
         }
-        let token = random_token();
+        Ok((token, self.token_path()))
+    }
+
+    /// The generated token, or a new one not yet written (`true`): the
+    /// gateway writes nothing before its listener is bound, then calls
+    /// [`StateDir::persist_token`].
+    pub fn token_or_new(&self) -> Result<(String, bool), ConfigError> {
+        match self.read_token()? {
+            Some(t) => Ok((t, false)),
+            None => Ok((random_token(), true)),
+        }
+    }
+
+    /// Write a generated token (0600, atomically).
+    pub fn persist_token(&self, token: &str) -> Result<(), ConfigError> {
         let path = self.token_path();
         let tmp = self.path.join(format!(".{TOKEN_FILE}.tmp"));
         let write = || -> std::io::Result<()> {
@@ -98,8 +113,39 @@ impl StateDir {
             fs::rename(&tmp, &path)?;
             fs::File::open(&self.path)?.sync_all()
         };
-        write().map_err(|e| ConfigError::Other(format!("cannot write {}: {e}", path.display())))?;
-        Ok((token, path))
+        write().map_err(|e| ConfigError::Other(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Refuse a state directory, or a store file in it, that the gateway
+    /// cannot write: found at start, not at the first pairing. The mode bits
+    /// are checked too, since a superuser would write through them.
+    pub fn check_writable(&self) -> Result<(), ConfigError> {
+        let unwritable = |path: &Path, why: String| ConfigError::Unsafe {
+            key: path.display().to_string(),
+            message: format!("the gateway cannot write it ({why}); the state directory is {}", self.path.display()),
+        };
+        let dir_mode = fs::metadata(&self.path).map(|m| m.permissions().mode()).unwrap_or(0);
+        if dir_mode & 0o200 == 0 {
+            return Err(unwritable(&self.path, format!("mode {:o}; run chmod 700 on it", dir_mode & 0o777)));
+        }
+        let probe = self.path.join(format!(".write-probe-{}", std::process::id()));
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&probe)
+            .map_err(|e| unwritable(&self.path, e.to_string()))?;
+        let _ = fs::remove_file(&probe);
+        let store = self.store_path();
+        if let Ok(meta) = fs::metadata(&store) {
+            let mode = meta.permissions().mode();
+            if mode & 0o200 == 0 {
+                return Err(unwritable(&store, format!("mode {:o}; run chmod 600 on it", mode & 0o777)));
+            }
+            fs::OpenOptions::new().write(true).open(&store).map_err(|e| unwritable(&store, e.to_string()))?;
+        }
+        Ok(())
     }
 }
 
@@ -151,6 +197,23 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(&dir.path).unwrap().permissions().mode() & 0o777, 0o700);
         fs::remove_dir_all(dir.path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn refuses_an_unwritable_directory_or_store_naming_it() {
+        let dir = StateDir { path: temp_dir("ro") };
+        dir.ensure().unwrap();
+        dir.check_writable().unwrap();
+        fs::write(dir.store_path(), b"").unwrap();
+        fs::set_permissions(dir.store_path(), fs::Permissions::from_mode(0o400)).unwrap();
+        let e = dir.check_writable().unwrap_err().to_string();
+        assert!(e.contains("clawgate.sqlite") && e.contains("chmod 600"), "{e}");
+        fs::remove_file(dir.store_path()).unwrap();
+        fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o500)).unwrap();
+        let e = dir.check_writable().unwrap_err().to_string();
+        assert!(e.contains(&dir.path.display().to_string()) && e.contains("chmod 700"), "{e}");
+        fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::remove_dir_all(&dir.path).unwrap();
     }
 
     #[test]

@@ -145,15 +145,33 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
     Ok(d)
 }
 
+/// A device id as the `devices` commands take it: the full id or a unique
+/// prefix of a paired device's id; anything else is left as given.
+fn resolve_device_id(store: &SqliteStore, given: &str) -> Result<String, CliError> {
+    let ids: Vec<String> = store.list_devices()?.into_iter().map(|d| d.device_id).collect();
+    if ids.iter().any(|id| id == given) {
+        return Ok(given.to_owned());
+    }
+    let matches: Vec<String> = ids.into_iter().filter(|id| id.starts_with(given)).collect();
+    match matches.len() {
+        0 => Ok(given.to_owned()),
+        1 => Ok(matches.into_iter().next().unwrap_or_default()),
+        _ => Err(CliError::AmbiguousId { given: given.to_owned(), what: "paired device", matches }),
+    }
+}
+
 fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
-    let desc = description(&args)?;
-    let loaded = load_config(&args.config, ConfigSources::default(), false)?;
+    let mut desc = description(&args)?;
+    let loaded = load_config(&args.config, ConfigSources::default())?;
     let store_path = loaded.state.store_path();
     let store = if store_path.exists() && (desc.device_to_look_up().is_some() || desc.service.is_some()) {
         Some(SqliteStore::open(&store_path)?)
     } else {
         None
     };
+    if let (Some(store), Some(given)) = (&store, desc.device_id.clone()) {
+        desc.device_id = Some(resolve_device_id(store, &given)?);
+    }
     let view = match (&store, desc.device_to_look_up()) {
         (Some(store), Some(device_id)) => Some(store.view(&device_id)?),
         _ => None,
@@ -167,7 +185,10 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
         _ => None,
     };
     if desc.credential == CredentialDesc::ServiceToken && service.is_none() {
-        eprintln!("(no service principal named {:?} in the store: its token reads as unknown)", desc.service);
+        match &desc.service {
+            Some(name) => eprintln!("(no service principal named {name} in the store: its token reads as unknown)"),
+            None => eprintln!("(no --service given: the service token reads as unknown)"),
+        }
     }
     let explanation =
         explain::explain(&desc, &loaded.config, view.as_ref(), service.as_ref()).map_err(CliError::InvalidInput)?;
@@ -179,5 +200,6 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
         }
         print!("{}", explain::render_text(&explanation));
     }
-    Ok(ExitCode::SUCCESS)
+    // Like `kubectl auth can-i`: 0 only when the connection would be admitted.
+    Ok(if explain::outcome(&explanation) == "admit" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -31,6 +31,14 @@ pub enum CliError {
     /// No answer at the URL; `detail` names it and what happened.
     GatewayUnreachable {
         detail: String,
+        /// Say that `--offline` works without the gateway (device commands).
+        offline_hint: bool,
+    },
+    /// The secret this command has is not the one the running gateway uses
+    /// (known from its runtime file's fingerprint), so it was not sent.
+    SecretMismatch {
+        detail: String,
+        hint: String,
     },
     GatewayRefusedUpgrade {
         url: String,
@@ -57,8 +65,9 @@ pub enum CliError {
     },
     InvalidScopes(String),
     InvalidInput(String),
+    /// `gateway token` cannot print the token; `why` says why.
     NoToken {
-        auth_mode: &'static str,
+        why: String,
     },
     Io {
         context: String,
@@ -67,7 +76,7 @@ pub enum CliError {
     /// Another error, and what to try instead.
     Hinted {
         error: Box<CliError>,
-        hint: &'static str,
+        hint: String,
     },
 }
 
@@ -81,6 +90,7 @@ impl CliError {
             CliError::Client(e) => client_code(e),
             CliError::GatewayUnreachable { .. } => "GATEWAY_UNREACHABLE",
             CliError::GatewayRefusedUpgrade { .. } => "GATEWAY_REFUSED_UPGRADE",
+            CliError::SecretMismatch { .. } => "SECRET_MISMATCH",
             CliError::StoreMissing { .. } => "STORE_MISSING",
             CliError::AmbiguousId { .. } => "AMBIGUOUS_ID",
             CliError::RoleRequired { .. } => "ROLE_REQUIRED",
@@ -109,13 +119,34 @@ impl CliError {
         }
     }
 
-    pub fn hinted(self, hint: &'static str) -> CliError {
-        CliError::Hinted { error: Box::new(self), hint }
+    pub fn hinted(self, hint: impl Into<String>) -> CliError {
+        CliError::Hinted { error: Box::new(self), hint: hint.into() }
+    }
+
+    /// The process exit status: 78 a configuration error (EX_CONFIG), 2 a
+    /// usage error, 1 any other failure. (`gateway status` exits 3 when
+    /// the gateway is not running.)
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) => 78,
+            CliError::InvalidScopes(_)
+            | CliError::InvalidInput(_)
+            | CliError::AmbiguousId { .. }
+            | CliError::RoleRequired { .. } => 2,
+            CliError::Hinted { error, .. } => error.exit_code(),
+            _ => 1,
+        }
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> CliError {
         CliError::Io { context: context.into(), source }
     }
+}
+
+/// The gateway ends a refusal's message with its remediation (for clients
+/// that print only the message); the CLI prints the hint on a line of its own.
+fn without_hint<'a>(message: &'a str, hint: Option<&str>) -> &'a str {
+    hint.and_then(|h| message.strip_suffix(h)).and_then(|m| m.strip_suffix(" — to fix: ")).unwrap_or(message)
 }
 
 fn client_code(e: &ClientError) -> &str {
@@ -151,7 +182,7 @@ impl fmt::Display for CliError {
             CliError::Store(e) => write!(f, "[{code}] {e}"),
             CliError::Admin(e) => write!(f, "[{code}] {e}"),
             CliError::Gateway { message, reason, hint, .. } => {
-                write!(f, "[{code}] {message}")?;
+                write!(f, "[{code}] {}", without_hint(message, hint.as_deref()))?;
                 if let Some(reason) = reason {
                     write!(f, " ({reason})")?;
                 }
@@ -160,21 +191,34 @@ impl fmt::Display for CliError {
                 }
                 Ok(())
             }
-            CliError::Client(e) => {
-                write!(f, "{e}")?;
-                if let ClientError::Refused(shape) | ClientError::Rpc(shape) = e {
+            CliError::Client(e) => match e {
+                ClientError::Refused(shape) | ClientError::Rpc(shape) => {
                     let hint = shape.details.as_ref().and_then(|d| d.get("remediationHint")).and_then(Value::as_str);
+                    let what = if matches!(e, ClientError::Refused(_)) {
+                        "the gateway refused the connection"
+                    } else {
+                        "request failed"
+                    };
+                    write!(f, "[{code}] {what}: {}", without_hint(&shape.message, hint))?;
                     if let Some(hint) = hint {
                         write!(f, "\n  hint: {hint}")?;
                     }
+                    Ok(())
+                }
+                other => write!(f, "{other}"),
+            },
+            CliError::GatewayUnreachable { detail, offline_hint } => {
+                write!(
+                    f,
+                    "[{code}] {detail}\n  is it running (`clawgate gateway run`)? Pass --port or --url if it \
+                     listens elsewhere"
+                )?;
+                if *offline_hint {
+                    write!(f, "; {OFFLINE_HINT}")?;
                 }
                 Ok(())
             }
-            CliError::GatewayUnreachable { detail } => write!(
-                f,
-                "[{code}] {detail}\n  is it running (`clawgate gateway run`)? Pass --url if it listens elsewhere; \
-                 {OFFLINE_HINT}"
-            ),
+            CliError::SecretMismatch { detail, hint } => write!(f, "[{code}] {detail}\n  {hint}"),
             CliError::GatewayRefusedUpgrade { url, detail } => write!(
                 f,
                 "[{code}] the gateway at {url} refused the WebSocket upgrade ({detail}); the gateway log says why\n  \
@@ -196,9 +240,7 @@ impl fmt::Display for CliError {
             ),
             CliError::NoApprovedRole { device_id } => write!(f, "[{code}] device {device_id} has no approved role"),
             CliError::InvalidScopes(m) | CliError::InvalidInput(m) => write!(f, "[{code}] {m}"),
-            CliError::NoToken { auth_mode } => {
-                write!(f, "[{code}] the gateway runs in auth mode {auth_mode}, which has no token")
-            }
+            CliError::NoToken { why } => write!(f, "[{code}] {why}"),
             CliError::Io { context, source } => write!(f, "[{code}] {context}: {source}"),
             CliError::Hinted { error, hint } => write!(f, "{error}\n  {hint}"),
         }
@@ -213,7 +255,7 @@ mod tests {
 
     #[test]
     fn the_code_leads_the_message_and_a_hint_keeps_the_code() {
-        let e = CliError::GatewayUnreachable { detail: "no answer".into() };
+        let e = CliError::GatewayUnreachable { detail: "no answer".into(), offline_hint: true };
         assert_eq!(e.code(), "GATEWAY_UNREACHABLE");
         assert!(e.to_string().starts_with("[GATEWAY_UNREACHABLE] no answer"));
         assert!(e.to_string().contains("--offline"));

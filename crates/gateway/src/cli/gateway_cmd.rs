@@ -1,17 +1,21 @@
-//! `clawgate gateway run | call | status | token`.
+//! `clawgate gateway run | call | status | token`. Running the gateway is
+//! in `gateway_run.rs`; this file holds the commands that talk to it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
-use clawgate_client::{Client, ConnectOptions};
-use serde_json::Value;
+use clap::{Args, Subcommand};
+use clawgate_protocol::methods::{method_scope, MethodScope};
+use clawgate_protocol::scopes;
+use serde_json::{json, Value};
 
 use clawgate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
+use clawgate::runtime_file::{self, Found, RuntimeInfo};
 use clawgate::state::StateDir;
-use clawgate::{serve, Gateway, ServerOptions};
 
+use super::client_conn::{checked_scopes, connect, ClientArgs, Located};
 use super::error::CliError;
+use super::gateway_run::{run_gateway, RunArgs};
 
 #[derive(Subcommand)]
 pub enum GatewayCommand {
@@ -19,72 +23,17 @@ pub enum GatewayCommand {
     Run(RunArgs),
     /// Call one method on the running gateway and print the JSON result.
     Call(CallArgs),
-    /// Show the running gateway's status.
-    Status(ConnArgs),
-    /// Print the gateway token clients must present.
-    Token(ConfigArgs),
+    /// Show the running gateway's status (exit status 3: not running).
+    Status(StatusArgs),
+    /// Print the token the running gateway uses (or say why it cannot).
+    Token(TokenArgs),
 }
 
 #[derive(Args, Clone)]
 pub struct ConfigArgs {
     /// Config file (JSON5). Default: $CLAWGATE_CONFIG, else config.json5 in the state directory if present.
     #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum AuthArg {
-    None,
-    Token,
-    Password,
-}
-
-#[derive(Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[arg(long)]
-    port: Option<u16>,
-    /// `loopback`, `lan`, or an IP address.
-    #[arg(long)]
-    bind: Option<String>,
-    #[arg(long, value_enum)]
-    auth: Option<AuthArg>,
-    /// The gateway token. Visible to other users in the process list: prefer
-    /// OPENCLAW_GATEWAY_TOKEN or the config file.
-    #[arg(long)]
-    token: Option<String>,
-    /// Upstream mode: the OpenClaw gateway behind clawgate, e.g.
-    /// ws://127.0.0.1:18790 (loopback only). Its token comes from
-    /// CLAWGATE_UPSTREAM_TOKEN[_FILE] or gateway.upstream in the config file.
-    #[arg(long, value_name = "URL")]
-    upstream: Option<String>,
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
-}
-
-#[derive(Args, Clone)]
-pub struct ConnArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
-    /// Gateway URL. Default: ws://127.0.0.1:<configured port>.
-    #[arg(long)]
-    url: Option<String>,
-    /// Token to present (default: the configured or generated one). Visible
-    /// in the process list: prefer OPENCLAW_GATEWAY_TOKEN.
-    #[arg(long)]
-    token: Option<String>,
-    /// Scopes to ask for, comma-separated.
-    #[arg(long, default_value = "operator.admin", value_delimiter = ',')]
-    scopes: Vec<String>,
-    #[arg(long, default_value_t = 10_000)]
-    timeout_ms: u64,
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -93,8 +42,32 @@ pub struct CallArgs {
     /// Request params as JSON.
     #[arg(long)]
     params: Option<String>,
+    /// Scopes to ask for, comma-separated. Default: the least the method needs.
+    #[arg(long, value_delimiter = ',')]
+    scopes: Option<Vec<String>>,
+    /// Print JSON (the default: accepted for OpenClaw's habit).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
-    conn: ConnArgs,
+    conn: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON: {"token": …, "source": …} (or why there is none).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(cmd: GatewayCommand) -> Result<ExitCode, CliError> {
@@ -113,14 +86,20 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, CliError> {
 pub(crate) struct Loaded {
     pub(crate) config: Config,
     pub(crate) state: StateDir,
+    /// The config file read, if any.
+    pub(crate) config_file: Option<PathBuf>,
 }
 
-/// Resolve config the same way for every subcommand. `generate` allows
-/// creating the token on first start (only `gateway run` does that).
-pub(crate) fn load_config(
+/// Finds the token in token mode when none is configured: reads (or
+/// generates) the state directory's token file.
+pub(crate) type TokenFinder<'a> = &'a mut dyn FnMut(&StateDir) -> Result<(String, PathBuf), ConfigError>;
+
+/// Resolve config the same way for every subcommand; `token` is asked for
+/// the token only in token mode when none is configured anywhere.
+pub(crate) fn load_config_with(
     args: &ConfigArgs,
     mut sources: ConfigSources,
-    generate: bool,
+    token: TokenFinder<'_>,
 ) -> Result<Loaded, ConfigError> {
     sources.env = ConfigSources::from_process_env();
     let state = StateDir::locate(&sources.env)?;
@@ -129,130 +108,34 @@ pub(crate) fn load_config(
         .clone()
         .or_else(|| sources.env.get("CLAWGATE_CONFIG").filter(|p| !p.is_empty()).map(PathBuf::from))
         .or_else(|| Some(state.default_config_path()).filter(|p| p.exists()));
-    let config = config::load(&sources, &mut || {
-        if generate {
-            state.token_or_generate()
-        } else {
-            match state.read_token()? {
-                Some(t) => Ok((t, state.token_path())),
-                None => Err(ConfigError::Other(format!(
-                    "no gateway token yet: start the gateway once (clawgate gateway run) to generate {}, or set OPENCLAW_GATEWAY_TOKEN",
-                    state.token_path().display()
-                ))),
-            }
+    let config = config::load(&sources, &mut || token(&state))?;
+    Ok(Loaded { config, config_file: sources.file, state })
+}
+
+/// [`load_config_with`] requiring an existing token (never generating one).
+pub(crate) fn load_config(args: &ConfigArgs, sources: ConfigSources) -> Result<Loaded, ConfigError> {
+    load_config_with(args, sources, &mut |state: &StateDir| {
+        match state.read_token()? {
+        Some(t) => Ok((t, state.token_path())),
+        None => Err(ConfigError::Other(format!(
+            "no gateway token yet: start the gateway once (clawgate gateway run) to generate {}, or set OPENCLAW_GATEWAY_TOKEN",
+            state.token_path().display()
+        ))),
+    }
+    })
+}
+
+/// The least `method` needs, from the protocol's method table; methods the
+/// table does not know need `operator.admin` (clawgate fails closed).
+fn least_scopes(method: &str) -> Result<Vec<String>, CliError> {
+    match method_scope(method) {
+        Some(MethodScope::Operator(s)) => Ok(vec![s.to_owned()]),
+        Some(MethodScope::Dynamic { base }) => Ok(vec![base.to_owned()]),
+        Some(MethodScope::Node) => {
+            Err(CliError::InvalidInput(format!("{method} is a node method: only a node's own connection may call it")))
         }
-    })?;
-    Ok(Loaded { config, state })
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a terminal: a log file or journal gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        None => Ok(vec![scopes::ADMIN.to_owned()]),
     }
-}
-
-fn warn_token_flag(token: &Option<String>) {
-    if token.is_some() {
-        eprintln!(
-            "clawgate: warning: --token is visible to other users in the process list; prefer OPENCLAW_GATEWAY_TOKEN"
-        );
-    }
-}
-
-async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
-    init_logging(args.log_format);
-    warn_token_flag(&args.token);
-    let sources = ConfigSources {
-        port: args.port,
-        bind: args.bind.clone(),
-        auth_mode: args.auth.map(|a| match a {
-            AuthArg::None => AuthMode::None,
-            AuthArg::Token => AuthMode::Token,
-            AuthArg::Password => AuthMode::Password,
-        }),
-        token: args.token.clone(),
-        upstream_url: args.upstream.clone(),
-        ..Default::default()
-    };
-    let Loaded { config, state } = load_config(&args.config, sources, true)?;
-    state.ensure()?;
-    // The store first: a store that cannot be read stops the start, before anything listens.
-    let store_path = state.store_path();
-    let store = clawgate::store::SqliteStore::open(&store_path)?;
-    let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::io(format!("cannot listen on {addr}"), e))?;
-    let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
-    let auth_line = match (&config.auth_mode, &config.token, &config.password) {
-        (AuthMode::Token, Some(t), _) => {
-            format!("token auth (token from {}; print it with `clawgate gateway token`)", t.source)
-        }
-        (AuthMode::Password, _, Some(p)) => format!("password auth (password from {})", p.source),
-        (mode, _, _) => format!("auth mode {}", mode.as_str()),
-    };
-    tracing::info!(url = %format!("ws://{addr}"), state_dir = %state.path.display(), "clawgate listening; {auth_line}");
-    if let Some(upstream) = &config.upstream {
-        log_upstream(upstream).await;
-    }
-    let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
-    serve(listener, gateway, shutdown_signal()).await.map_err(|e| CliError::io("the gateway stopped", e))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Which upstream, with which kind of secret from where (never the secret),
-/// and whether it answered a quick probe. Not answering is a warning only:
-/// OpenClaw takes ~17 s to start, often beside clawgate.
-async fn log_upstream(upstream: &clawgate::upstream::UpstreamConfig) {
-    use clawgate::upstream::probe::{probe, ProbeOutcome, PROBE_TIMEOUT};
-    let secret = match upstream.secret.kind {
-        clawgate::upstream::SecretKind::Token => "token",
-        clawgate::upstream::SecretKind::Password => "password",
-    };
-    let source = upstream.secret.value.source.to_string();
-    match probe(upstream, PROBE_TIMEOUT).await {
-        ProbeOutcome::Answered => tracing::info!(
-            upstream = %upstream.url,
-            "upstream mode: in front of the OpenClaw gateway at {} ({secret} from {source}); it answered",
-            upstream.url
-        ),
-        ProbeOutcome::NotAnswering(why) => tracing::warn!(
-            upstream = %upstream.url,
-            reason = %why,
-            "upstream mode: in front of the OpenClaw gateway at {} ({secret} from {source}); it is not answering \
-             yet, sessions get UPSTREAM_UNAVAILABLE until it does",
-            upstream.url
-        ),
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-async fn connect(args: &ConnArgs) -> Result<Client, CliError> {
-    warn_token_flag(&args.token);
-    let sources = ConfigSources { token: args.token.clone(), ..Default::default() };
-    let loaded = load_config(&args.config, sources, false)?;
-    let url = args.url.clone().unwrap_or_else(|| format!("ws://127.0.0.1:{}", loaded.config.port));
-    let mut opts = ConnectOptions::new(url).client("cli", "cli").scopes(&args.scopes);
-    opts.token = loaded.config.token.as_ref().map(|t| t.reveal().to_owned());
-    opts.password = loaded.config.password.as_ref().map(|p| p.reveal().to_owned());
-    opts.timeout = std::time::Duration::from_millis(args.timeout_ms);
-    Client::connect(opts).await.map_err(CliError::Client)
 }
 
 async fn call(args: CallArgs) -> Result<ExitCode, CliError> {
@@ -263,7 +146,11 @@ async fn call(args: CallArgs) -> Result<ExitCode, CliError> {
         ),
         None => None,
     };
-    let client = connect(&args.conn).await?;
+    let scopes = match &args.scopes {
+        Some(given) => checked_scopes(given)?,
+        None => least_scopes(&args.method)?,
+    };
+    let (client, _) = connect(&args.conn, &scopes).await?;
     let result = client.request(&args.method, params).await;
     client.close().await;
     match result {
@@ -275,33 +162,179 @@ async fn call(args: CallArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-async fn status(args: ConnArgs) -> Result<ExitCode, CliError> {
-    let client = connect(&args).await?;
+/// Exit status of `gateway status` when nothing answers.
+const NOT_RUNNING: u8 = 3;
+
+async fn status(args: StatusArgs) -> Result<ExitCode, CliError> {
+    let (client, loc) = match connect(&args.conn, &[scopes::READ.to_owned()]).await {
+        Ok(c) => c,
+        Err(CliError::GatewayUnreachable { detail, .. }) => {
+            if args.json {
+                println!("{}", json!({ "running": false, "detail": detail }));
+            } else {
+                println!("clawgate gateway: not running ({detail})");
+                println!("  start it with `clawgate gateway run` (or pass --port/--url if it listens elsewhere)");
+            }
+            return Ok(ExitCode::from(NOT_RUNNING));
+        }
+        Err(e) => return Err(e),
+    };
     let result = client.request("status", None).await;
     client.close().await;
     let v = result.map_err(CliError::Client)?;
-    let c = &v["connections"];
-    println!(
-        "clawgate {} — up {} s, auth mode {}",
-        v["version"].as_str().unwrap_or("?"),
-        v["uptimeMs"].as_u64().unwrap_or(0) / 1000,
-        v["authMode"].as_str().unwrap_or("?")
-    );
-    println!(
-        "sessions: {} ({} operators, {} nodes), {} handshaking",
-        c["sessions"], c["operators"], c["nodes"], c["handshaking"]
-    );
+    let info = loc.running.as_ref();
+    let config_file = info.map_or_else(|| loc.config_file.clone(), |i| i.config_file.clone());
+    if args.json {
+        let out = json!({
+            "running": true,
+            "url": loc.url,
+            "pid": info.map(|i| i.pid),
+            "configFile": config_file,
+            "secretSource": info.and_then(|i| i.secret.as_ref()).map(|s| &s.described),
+            "status": v,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_status(&v, &loc, info, config_file);
     Ok(ExitCode::SUCCESS)
 }
 
-fn token(args: ConfigArgs) -> Result<ExitCode, CliError> {
-    let loaded = load_config(&args, ConfigSources::default(), false)?;
-    match (&loaded.config.auth_mode, &loaded.config.token) {
-        (AuthMode::Token, Some(t)) => {
-            println!("{}", t.reveal());
-            eprintln!("(from {})", t.source);
+fn print_status(v: &Value, loc: &Located, info: Option<&RuntimeInfo>, config_file: Option<PathBuf>) {
+    let c = &v["connections"];
+    let shown = |x: &Value| if x.is_null() { "?".to_owned() } else { x.to_string() };
+    println!(
+        "clawgate {} — running, up {} s",
+        v["version"].as_str().unwrap_or("?"),
+        v["uptimeMs"].as_u64().unwrap_or(0) / 1000
+    );
+    let pid = info.map(|i| format!(" (pid {})", i.pid)).unwrap_or_default();
+    println!("  url          {}{pid}", loc.url);
+    println!("  bind         {}", v["bind"].as_str().or(info.map(|i| i.bind.as_str())).unwrap_or("?"));
+    println!(
+        "  config file  {}",
+        config_file.map_or_else(|| "none (built-in defaults)".to_owned(), |p| p.display().to_string())
+    );
+    let secret = info.and_then(|i| i.secret.as_ref()).map(|s| format!(" ({} from {})", s.kind, s.described));
+    println!("  auth mode    {}{}", v["authMode"].as_str().unwrap_or("?"), secret.unwrap_or_default());
+    println!(
+        "  sessions     {} ({} operators, {} nodes), {} handshaking",
+        shown(&c["sessions"]),
+        shown(&c["operators"]),
+        shown(&c["nodes"]),
+        shown(&c["handshaking"])
+    );
+    println!("  pending      {} pairing request(s)", shown(&v["pendingPairingRequests"]));
+    println!("  locked out   {} address(es)", shown(&v["lockedOutAddresses"]));
+}
+
+/// What `gateway token` can say about the secret in use.
+enum TokenAnswer {
+    Token { value: String, source: String },
+    Unknowable { why: String },
+}
+
+fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
+    let env = ConfigSources::from_process_env();
+    let state = StateDir::locate(&env)?;
+    let answer = match runtime_file::read(&state.path) {
+        Ok(Some(Found::Live(info))) => running_token(&args, &info)?,
+        _ => configured_token(&args)?,
+    };
+    match answer {
+        TokenAnswer::Token { value, source } => {
+            if args.json {
+                println!("{}", json!({ "token": value, "source": source }));
+            } else {
+                println!("{value}");
+                eprintln!("(from {source})");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        (mode, _) => Err(CliError::NoToken { auth_mode: mode.as_str() }),
+        TokenAnswer::Unknowable { why } => {
+            if args.json {
+                println!("{}", json!({ "token": null, "why": why }));
+            }
+            Err(CliError::NoToken { why })
+        }
+    }
+}
+
+/// The token the running gateway uses, read from where it came from and
+/// checked against the fingerprint it recorded.
+fn running_token(args: &TokenArgs, info: &RuntimeInfo) -> Result<TokenAnswer, CliError> {
+    let pid = info.pid;
+    let Some(origin) = &info.secret else {
+        return Ok(TokenAnswer::Unknowable {
+            why: format!("the running gateway (pid {pid}) runs in auth mode {}, which has no token", info.auth_mode),
+        });
+    };
+    if origin.kind != "token" {
+        return Ok(TokenAnswer::Unknowable {
+            why: format!(
+                "the running gateway (pid {pid}) runs in password mode; its password came from {}",
+                origin.described
+            ),
+        });
+    }
+    if !origin.readable_elsewhere() {
+        return Ok(TokenAnswer::Unknowable {
+            why: format!(
+                "the running gateway (pid {pid}) took its token from {}; no other process can read that, so this \
+                 command cannot print it",
+                origin.described
+            ),
+        });
+    }
+    let value = match origin.source.as_str() {
+        "config" => {
+            let file = ConfigArgs { config: info.config_file.clone().or_else(|| args.config.config.clone()) };
+            let loaded =
+                load_config_with(&file, ConfigSources::default(), &mut |_| Ok((String::new(), PathBuf::new())))?;
+            loaded.config.token.map(|t| t.reveal().to_owned()).unwrap_or_default()
+        }
+        _ => {
+            let path = origin.name.clone().unwrap_or_default();
+            std::fs::read_to_string(&path)
+                .map_err(|e| CliError::io(format!("cannot read {path}"), e))?
+                .trim()
+                .to_owned()
+        }
+    };
+    if runtime_file::fingerprint(&value) != origin.fingerprint {
+        return Ok(TokenAnswer::Unknowable {
+            why: format!(
+                "{} changed since the running gateway (pid {pid}) started; restart it to use the new token",
+                origin.described
+            ),
+        });
+    }
+    Ok(TokenAnswer::Token { value, source: format!("{}, in use by the running gateway (pid {pid})", origin.described) })
+}
+
+/// No gateway running: the token `gateway run` would use now.
+fn configured_token(args: &TokenArgs) -> Result<TokenAnswer, CliError> {
+    let loaded = load_config(&args.config, ConfigSources::default())?;
+    Ok(match (&loaded.config.auth_mode, &loaded.config.token) {
+        (AuthMode::Token, Some(t)) => TokenAnswer::Token {
+            value: t.reveal().to_owned(),
+            source: format!("{}; no gateway is running, this is the token `clawgate gateway run` would use", t.source),
+        },
+        (mode, _) => TokenAnswer::Unknowable {
+            why: format!("the configured auth mode is {}, which has no token", mode.as_str()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_asks_for_the_least_its_method_needs() {
+        assert_eq!(least_scopes("health").unwrap(), [scopes::READ]);
+        assert_eq!(least_scopes("device.pair.list").unwrap(), [scopes::PAIRING]);
+        assert_eq!(least_scopes("no.such.method").unwrap(), [scopes::ADMIN]);
+        assert_eq!(least_scopes("node.invoke.result").unwrap_err().code(), "INVALID_INPUT");
     }
 }

@@ -1,9 +1,12 @@
 //! The `clawgate` command line.
 
 mod auth_cmd;
+mod client_conn;
 mod devices;
 mod error;
 mod gateway_cmd;
+mod gateway_run;
+mod port_holder;
 mod services_cmd;
 
 use std::process::ExitCode;
@@ -45,7 +48,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("clawgate: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod error;
 mod load;
 pub mod secret;
+mod secret_policy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use clawgate_protocol::Role;
 pub use error::ConfigError;
 pub use load::{load, ConfigSources};
 pub use secret::{ResolvedSecret, SecretSource};
+pub use secret_policy::{check_secret_strength, placeholder_reason, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS};
 
 pub const DEFAULT_PORT: u16 = 18789;
 

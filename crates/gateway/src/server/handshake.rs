@@ -317,34 +317,44 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
     }
 }
 
-/// One structured line per connection decision. Client-supplied strings are
-/// logged with `?` so they are escaped; secrets never appear.
+/// One structured line per connection decision, with typed fields: strings
+/// as strings (client-supplied ones with control characters escaped, so a
+/// client id cannot forge a log line), scopes as one comma-separated string;
+/// secrets never appear.
 fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision: &Decision) {
     let p = &facts.params;
+    let client_id = p.client.id.escape_debug();
+    let client_mode = p.client.mode.escape_debug();
+    let local = facts.locality.is_direct_local();
     match decision {
-        Decision::Admit(a) => tracing::info!(
-            target: "clawgate::admission",
-            conn_id, client_ip = %client_ip, local = facts.locality.is_direct_local(),
-            client_id = ?p.client.id, client_mode = ?p.client.mode,
-            outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = ?a.scopes,
-            credential = a.credential.kind_name(),
-            "connection admitted"
-        ),
+        Decision::Admit(a) => {
+            let scopes = a.scopes.join(",");
+            tracing::info!(
+                target: "clawgate::admission",
+                conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
+                outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = %scopes.escape_debug(),
+                credential = a.credential.kind_name(),
+                "connection admitted"
+            )
+        }
         Decision::Refuse(r) => tracing::info!(
             target: "clawgate::admission",
-            conn_id, client_ip = %client_ip, local = facts.locality.is_direct_local(),
-            client_id = ?p.client.id, client_mode = ?p.client.mode, role = ?p.role(),
+            conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
+            role = %p.role().escape_debug(),
             outcome = "refuse", rule = r.rule.as_str(), code = r.kind.details_code(), reason = r.kind.reason(),
             "connection refused"
         ),
-        Decision::PairingRequired(n) => tracing::info!(
-            target: "clawgate::admission",
-            conn_id, client_ip = %client_ip, local = facts.locality.is_direct_local(),
-            client_id = ?p.client.id, client_mode = ?p.client.mode, role = n.role.as_str(),
-            outcome = "pairing-required", rule = "pairing-required", reason = n.reason.as_str(),
-            device_id = %n.device.device_id, scopes = ?n.scopes,
-            "device needs approval"
-        ),
+        Decision::PairingRequired(n) => {
+            let scopes = n.scopes.join(",");
+            tracing::info!(
+                target: "clawgate::admission",
+                conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
+                role = n.role.as_str(),
+                outcome = "pairing-required", rule = "pairing-required", reason = n.reason.as_str(),
+                device_id = %n.device.device_id, scopes = %scopes.escape_debug(),
+                "device needs approval"
+            )
+        }
     }
 }
 

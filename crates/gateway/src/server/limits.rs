@@ -67,6 +67,11 @@ impl AuthLimiter {
         n
     }
 
+    /// How many keys are locked out now (`gateway status` shows it).
+    pub fn locked_count(&self, now: u64) -> usize {
+        self.lock().values().filter(|e| e.locked_until.is_some_and(|u| u > now)).count()
+    }
+
     /// A success clears the key.
     pub fn reset(&self, key: &str) {
         self.lock().remove(key);

@@ -119,7 +119,20 @@ fn apply_failure(f: &ApplyFailure) -> Rejection {
         ),
     };
     let close_reason = truncate_reason(&message);
+    let message = with_remediation(message, details.get("remediationHint").and_then(Value::as_str).unwrap_or(""));
     Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
+}
+
+/// A refusal's message with its remediation at the end: OpenClaw's clients
+/// print only `message`, never `details.remediationHint` (which keeps the
+/// hint alone, for clients that read it). The close reason keeps the bare
+/// message: it is limited to 123 bytes.
+pub fn with_remediation(message: String, hint: &str) -> String {
+    let hint = hint.trim();
+    if hint.is_empty() {
+        return message;
+    }
+    format!("{message} — to fix: {hint}")
 }
 
 /// An upstream link that could not be opened. Unavailable →
@@ -381,36 +394,36 @@ pub fn refusal(r: &Refusal) -> Rejection {
             }
             let message = format!("pairing required: {}", reason.requirement());
             let close = truncate_reason(&format!("{message} (requestId: {request_id})"));
-            let shape = ErrorShape::new(ErrorCode::NotPaired, message).with_details(d(extra));
+            let shape =
+                ErrorShape::new(ErrorCode::NotPaired, with_remediation(message, &r.hint)).with_details(d(extra));
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason: close };
         }
         RefusalKind::PairingRejected { retry_after_ms } => {
-            let mut shape =
-                ErrorShape::new(ErrorCode::NotPaired, "pairing rejected: this device's request was rejected recently")
-                    .with_details(d(json!({ "retryAfterMs": retry_after_ms })));
+            let message = "pairing rejected: this device's request was rejected recently";
+            let mut shape = ErrorShape::new(ErrorCode::NotPaired, with_remediation(message.into(), &r.hint))
+                .with_details(d(json!({ "retryAfterMs": retry_after_ms })));
             shape.retryable = Some(true);
             shape.retry_after_ms = Some(*retry_after_ms);
-            let close_reason = truncate_reason(&shape.message);
+            let close_reason = truncate_reason(message);
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
         }
         RefusalKind::RateLimited { retry_after_ms } => {
-            let mut shape = ErrorShape::new(
-                ErrorCode::InvalidRequest,
-                "unauthorized: too many failed authentication attempts (retry later)",
-            )
-            .with_details(d(json!({
-                "authReason": "rate_limited",
-                "canRetryWithDeviceToken": false,
-                "recommendedNextStep": "wait_then_retry",
-                "retryAfterMs": retry_after_ms,
-            })));
+            let message = "unauthorized: too many failed authentication attempts (retry later)";
+            let mut shape = ErrorShape::new(ErrorCode::InvalidRequest, with_remediation(message.into(), &r.hint))
+                .with_details(d(json!({
+                    "authReason": "rate_limited",
+                    "canRetryWithDeviceToken": false,
+                    "recommendedNextStep": "wait_then_retry",
+                    "retryAfterMs": retry_after_ms,
+                })));
             shape.retryable = Some(true);
             shape.retry_after_ms = Some(*retry_after_ms);
-            let close_reason = truncate_reason(&shape.message);
+            let close_reason = truncate_reason(message);
             return Rejection { error: Some(shape), close_code: CLOSE_POLICY, close_reason };
         }
     };
     let close_reason = truncate_reason(&message);
+    let message = with_remediation(message, &r.hint);
     Rejection { error: Some(ErrorShape::new(top, message).with_details(details)), close_code, close_reason }
 }
 

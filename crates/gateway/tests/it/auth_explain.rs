@@ -29,8 +29,11 @@ fn explain_json(state: &Path, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let (ok, stdout, stderr) = explain(state, &all);
-    assert!(ok, "clawgate auth explain {all:?} failed:\n{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+    let v: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("clawgate auth explain {all:?}: not JSON ({e}):\n{stdout}\n{stderr}"));
+    // Exit status 0 exactly when the connection would be admitted.
+    assert_eq!(ok, v["outcome"] == "admit", "exit status of {all:?} disagrees with {v:#}");
+    v
 }
 
 fn state_dir() -> tempfile::TempDir {

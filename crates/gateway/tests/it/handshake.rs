@@ -160,7 +160,9 @@ async fn protocol_mismatch_closes_1002_with_details() {
     p["maxProtocol"] = json!(3);
     let (err, close) = refused(&gw, p).await;
     assert_eq!(err["code"], "INVALID_REQUEST");
-    assert_eq!(err["message"], "protocol mismatch");
+    // The message starts as OpenClaw's and ends with the remediation.
+    let hint = err["details"]["remediationHint"].as_str().unwrap();
+    assert_eq!(err["message"], format!("protocol mismatch — to fix: {hint}"));
     assert_eq!(err["details"]["code"], "PROTOCOL_MISMATCH");
     assert_eq!(err["details"]["expectedProtocol"], 4);
     assert_eq!(err["details"]["minimumProbeProtocol"], 3);

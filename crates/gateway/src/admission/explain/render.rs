@@ -148,11 +148,11 @@ pub fn render_text(e: &Explanation) -> String {
     }
     let _ = writeln!(out, "trace:");
     let (_, edge) = edge_note(e);
-    let _ = writeln!(out, "    {:<22} pass     {edge}", "edge");
+    let _ = writeln!(out, "    {:<22} {:<14} {edge}", "edge", "ok");
     for step in &decided.trace {
         let mark = if step.decided { ">" } else { " " };
-        let verdict = if step.decided { "DECIDED" } else { "pass" };
-        let _ = writeln!(out, "  {mark} {:<22} {verdict:<8} {}", step.rule.as_str(), step.note);
+        let verdict = if step.decided { "DECIDED" } else { "not applicable" };
+        let _ = writeln!(out, "  {mark} {:<22} {verdict:<14} {}", step.rule.as_str(), step.note);
     }
     out
 }

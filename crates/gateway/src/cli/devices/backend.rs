@@ -10,21 +10,21 @@ use clawgate::devices_admin::{self, views, Actor};
 use clawgate::server::now_ms;
 use clawgate::state::StateDir;
 use clawgate::store::{Role, SqliteStore};
-use clawgate_client::{Client, ClientError, ConnectOptions};
+use clawgate_client::Client;
 use clawgate_protocol::scopes;
 use serde_json::{json, Value};
+use tokio::sync::Mutex;
 
-use super::Target;
+use crate::cli::client_conn::{self, ClientArgs};
 use crate::cli::error::{CliError, OFFLINE_HINT};
-use crate::cli::gateway_cmd::load_config;
-
-/// What the CLI asks for when it connects to manage devices.
-const CLI_SCOPES: &[&str] = &[scopes::ADMIN, scopes::PAIRING];
 
 /// The operations every device command is made of.
 pub(super) trait DeviceAdmin {
     /// Working on the store file rather than through the gateway.
     fn offline(&self) -> bool;
+    /// Make sure the session holds `scopes` too (reconnecting with more if
+    /// needed): the CLI asks for the least each step needs.
+    async fn widen(&self, scopes: &[String]) -> Result<(), CliError>;
     /// `{pending: [...], paired: [...]}`, shaped like `device.pair.list`.
     async fn list(&self) -> Result<Value, CliError>;
     async fn approve(&self, request_id: &str) -> Result<Value, CliError>;
@@ -36,46 +36,55 @@ pub(super) trait DeviceAdmin {
 }
 
 /// Through the gateway, as a local `cli`/`cli` client with the gateway
-/// credential.
-pub(super) struct GatewayBackend(Client);
+/// credential, holding the scopes asked for so far.
+pub(super) struct GatewayBackend {
+    args: ClientArgs,
+    session: Mutex<(Vec<String>, Client)>,
+}
+
+/// Connect for device administration; failures say `--offline` exists.
+async fn connect(args: &ClientArgs, scopes: &[String]) -> Result<Client, CliError> {
+    match client_conn::connect(args, scopes).await {
+        Ok((client, _)) => Ok(client),
+        Err(CliError::GatewayUnreachable { detail, .. }) => {
+            Err(CliError::GatewayUnreachable { detail, offline_hint: true })
+        }
+        Err(e @ CliError::GatewayRefusedUpgrade { .. }) => Err(e),
+        Err(e) => Err(e.hinted(OFFLINE_HINT)),
+    }
+}
 
 impl GatewayBackend {
-    pub(super) async fn connect(t: &Target) -> Result<GatewayBackend, CliError> {
-        if t.token.is_some() {
-            eprintln!(
-                "clawgate: warning: --token is visible to other users in the process list; prefer OPENCLAW_GATEWAY_TOKEN"
-            );
-        }
-        let sources = ConfigSources { token: t.token.clone(), ..Default::default() };
-        let loaded = load_config(&t.config, sources, false).map_err(|e| CliError::from(e).hinted(OFFLINE_HINT))?;
-        let url = t.url.clone().unwrap_or_else(|| format!("ws://127.0.0.1:{}", loaded.config.port));
-        let mut opts = ConnectOptions::new(url.clone()).client("cli", "cli").scopes(CLI_SCOPES);
-        opts.token = loaded.config.token.as_ref().map(|t| t.reveal().to_owned());
-        opts.password = loaded.config.password.as_ref().map(|p| p.reveal().to_owned());
-        opts.timeout = std::time::Duration::from_millis(t.timeout_ms);
-        let client = Client::connect(opts).await.map_err(|e| match e {
-            ClientError::Connect { message, .. } if message.starts_with("HTTP error") => {
-                CliError::GatewayRefusedUpgrade { url, detail: message }
-            }
-            ClientError::Connect { message, .. } => {
-                CliError::GatewayUnreachable { detail: format!("cannot reach the gateway at {url} ({message})") }
-            }
-            e @ (ClientError::Timeout(_) | ClientError::Closed(None)) => {
-                CliError::GatewayUnreachable { detail: format!("no answer from the gateway at {url} ({e})") }
-            }
-            other => CliError::from_gateway(other).hinted(OFFLINE_HINT),
-        })?;
-        Ok(GatewayBackend(client))
+    /// Start with `operator.pairing`: enough to list, reject, and manage
+    /// operator devices.
+    pub(super) async fn connect(args: &ClientArgs) -> Result<GatewayBackend, CliError> {
+        let scopes = vec![scopes::PAIRING.to_owned()];
+        let client = connect(args, &scopes).await?;
+        Ok(GatewayBackend { args: args.clone(), session: Mutex::new((scopes, client)) })
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, CliError> {
-        self.0.request(method, Some(params)).await.map_err(CliError::from_gateway)
+        let session = self.session.lock().await;
+        session.1.request(method, Some(params)).await.map_err(CliError::from_gateway)
     }
 }
 
 impl DeviceAdmin for GatewayBackend {
     fn offline(&self) -> bool {
         false
+    }
+
+    async fn widen(&self, wanted: &[String]) -> Result<(), CliError> {
+        let mut session = self.session.lock().await;
+        if scopes::covered_by(wanted, &session.0) {
+            return Ok(());
+        }
+        let mut all = session.0.clone();
+        all.extend(wanted.iter().filter(|w| !session.0.contains(w)).cloned());
+        let client = connect(&self.args, &all).await?;
+        let (_, old) = std::mem::replace(&mut *session, (all, client));
+        old.close().await;
+        Ok(())
     }
 
     async fn list(&self) -> Result<Value, CliError> {
@@ -107,7 +116,7 @@ impl DeviceAdmin for GatewayBackend {
     }
 
     async fn close(self) {
-        self.0.close().await;
+        self.session.into_inner().1.close().await;
     }
 }
 
@@ -140,6 +149,11 @@ impl StoreBackend {
 impl DeviceAdmin for StoreBackend {
     fn offline(&self) -> bool {
         true
+    }
+
+    /// The store's owner holds every right.
+    async fn widen(&self, _scopes: &[String]) -> Result<(), CliError> {
+        Ok(())
     }
 
     async fn list(&self) -> Result<Value, CliError> {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clawgate::server::now_ms;
 use clawgate::store::{Role, StoreError, LATEST_WINDOW_MS};
+use clawgate_protocol::scopes::{self, ADMIN};
 use serde_json::Value;
 
 use super::backend::DeviceAdmin;
@@ -140,6 +141,12 @@ pub(super) async fn approve(backend: &impl DeviceAdmin, args: &ApproveArgs) -> R
     let now = now_ms();
     let pending = items(&listing, "pending");
     let (request_id, request) = choose(args, &pending, now)?;
+    // An approver grants only what it holds; a node role needs admin.
+    let mut needed = request.as_ref().map(|r| strings(r, "scopes")).unwrap_or_default();
+    if request.as_ref().is_none_or(|r| s(r, "role") != Some("operator")) {
+        needed.push(scopes::ADMIN.to_owned());
+    }
+    backend.widen(&needed).await?;
     if let Some(r) = &request {
         let device = s(r, "deviceId").unwrap_or("?");
         println!("Approving pairing request {request_id}:");
@@ -212,6 +219,9 @@ fn offline_note(backend: &impl DeviceAdmin) {
 pub(super) async fn remove(backend: &impl DeviceAdmin, args: &DeviceArgs) -> Result<ExitCode, CliError> {
     let listing = backend.list().await?;
     let (id, device) = paired_device(&listing, &args.device_id)?;
+    if device.as_ref().is_none_or(|d| strings(d, "roles").iter().any(|r| r != "operator")) {
+        backend.widen(&[scopes::ADMIN.to_owned()]).await?;
+    }
     let result = backend.remove(&id).await?;
     let what = device.as_ref().map(|d| format!(" ({})", what_it_is(d))).unwrap_or_default();
     println!("Removed device {id}{what} and its tokens; it must pair again to connect.");
@@ -241,9 +251,11 @@ fn pick_role(given: Option<RoleArg>, device: Option<&Value>, id: &str) -> Result
 pub(super) async fn rotate(backend: &impl DeviceAdmin, args: RotateArgs) -> Result<ExitCode, CliError> {
     let RotateArgs { inner, scopes } = args;
     let listing = backend.list().await?;
-    let (id, device) = paired_device(&listing, &inner.device_id)?;
+    let (id, device) = paired_device(&listing, inner.device_id())?;
     let role = pick_role(inner.role, device.as_ref(), &id)?;
     let scopes = scopes.map(|s| s.into_iter().map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect());
+    // Another device's token: admin (the CLI has no device of its own).
+    backend.widen(&[ADMIN.to_owned()]).await?;
     let result = backend.rotate(&id, role, scopes).await?;
     println!(
         "Rotated the {} token of device {} (scopes {}); the old token stopped working.",
@@ -264,8 +276,9 @@ pub(super) async fn rotate(backend: &impl DeviceAdmin, args: RotateArgs) -> Resu
 
 pub(super) async fn revoke(backend: &impl DeviceAdmin, args: &RoleArgs) -> Result<ExitCode, CliError> {
     let listing = backend.list().await?;
-    let (id, device) = paired_device(&listing, &args.device_id)?;
+    let (id, device) = paired_device(&listing, args.device_id())?;
     let role = pick_role(args.role, device.as_ref(), &id)?;
+    backend.widen(&[ADMIN.to_owned()]).await?;
     let result = backend.revoke(&id, role).await?;
     if result.get("revoked").and_then(Value::as_bool) == Some(false) {
         println!("The {} token of device {} was already revoked; nothing to do.", role.as_str(), short(&id));

@@ -2,8 +2,10 @@
 //!
 //! By default every command works through the running gateway: the CLI
 //! connects as a local `cli`/`cli` client with the gateway credential, asks
-//! for `operator.admin` and `operator.pairing`, and calls the `device.pair.*`
-//! and `device.token.*` methods. With `--offline` it opens the pairing store
+//! for the least each step needs (`operator.pairing` to list; approving also
+//! the scopes it grants; node roles and other devices' tokens also
+//! `operator.admin`), and calls the `device.pair.*` and `device.token.*`
+//! methods. With `--offline` it opens the pairing store
 //! in the state directory directly (approvals are recorded as
 //! `cli-offline`). `--offline` is never chosen automatically: when the
 //! gateway cannot be reached, the error says to pass it.
@@ -20,8 +22,8 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use clawgate::store::Role;
 
+use super::client_conn::ClientArgs;
 use super::error::CliError;
-use super::gateway_cmd::ConfigArgs;
 use backend::{DeviceAdmin, GatewayBackend, StoreBackend};
 
 #[derive(Subcommand)]
@@ -45,19 +47,10 @@ pub enum DevicesCommand {
 pub struct Target {
     /// Work on the pairing store in the state directory directly, without the
     /// gateway (`$CLAWGATE_STATE_DIR/clawgate.sqlite`). Never chosen automatically.
-    #[arg(long, conflicts_with_all = ["url", "token"])]
+    #[arg(long, conflicts_with_all = ["url", "port", "token", "password"])]
     offline: bool,
     #[command(flatten)]
-    config: ConfigArgs,
-    /// Gateway URL. Default: ws://127.0.0.1:<configured port>.
-    #[arg(long)]
-    url: Option<String>,
-    /// Token to present (default: the configured or generated one). Visible
-    /// in the process list: prefer OPENCLAW_GATEWAY_TOKEN.
-    #[arg(long)]
-    token: Option<String>,
-    #[arg(long, default_value_t = 10_000)]
-    timeout_ms: u64,
+    client: ClientArgs,
 }
 
 #[derive(Args)]
@@ -117,9 +110,13 @@ impl RoleArg {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("which_device").required(true).args(["device_id", "device"])))]
 pub struct RoleArgs {
     /// The device id (a unique prefix is enough).
-    device_id: String,
+    device_id: Option<String>,
+    /// The same, as OpenClaw's CLI spells it.
+    #[arg(long, value_name = "DEVICE_ID")]
+    device: Option<String>,
     /// The token's role. Default: the device's only approved role.
     #[arg(long, value_enum)]
     role: Option<RoleArg>,
@@ -135,6 +132,12 @@ pub struct RotateArgs {
     /// scopes). Default: the current token's scopes.
     #[arg(long, value_delimiter = ',')]
     scopes: Option<Vec<String>>,
+}
+
+impl RoleArgs {
+    fn device_id(&self) -> &str {
+        self.device_id.as_deref().or(self.device.as_deref()).unwrap_or_default()
+    }
 }
 
 impl DevicesCommand {
@@ -160,7 +163,7 @@ pub fn run(cmd: DevicesCommand) -> Result<ExitCode, CliError> {
         if target.offline {
             exec(StoreBackend::open()?, cmd).await
         } else {
-            exec(GatewayBackend::connect(&target).await?, cmd).await
+            exec(GatewayBackend::connect(&target.client).await?, cmd).await
         }
     })
 }

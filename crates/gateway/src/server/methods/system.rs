@@ -26,13 +26,19 @@ pub fn health_payload(_gw: &Gateway) -> Value {
 }
 
 fn status_payload(gw: &Gateway, session: &SessionInfo) -> Value {
+    let now = now_ms();
+    // A store that cannot be read shows as null here, not as "none pending".
+    let pending = gw.store.open_requests(now).ok().map(|r| r.len());
     json!({
         "server": "clawgate",
         "version": VERSION,
         "bootId": gw.boot_id,
         "uptimeMs": gw.uptime_ms(),
         "authMode": gw.config.auth_mode.as_str(),
+        "bind": gw.config.bind.to_string(),
         "connections": gw.registry.counts(),
+        "pendingPairingRequests": pending,
+        "lockedOutAddresses": gw.auth_limiter.locked_count(now) + gw.browser_limiter.locked_count(now),
         "you": {
             "connId": session.conn_id,
             "role": session.role.as_str(),

@@ -1,0 +1,290 @@
+//! `clawgate gateway run`: load and check the config, bind the listener,
+//! and only then touch the state directory (token, store, runtime file), so
+//! a start that fails leaves nothing behind.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use clawgate::config::{check_secret_strength, AuthMode, Config, ConfigSources, SecretSource};
+use clawgate::runtime_file::{self, RuntimeInfo, SecretOrigin};
+use clawgate::server::now_ms;
+use clawgate::state::StateDir;
+use clawgate::{serve, Gateway, ServerOptions};
+
+use super::client_conn::local_url;
+use super::error::CliError;
+use super::gateway_cmd::{load_config_with, ConfigArgs};
+use super::port_holder;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuthArg {
+    None,
+    Token,
+    Password,
+    TrustedProxy,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[arg(long)]
+    port: Option<u16>,
+    /// `loopback`, `lan`, or an IP address.
+    #[arg(long)]
+    bind: Option<String>,
+    #[arg(long, value_enum)]
+    auth: Option<AuthArg>,
+    /// The gateway token. Visible to other users in the process list: prefer
+    /// OPENCLAW_GATEWAY_TOKEN or the config file.
+    #[arg(long)]
+    token: Option<String>,
+    /// Upstream mode: the OpenClaw gateway behind clawgate, e.g.
+    /// ws://127.0.0.1:18790 (loopback only). Its token comes from
+    /// CLAWGATE_UPSTREAM_TOKEN[_FILE] or gateway.upstream in the config file.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// The target of the start-up lines: always logged, whatever CLAWGATE_LOG says.
+const STARTUP: &str = "clawgate::startup";
+
+/// Log to stderr at `CLAWGATE_LOG` (default info). A value that is not a
+/// filter, or a bare word that is neither a level nor a clawgate module
+/// (which would silence everything else), is warned about and replaced.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let given = std::env::var("CLAWGATE_LOG").ok().filter(|v| !v.trim().is_empty());
+    let mut warning = None;
+    let directives = match &given {
+        Some(v) if suspicious_filter(v) => {
+            warning = Some(format!(
+                "CLAWGATE_LOG={v:?} is not a level (error, warn, info, debug, trace) or module=level; logging at info"
+            ));
+            "info".to_owned()
+        }
+        Some(v) => v.clone(),
+        None => "info".to_owned(),
+    };
+    let filter = EnvFilter::try_new(format!("{directives},{STARTUP}=info")).unwrap_or_else(|e| {
+        warning = Some(format!("CLAWGATE_LOG={directives:?} is not a valid filter ({e}); logging at info"));
+        EnvFilter::new(format!("info,{STARTUP}=info"))
+    });
+    // Colours only for a terminal: a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    if let Some(w) = warning {
+        tracing::warn!(target: STARTUP, "{w}");
+    }
+}
+
+/// A bare word that is not a level: `tracing` reads it as "everything from
+/// module <word>", which shows nothing of clawgate's.
+fn suspicious_filter(value: &str) -> bool {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .any(|d| !d.contains('=') && !LEVELS.contains(&d.to_ascii_lowercase().as_str()) && !d.starts_with("clawgate"))
+}
+
+pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
+    init_logging(args.log_format);
+    if args.token.is_some() {
+        tracing::warn!(
+            target: STARTUP,
+            "--token is visible to other users in the process list; prefer OPENCLAW_GATEWAY_TOKEN"
+        );
+    }
+    let sources = ConfigSources {
+        port: args.port,
+        bind: args.bind.clone(),
+        auth_mode: args.auth.map(|a| match a {
+            AuthArg::None => AuthMode::None,
+            AuthArg::Token => AuthMode::Token,
+            AuthArg::Password => AuthMode::Password,
+            AuthArg::TrustedProxy => AuthMode::TrustedProxy,
+        }),
+        token: args.token.clone(),
+        upstream_url: args.upstream.clone(),
+        ..Default::default()
+    };
+    // A token generated now is written only once the listener is bound.
+    let mut new_token: Option<String> = None;
+    let loaded = load_config_with(&args.config, sources, &mut |state: &StateDir| {
+        let (token, fresh) = state.token_or_new()?;
+        if fresh {
+            new_token = Some(token.clone());
+        }
+        Ok((token, state.token_path()))
+    })?;
+    let (config, state, config_file) = (loaded.config, loaded.state, loaded.config_file);
+    for warning in check_secret_strength(&config)? {
+        tracing::warn!(target: STARTUP, "{warning}");
+    }
+
+    let addr = std::net::SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| bind_error(addr, e, &state))?;
+    let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+
+    state.ensure()?;
+    state.check_writable()?;
+    if let Some(token) = &new_token {
+        state.persist_token(token)?;
+    }
+    // The store before serving: a store that cannot be read stops the start.
+    let store = clawgate::store::SqliteStore::open(&state.store_path())?;
+    let url = local_url(addr.ip(), addr.port());
+    let info = runtime_info(&config, &url, addr, config_file.clone());
+    runtime_file::write(&state.path, &info)
+        .map_err(|e| CliError::io(format!("cannot write {}", runtime_file::path(&state.path).display()), e))?;
+    log_listening(&config, &url, &state, config_file.as_ref());
+    if let Some(upstream) = &config.upstream {
+        log_upstream(upstream).await;
+    }
+    let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
+    let served = serve(listener, gateway, shutdown_signal()).await;
+    runtime_file::remove_own(&state.path);
+    served.map_err(|e| CliError::io("the gateway stopped", e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A taken port, with who holds it when that can be found.
+fn bind_error(addr: std::net::SocketAddr, e: std::io::Error, state: &StateDir) -> CliError {
+    if e.kind() != std::io::ErrorKind::AddrInUse {
+        return CliError::io(format!("cannot listen on {addr}"), e);
+    }
+    let ours = match runtime_file::read(&state.path) {
+        Ok(Some(runtime_file::Found::Live(info))) if info.port == addr.port() => {
+            Some(format!("a clawgate gateway of this state directory (pid {}) already runs there", info.pid))
+        }
+        _ => None,
+    };
+    let holder = ours.or_else(|| port_holder::describe(addr.port()).map(|who| format!("held by {who}")));
+    let detail = holder.unwrap_or_else(|| "held by another process".to_owned());
+    CliError::io(format!("cannot listen on {addr}: the port is in use, {detail}; pick another with --port"), e)
+}
+
+fn runtime_info(config: &Config, url: &str, addr: std::net::SocketAddr, config_file: Option<PathBuf>) -> RuntimeInfo {
+    let secret = match config.auth_mode {
+        AuthMode::Token => config.token.as_ref().map(|t| SecretOrigin::of("token", t)),
+        AuthMode::Password => config.password.as_ref().map(|p| SecretOrigin::of("password", p)),
+        AuthMode::None | AuthMode::TrustedProxy => None,
+    };
+    RuntimeInfo {
+        url: url.to_owned(),
+        bind: addr.ip().to_string(),
+        port: addr.port(),
+        pid: std::process::id(),
+        started_at_ms: now_ms(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config_file,
+        auth_mode: config.auth_mode.as_str().to_owned(),
+        secret,
+    }
+}
+
+/// How to pass the secret in a command line someone can paste, never the secret.
+fn secret_argument(flag: &str, source: &SecretSource) -> String {
+    match source {
+        SecretSource::Env(var) => format!("--{flag} \"${var}\""),
+        SecretSource::Flag => format!("--{flag} <the --{flag} value the gateway was started with>"),
+        _ if flag == "token" => "--token \"$(clawgate gateway token)\"".to_owned(),
+        other => format!("--{flag} <the {flag} from {other}>"),
+    }
+}
+
+fn log_listening(config: &Config, url: &str, state: &StateDir, config_file: Option<&PathBuf>) {
+    let (auth_line, openclaw_secret) = match (&config.auth_mode, &config.token, &config.password) {
+        (AuthMode::Token, Some(t), _) => {
+            (format!("token auth (token from {})", t.source), Some(secret_argument("token", &t.source)))
+        }
+        (AuthMode::Password, _, Some(p)) => {
+            (format!("password auth (password from {})", p.source), Some(secret_argument("password", &p.source)))
+        }
+        (mode, _, _) => (format!("auth mode {}", mode.as_str()), None),
+    };
+    let config_text = config_file.map_or_else(|| "none".to_owned(), |p| p.display().to_string());
+    tracing::info!(
+        target: STARTUP,
+        url = %url,
+        state_dir = %state.path.display(),
+        config_file = %config_text,
+        "clawgate listening on {url}; {auth_line}"
+    );
+    let openclaw = format!("openclaw gateway call health --url {url} {}", openclaw_secret.unwrap_or_default());
+    tracing::info!(
+        target: STARTUP,
+        check = "clawgate gateway call health",
+        openclaw_check = %openclaw.trim_end(),
+        "check it: `clawgate gateway call health`, or with OpenClaw: `{}`",
+        openclaw.trim_end()
+    );
+}
+
+/// Which upstream, with which kind of secret from where (never the secret),
+/// and whether it answered a quick probe. Not answering is a warning only:
+/// OpenClaw takes ~17 s to start, often beside clawgate.
+async fn log_upstream(upstream: &clawgate::upstream::UpstreamConfig) {
+    use clawgate::upstream::probe::{probe, ProbeOutcome, PROBE_TIMEOUT};
+    let secret = match upstream.secret.kind {
+        clawgate::upstream::SecretKind::Token => "token",
+        clawgate::upstream::SecretKind::Password => "password",
+    };
+    let source = upstream.secret.value.source.to_string();
+    match probe(upstream, PROBE_TIMEOUT).await {
+        ProbeOutcome::Answered => tracing::info!(
+            upstream = %upstream.url,
+            "upstream mode: in front of the OpenClaw gateway at {} ({secret} from {source}); it answered",
+            upstream.url
+        ),
+        ProbeOutcome::NotAnswering(why) => tracing::warn!(
+            upstream = %upstream.url,
+            reason = %why,
+            "upstream mode: in front of the OpenClaw gateway at {} ({secret} from {source}); it is not answering \
+             yet, sessions get UPSTREAM_UNAVAILABLE until it does",
+            upstream.url
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_word_that_is_not_a_level_is_suspicious() {
+        assert!(suspicious_filter("bogus"));
+        assert!(suspicious_filter("info,bogus"));
+        assert!(!suspicious_filter("debug"));
+        assert!(!suspicious_filter("info,clawgate::admission=debug"));
+        assert!(!suspicious_filter("clawgate"));
+    }
+}
