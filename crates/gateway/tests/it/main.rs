@@ -26,4 +26,5 @@ mod openclaw_upstream;
 mod services;
 mod store_crash;
 mod upstream_http;
+mod upstream_real_clients;
 mod upstream_sessions;

@@ -3,6 +3,7 @@
 //! against `protocol.schema.json` from `@openclaw/gateway-protocol`.
 #![allow(dead_code)]
 
+pub mod openclaw_cli;
 pub mod openclaw_upstream;
 pub mod proxy;
 pub mod schema;

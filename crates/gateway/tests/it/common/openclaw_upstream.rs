@@ -27,7 +27,8 @@ pub struct OpenclawUpstream {
     pub token: String,
     home: tempfile::TempDir,
     child: Option<tokio::process::Child>,
-    /// The process group of the gateway and its helpers (= the child's pid).
+    /// The process group of the gateway and its helpers (= the child's pid);
+    /// 0 before the first spawn.
     pgid: i32,
 }
 
@@ -49,12 +50,19 @@ fn fresh_token() -> String {
 }
 
 fn group_alive(pgid: i32) -> bool {
+    // Never spawned (0 would name this process's own group).
+    if pgid <= 0 {
+        return false;
+    }
     // Signal 0 checks for existence; ESRCH once every member is gone (an
     // unreaped zombie still counts, hence `reap` before every check).
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
 fn signal_group(pgid: i32, signal: i32) {
+    if pgid <= 0 {
+        return;
+    }
     unsafe {
         libc::kill(-pgid, signal);
     }
@@ -64,33 +72,52 @@ impl OpenclawUpstream {
     /// Start the real gateway and wait until it answers `health`. Panics
     /// (never skips) when openclaw is not installed or the gateway does not come up.
     pub async fn start() -> OpenclawUpstream {
-        let script = interop_dir().join("openclaw/upstream.sh");
         let openclaw = interop_dir().join("openclaw/cli/node_modules/.bin/openclaw");
         assert!(openclaw.exists(), "openclaw is not installed: run interop/openclaw/install.sh (scripts/test does)");
         let home = tempfile::tempdir().expect("temp HOME");
         let port = free_port();
         let token = fresh_token();
-        let out = std::fs::File::create(home.path().join("gateway.out")).expect("gateway.out");
+        let mut upstream = OpenclawUpstream { port, token, home, child: None, pgid: 0 };
+        upstream.spawn();
+        upstream.wait_for_health().await;
+        upstream
+    }
+
+    /// Start the gateway again after [`OpenclawUpstream::terminate`]: the same
+    /// port, HOME (its pairings and sessions) and token.
+    pub async fn start_again(&mut self) {
+        assert!(!self.reap_and_check(), "the OpenClaw gateway is still running");
+        self.spawn();
+        self.wait_for_health().await;
+    }
+
+    /// Spawn `upstream.sh` in a process group of its own; output is appended
+    /// to `gateway.out` in its HOME.
+    fn spawn(&mut self) {
+        let script = interop_dir().join("openclaw/upstream.sh");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.path().join("gateway.out"))
+            .expect("gateway.out");
         let err = out.try_clone().expect("gateway.out");
         let child = tokio::process::Command::new("bash")
             .arg(&script)
             .arg("--port")
-            .arg(port.to_string())
+            .arg(self.port.to_string())
             .arg("--home")
-            .arg(home.path())
+            .arg(self.home.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
-            .env("OPENCLAW_GATEWAY_TOKEN", &token)
+            .env("OPENCLAW_GATEWAY_TOKEN", &self.token)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .process_group(0)
             .spawn()
             .expect("spawn interop/openclaw/upstream.sh");
-        let pgid = child.id().expect("child pid") as i32;
-        let mut upstream = OpenclawUpstream { port, token, home, child: Some(child), pgid };
-        upstream.wait_for_health().await;
-        upstream
+        self.pgid = child.id().expect("child pid") as i32;
+        self.child = Some(child);
     }
 
     async fn wait_for_health(&mut self) {
@@ -153,6 +180,12 @@ impl OpenclawUpstream {
     /// SIGTERM to the group (OpenClaw shuts down cleanly, clients see close
     /// 1012), SIGKILL after a grace period; returns once the group is gone.
     pub async fn stop(mut self) {
+        self.terminate().await;
+    }
+
+    /// What [`OpenclawUpstream::stop`] does, keeping HOME and port for
+    /// [`OpenclawUpstream::start_again`].
+    pub async fn terminate(&mut self) {
         signal_group(self.pgid, libc::SIGTERM);
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         while self.reap_and_check() && tokio::time::Instant::now() < deadline {
