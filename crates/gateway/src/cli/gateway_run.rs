@@ -134,7 +134,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         Ok((token, state.token_path()))
     })?;
     let (config, state, config_file) = (loaded.config, loaded.state, loaded.config_file);
-    for warning in check_secret_strength(&config)? {
+    for warning in check_secret_strength(&config)?.into_iter().chain(config.startup_warnings()) {
         tracing::warn!(target: STARTUP, "{warning}");
     }
 

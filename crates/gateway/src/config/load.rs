@@ -321,12 +321,17 @@ fn trusted_proxy_config(
             Some(u.clone())
         }
     };
+    let device_auto_approve = match &tp.device_auto_approve {
+        None => None,
+        Some(section) => Some(checked_scope_list(&format!("{KEY}.deviceAutoApprove.scopes"), &section.scopes)?),
+    };
     Ok(super::TrustedProxyConfig {
         user_header: user_header.to_ascii_lowercase(),
         required_headers,
         allow_users: tp.allow_users.clone(),
         allow_loopback,
         loopback_user,
+        device_auto_approve,
     })
 }
 

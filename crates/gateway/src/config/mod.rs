@@ -5,6 +5,7 @@ pub mod error;
 mod load;
 pub mod secret;
 mod secret_policy;
+mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -84,6 +85,16 @@ pub struct TrustedProxySection {
     pub allow_loopback: Option<bool>,
     /// The identity of a headerless direct-local caller (needs `allowLoopback`).
     pub loopback_user: Option<String>,
+    /// Opt-in: approve a proxy user's device inline within these scopes
+    /// (rule `proxy-device-auto-approve`).
+    pub device_auto_approve: Option<DeviceAutoApproveSection>,
+}
+
+/// `gateway.auth.trustedProxy.deviceAutoApprove`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceAutoApproveSection {
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -176,6 +187,10 @@ pub struct TrustedProxyConfig {
     pub allow_users: Vec<String>,
     pub allow_loopback: bool,
     pub loopback_user: Option<String>,
+    /// `deviceAutoApprove.scopes`, normalized: a proxy user's device asking
+    /// within these (and the user's `identityScopes`) is approved inline.
+    /// `None`: every device of a proxy user waits for an explicit approval.
+    pub device_auto_approve: Option<Vec<String>>,
 }
 
 /// A required header: the lower-case name looked up, and the refusal reason
@@ -194,6 +209,7 @@ impl TrustedProxyConfig {
             allow_users: Vec::new(),
             allow_loopback: false,
             loopback_user: None,
+            device_auto_approve: None,
         }
     }
 

@@ -64,6 +64,9 @@ fn device_action_text(a: &DeviceAction) -> String {
         DeviceAction::PairSilently { reason } => {
             format!("paired silently now ({}); a device token is issued", reason.as_str())
         }
+        DeviceAction::ProxyAutoApprove { reason, user } => {
+            format!("approved now for user {user} ({}, proxy-auto); a device token is issued", reason.as_str())
+        }
     }
 }
 

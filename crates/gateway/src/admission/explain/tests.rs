@@ -53,6 +53,7 @@ fn paired_view(role: Role, scopes: &[&str], token_scopes: &[&str]) -> (DeviceVie
         approved_at_ms: 1,
         last_seen_at_ms: None,
         remote_ip: None,
+        proxy_user: None,
     };
     let token = TokenInfo {
         device_id: id.clone(),

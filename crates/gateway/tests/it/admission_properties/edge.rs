@@ -312,7 +312,11 @@ proptest! {
         }
         if let Decision::Admit(a) = &d {
             if let Credential::ProxyUser { .. } = a.credential {
-                prop_assert!(matches!(a.rule, RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser));
+                if a.device.is_some() {
+                    prop_assert!(matches!(a.rule, RuleId::DevicePaired | RuleId::ProxyDeviceAutoApprove));
+                } else {
+                    prop_assert!(matches!(a.rule, RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser));
+                }
             }
         }
     }

@@ -86,9 +86,13 @@ fn admitting_rules(c: &Credential) -> &'static [RuleId] {
         Credential::DeviceToken { .. } => &[RuleId::DevicePaired],
         Credential::ServiceToken { .. } => &[RuleId::ServicePrincipal],
         Credential::ProxyUser { via_loopback_user: false, .. } => {
-            &[RuleId::TrustedProxy, RuleId::DevicePaired, RuleId::Scopeless]
+            &[RuleId::TrustedProxy, RuleId::DevicePaired, RuleId::ProxyDeviceAutoApprove, RuleId::Scopeless]
         }
-        Credential::ProxyUser { via_loopback_user: true, .. } => &[RuleId::TrustedProxyLoopbackUser, RuleId::Scopeless],
+        // The loopback user may pair a device too: it is a proxy user, and the
+        // device gets no more than the user has without one.
+        Credential::ProxyUser { via_loopback_user: true, .. } => {
+            &[RuleId::TrustedProxyLoopbackUser, RuleId::DevicePaired, RuleId::ProxyDeviceAutoApprove, RuleId::Scopeless]
+        }
     }
 }
 
