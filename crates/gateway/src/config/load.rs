@@ -209,6 +209,8 @@ pub fn load(
         allowed_origins.push(o.trim_end_matches('/').to_ascii_lowercase());
     }
 
+    let listeners = super::listeners::listeners(&g.listeners, (bind, port), &trusted_proxies, parse_bind)?;
+
     let upstream = crate::upstream::config::resolve(
         g.upstream.as_ref(),
         &crate::upstream::config::UpstreamInputs {
@@ -233,6 +235,7 @@ pub fn load(
         identity_scopes,
         trusted_local_services,
         upstream,
+        listeners,
     })
 }
 

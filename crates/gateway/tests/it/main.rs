@@ -23,6 +23,7 @@ mod methods;
 mod nodes;
 mod offline_changes;
 mod openclaw_upstream;
+mod proxy_users;
 mod services;
 mod store_crash;
 mod upstream_http;

@@ -181,7 +181,7 @@ pub(super) fn silent_local_pairing(ctx: &Ctx) -> Step {
         Some("role and metadata changes always need an explicit approval")
     } else if !ctx.config.auto_approve_local {
         Some("turned off by gateway.nodes.pairing.autoApproveLocal = false")
-    } else if ctx.config.loopback_is_trusted_proxy() {
+    } else if ctx.config.loopback_is_ambiguous() {
         Some("a trusted proxy runs on loopback, so a local-looking caller may be a proxied one")
     } else {
         None
