@@ -18,6 +18,7 @@ mod handshake;
 mod interop_client;
 mod interop_openclaw;
 mod limits;
+mod listeners;
 mod method_table;
 mod methods;
 mod nodes;

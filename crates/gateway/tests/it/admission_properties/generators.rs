@@ -82,6 +82,11 @@ pub(super) fn arb_local_services() -> impl Strategy<Value = Option<Vec<TrustedLo
     prop_oneof![3 => Just(None), 1 => prop::collection::vec(entry, 0..3).prop_map(Some)]
 }
 
+/// The trust level of the listener a connection arrives on.
+pub(super) fn arb_trust() -> impl Strategy<Value = Trust> {
+    select(Trust::ALL.to_vec())
+}
+
 /// An IPv4 address: loopback, private, documentation, or any.
 pub(super) fn arb_v4() -> impl Strategy<Value = Ipv4Addr> {
     prop_oneof![

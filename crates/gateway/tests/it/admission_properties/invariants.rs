@@ -63,7 +63,7 @@ pub(super) fn check_decision(
     if !f.locality.is_direct_local() {
         prop_assert!(!LOOPBACK_ONLY.contains(&rule), "remote connection decided by {}", rule);
     }
-    if config.loopback_is_trusted_proxy() {
+    if config.loopback_is_ambiguous() {
         prop_assert_ne!(rule, RuleId::SilentLocalPairing, "silent pairing behind a loopback proxy");
     }
 

@@ -25,7 +25,7 @@ use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
 use clawgate::admission::ingress::{classify_upgrade, host_name, EdgeFacts};
 use clawgate::admission::origin::is_own_loopback_origin;
 use clawgate::admission::{decide, evaluate, Connect as Pipeline, Lookups, Proof, RuleId};
-use clawgate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
+use clawgate::config::{AuthMode, Config, Listener, Trust, TrustedLocalService, TrustedProxyConfig};
 use clawgate::net::{is_loopback, IpNet};
 use clawgate::store::{
     ApprovedVia, DeviceView, PairedDevice, ServicePrincipal as StoredPrincipal, ServiceTokenCheck, StoreError,
