@@ -67,6 +67,7 @@ fn paired_view(identity: &DeviceIdentity) -> DeviceView {
             approved_at_ms: 1,
             last_seen_at_ms: None,
             remote_ip: None,
+            proxy_user: None,
         }),
         tokens: vec![TokenInfo {
             device_id: identity.device_id(),

@@ -25,4 +25,4 @@ pub mod state;
 pub mod store;
 pub mod upstream;
 
-pub use server::{serve, Gateway, ServerOptions};
+pub use server::{serve, serve_listeners, Gateway, ServerOptions};

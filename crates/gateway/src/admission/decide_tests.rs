@@ -43,6 +43,7 @@ fn facts(locality: Locality, origin: Option<&str>, p: ConnectParams, credential:
         listener_port: 18789,
         params: p,
         credential,
+        proxy_user: None,
         device: DeviceFact::None,
     }
 }
@@ -258,11 +259,13 @@ fn the_loopback_user_has_its_own_rule_and_never_reaches_local_owner() {
 }
 
 #[test]
-fn a_proxy_user_with_a_device_block_is_refused_with_its_own_code() {
+fn a_proxy_user_with_a_new_device_waits_for_approval_bound_to_that_user() {
     let mut f = facts(remote(), None, params(("cli", "cli"), "operator", &[READ]), proxy_user("alice", false));
     f.device = proven();
-    let (kind, rule) = refusal(decide(&f, &proxy_cfg(), None).decision);
-    assert_eq!((kind.details_code(), rule), ("TRUSTED_PROXY_DEVICE_UNSUPPORTED", RuleId::TrustedProxy));
+    match decide(&f, &proxy_cfg(), None).decision {
+        Decision::PairingRequired(need) => assert_eq!(need.proxy_user.as_deref(), Some("alice")),
+        other => panic!("expected pairing, got {other:?}"),
+    }
 }
 
 // ---- trustedLocalServices -----------------------------------------------------

@@ -33,6 +33,8 @@ pub enum PairingReason {
     ScopeUpgrade,
     RoleUpgrade,
     MetadataUpgrade,
+    /// The device is bound to another trusted-proxy user (or to none).
+    UserMismatch,
 }
 
 impl PairingReason {
@@ -42,6 +44,7 @@ impl PairingReason {
             PairingReason::ScopeUpgrade => "scope-upgrade",
             PairingReason::RoleUpgrade => "role-upgrade",
             PairingReason::MetadataUpgrade => "metadata-upgrade",
+            PairingReason::UserMismatch => "user-mismatch",
         }
     }
 
@@ -52,6 +55,7 @@ impl PairingReason {
             PairingReason::ScopeUpgrade => "device is asking for more scopes than currently approved",
             PairingReason::RoleUpgrade => "device is asking for a higher role than currently approved",
             PairingReason::MetadataUpgrade => "device identity changed and must be re-approved",
+            PairingReason::UserMismatch => "device is paired to another user and must be approved for this one",
         }
     }
 }
@@ -64,6 +68,9 @@ pub enum DeviceAction {
     Paired { issue_token: bool },
     /// Approve silently now (recorded as `silent`), then mint a token.
     PairSilently { reason: PairingReason },
+    /// Approve inline for this trusted-proxy user (recorded as `proxy-auto`,
+    /// the device bound to `user`), then mint a token.
+    ProxyAutoApprove { reason: PairingReason, user: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +101,9 @@ pub struct PairingNeeded {
     pub scopes: Vec<String>,
     pub approved_roles: Vec<Role>,
     pub approved_scopes: Vec<String>,
+    /// The trusted-proxy user asking: the request, and the pairing that
+    /// approving it makes, are bound to this user.
+    pub proxy_user: Option<String>,
     pub hint: String,
 }
 
@@ -164,9 +174,6 @@ pub enum RefusalKind {
         client_id: String,
         mode: String,
     },
-    /// A proxy user with a device block: pairing devices to proxy users
-    /// (binding the device to the user who paired it) is not built yet.
-    ProxyUserDeviceUnsupported,
 }
 
 impl RefusalKind {
@@ -190,7 +197,6 @@ impl RefusalKind {
             RefusalKind::RoleNotGranted { .. } => "ROLE_NOT_GRANTED",
             RefusalKind::LocalServiceCeiling { .. } => "LOCAL_SERVICE_SCOPE_CEILING",
             RefusalKind::LocalServiceNotListed { .. } => "DEVICE_IDENTITY_REQUIRED",
-            RefusalKind::ProxyUserDeviceUnsupported => "TRUSTED_PROXY_DEVICE_UNSUPPORTED",
         }
     }
 
@@ -214,7 +220,6 @@ impl RefusalKind {
             RefusalKind::RoleNotGranted { why, .. } => why,
             RefusalKind::LocalServiceCeiling { .. } => "above-local-service-ceiling",
             RefusalKind::LocalServiceNotListed { .. } => "local-service-not-listed",
-            RefusalKind::ProxyUserDeviceUnsupported => "proxy-user-device-pairing-unsupported",
         }
     }
 }

@@ -8,10 +8,10 @@
 
 use clawgate_protocol::ConnectParams;
 
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::store::{is_service_token, DeviceView, Role, StoreError};
 
-use super::credential::CredentialCheck;
+use super::credential::{Credential, CredentialCheck};
 use super::credential_check::check_connect_credential;
 use super::decide::decide;
 use super::decision::Decided;
@@ -19,6 +19,7 @@ use super::device_proof;
 use super::facts::{ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
 use super::lookups::Lookups;
+use super::trusted_proxy;
 
 /// How the device block's proof is established.
 #[derive(Debug, Clone)]
@@ -81,6 +82,14 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
             (credential, view)
         }
     };
+    let proxy_user = match credential.verified() {
+        Some(Credential::ProxyUser { user, .. }) => Some(user.clone()),
+        _ if config.auth_mode == AuthMode::TrustedProxy => match trusted_proxy::proxy_user(edge, &locality, config) {
+            Ok(Credential::ProxyUser { user, .. }) => Some(user),
+            _ => None,
+        },
+        _ => None,
+    };
     let facts = ConnectFacts {
         locality,
         origin: edge.origin().map(str::to_owned),
@@ -88,6 +97,7 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
         listener_port: edge.local_port,
         params,
         credential,
+        proxy_user,
         device,
     };
     let decided = decide(&facts, config, view.as_ref());

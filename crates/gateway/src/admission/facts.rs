@@ -35,6 +35,10 @@ pub struct ConnectFacts {
     pub listener_port: u16,
     pub params: ConnectParams,
     pub credential: CredentialCheck,
+    /// In trusted-proxy mode, the user the proxy vouched for on this request,
+    /// whichever credential verified (a device-token reconnect of a device
+    /// bound to a proxy user must still come with that user).
+    pub proxy_user: Option<String>,
     pub device: DeviceFact,
 }
 

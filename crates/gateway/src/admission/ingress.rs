@@ -6,10 +6,14 @@
 //!   DNS-rebinding page is in front; configure `gateway.trustedProxies`).
 //! - Through a trusted proxy the client address comes from X-Forwarded-For
 //!   and is never direct-local.
+//! - The listener's trust level is part of the facts: a `proxy` listener
+//!   accepts only trusted proxies, a `remote` one never yields direct-local
+//!   and takes no forwarding headers, and once a `proxy` listener exists the
+//!   main (`local`) one no longer honours trusted proxies at all.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::config::Config;
+use crate::config::{Config, Trust};
 use crate::net::{self, client_ip_through_proxies, ForwardedError};
 
 use super::facts::Locality;
@@ -42,14 +46,23 @@ pub struct EdgeFacts {
     pub peer: SocketAddr,
     /// The port of the listener the connection arrived on.
     pub local_port: u16,
+    /// The trust level of that listener.
+    pub trust: Trust,
     pub tls: bool,
     pub headers: Vec<(String, String)>,
 }
 
 impl EdgeFacts {
+    /// The facts of a connection on a `local` listener (the main one).
     pub fn new(peer: SocketAddr, local_port: u16, headers: Vec<(String, String)>) -> Self {
         let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-        EdgeFacts { peer, local_port, tls: false, headers }
+        EdgeFacts { peer, local_port, trust: Trust::Local, tls: false, headers }
+    }
+
+    /// The same facts, on a listener of another trust level.
+    pub fn on_listener(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
     }
 
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -94,13 +107,17 @@ pub enum UpgradeRefusal {
     /// The configured trusted-proxy user header or a required header, from a
     /// socket that is not in `gateway.trustedProxies`: a forged identity.
     UntrustedIdentityHeader(String),
+    /// A `proxy` listener reached by a peer that is not a trusted proxy.
+    NotATrustedProxy(String),
 }
 
 impl UpgradeRefusal {
     pub fn status(&self) -> u16 {
         match self {
             UpgradeRefusal::BadHeaders(_) => 400,
-            UpgradeRefusal::ProxyAttributionRequired(_) | UpgradeRefusal::UntrustedIdentityHeader(_) => 403,
+            UpgradeRefusal::ProxyAttributionRequired(_)
+            | UpgradeRefusal::UntrustedIdentityHeader(_)
+            | UpgradeRefusal::NotATrustedProxy(_) => 403,
             UpgradeRefusal::MisdirectedHost(_) => 421,
         }
     }
@@ -112,6 +129,7 @@ impl UpgradeRefusal {
             UpgradeRefusal::MisdirectedHost(_) => "misdirected_host",
             // The reference's reason for the same situation (§4.3 step 2).
             UpgradeRefusal::UntrustedIdentityHeader(_) => "trusted_proxy_untrusted_source",
+            UpgradeRefusal::NotATrustedProxy(_) => "proxy_listener_untrusted_peer",
         }
     }
 
@@ -120,7 +138,8 @@ impl UpgradeRefusal {
             UpgradeRefusal::BadHeaders(m)
             | UpgradeRefusal::ProxyAttributionRequired(m)
             | UpgradeRefusal::MisdirectedHost(m)
-            | UpgradeRefusal::UntrustedIdentityHeader(m) => m,
+            | UpgradeRefusal::UntrustedIdentityHeader(m)
+            | UpgradeRefusal::NotATrustedProxy(m) => m,
         }
     }
 }
@@ -153,6 +172,18 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
         return Err(UpgradeRefusal::BadHeaders("a Host header is required".into()));
     };
     let peer = net::canonical(edge.peer.ip());
+    let proxies_count = config.proxies_count_on(edge.trust);
+
+    if edge.trust == Trust::Proxy {
+        if !config.is_trusted_proxy(peer) {
+            return Err(UpgradeRefusal::NotATrustedProxy(format!(
+                "this listener (port {}) is for the reverse proxy only, and {peer} is not in gateway.trustedProxies; \
+                 connect to the gateway's main port, or add the proxy's address to gateway.trustedProxies",
+                edge.local_port
+            )));
+        }
+        return through_proxy(edge, config);
+    }
 
     // A headerless request from a trusted proxy on loopback is ambiguous: the
     // proxy forgot its headers, or a local program connected directly (the
@@ -164,20 +195,23 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
         tp.identity_headers().any(present)
     });
     let headerless_loopback = net::is_loopback(peer) && edge.proxy_evidence().is_empty() && !identity_headers;
-    if config.is_trusted_proxy(peer) && !headerless_loopback {
-        let xff: Vec<&str> = edge.header_values("x-forwarded-for").collect();
-        return match client_ip_through_proxies(&xff, &config.trusted_proxies) {
-            Ok(ip) if net::is_loopback(ip) => Err(UpgradeRefusal::ProxyAttributionRequired(
-                "the trusted proxy forwarded a loopback client address; proxied requests are never local".into(),
-            )),
-            Ok(ip) => Ok(Locality::Remote { client_ip: ip, via_proxy: true }),
-            Err(e) => Err(UpgradeRefusal::ProxyAttributionRequired(match e {
-                ForwardedError::Missing => "the trusted proxy sent no X-Forwarded-For naming the client".into(),
-                ForwardedError::UnparsableHop(h) => format!("X-Forwarded-For hop {h:?} is not an IP address"),
-                ForwardedError::OnlyTrustedHops => "X-Forwarded-For names only trusted proxies".into(),
-            })),
-        };
+    if proxies_count && config.is_trusted_proxy(peer) && !headerless_loopback {
+        return through_proxy(edge, config);
     }
+
+    // Why a forwarding or identity header from this peer does not count.
+    let untrusted = match edge.trust {
+        Trust::Remote => format!(
+            "this listener (port {}) is gateway.listeners trust \"remote\", which takes no forwarding headers",
+            edge.local_port
+        ),
+        _ if config.is_trusted_proxy(peer) => format!(
+            "{peer} is a trusted proxy, but trusted proxies count only on the \"proxy\" listener \
+             (gateway.listeners), not on port {}",
+            edge.local_port
+        ),
+        _ => format!("{peer} is not in gateway.trustedProxies"),
+    };
 
     // The configured identity headers are proxy evidence too, and a forgery
     // from anyone but a trusted proxy: refused, never ignored.
@@ -185,8 +219,8 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
         let forged: Vec<&str> = tp.identity_headers().filter(|h| edge.header(h).is_some()).collect();
         if !forged.is_empty() {
             return Err(UpgradeRefusal::UntrustedIdentityHeader(format!(
-                "trusted_proxy_untrusted_source: {} sent by {peer}, which is not in gateway.trustedProxies; \
-                 identity headers are honoured only from the authenticating proxy",
+                "trusted_proxy_untrusted_source: {} sent, but {untrusted}; identity headers are honoured only \
+                 from the authenticating proxy",
                 forged.join(", ")
             )));
         }
@@ -195,12 +229,17 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
     let evidence = edge.proxy_evidence();
     if !evidence.is_empty() {
         return Err(UpgradeRefusal::ProxyAttributionRequired(format!(
-            "proxy client attribution is required: {} sent by {peer}, which is not in gateway.trustedProxies; \
-             add the proxy's address there, or stop sending forwarding headers",
+            "proxy client attribution is required: {} sent, but {untrusted}; point the proxy at the right \
+             listener with its address in gateway.trustedProxies, or stop sending forwarding headers",
             evidence.join(", ")
         )));
     }
 
+    // A `remote` listener is where tunnels and port-forwards arrive: on
+    // loopback, but never the owner's local program.
+    if edge.trust == Trust::Remote {
+        return Ok(Locality::Remote { client_ip: peer, via_proxy: false });
+    }
     if net::is_loopback(peer) {
         let name = host_name(host);
         if !is_loopback_host_name(&name) {
@@ -212,6 +251,23 @@ pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, U
         return Ok(Locality::DirectLocal);
     }
     Ok(Locality::Remote { client_ip: peer, via_proxy: false })
+}
+
+/// The client behind a trusted proxy: X-Forwarded-For read right to left;
+/// never direct-local.
+fn through_proxy(edge: &EdgeFacts, config: &Config) -> Result<Locality, UpgradeRefusal> {
+    let xff: Vec<&str> = edge.header_values("x-forwarded-for").collect();
+    match client_ip_through_proxies(&xff, &config.trusted_proxies) {
+        Ok(ip) if net::is_loopback(ip) => Err(UpgradeRefusal::ProxyAttributionRequired(
+            "the trusted proxy forwarded a loopback client address; proxied requests are never local".into(),
+        )),
+        Ok(ip) => Ok(Locality::Remote { client_ip: ip, via_proxy: true }),
+        Err(e) => Err(UpgradeRefusal::ProxyAttributionRequired(match e {
+            ForwardedError::Missing => "the trusted proxy sent no X-Forwarded-For naming the client".into(),
+            ForwardedError::UnparsableHop(h) => format!("X-Forwarded-For hop {h:?} is not an IP address"),
+            ForwardedError::OnlyTrustedHops => "X-Forwarded-For names only trusted proxies".into(),
+        })),
+    }
 }
 
 /// The address a connection is attributed to (rate limits, logs).

@@ -19,6 +19,8 @@ pub mod facts;
 pub mod ingress;
 pub mod lookups;
 pub mod origin;
+#[cfg(test)]
+mod proxy_device_tests;
 pub mod rule_id;
 pub mod rules;
 pub mod trusted_proxy;

@@ -54,9 +54,10 @@ pub fn proxy_user(edge: &EdgeFacts, locality: &Locality, config: &Config) -> Res
         }
     }
 
-    if !config.is_trusted_proxy(peer) {
-        // Identity headers from anyone but the proxy are a forgery; without
-        // them, this is not the proxy either.
+    if !config.is_trusted_proxy(peer) || !config.proxies_count_on(edge.trust) {
+        // Identity headers from anyone but the proxy (or on a listener where
+        // proxies do not count) are a forgery; without them, this is not the
+        // proxy either.
         return Err(AuthReason::TrustedProxyUntrustedSource);
     }
 

@@ -84,6 +84,10 @@ pub struct ExplainArgs {
     /// maxProtocol [default: 4].
     #[arg(long)]
     max_protocol: Option<u64>,
+    /// The trust level of the listener it arrives on: local (the main
+    /// port), proxy or remote (gateway.listeners) [default: local].
+    #[arg(long)]
+    listener: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -127,6 +131,7 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
     set(&mut d.public_key, &args.public_key);
     set(&mut d.service, &args.service);
     set(&mut d.platform, &args.platform);
+    set(&mut d.listener, &args.listener);
     d.headers.extend(args.headers.iter().cloned());
     if let Some(s) = &args.scopes {
         d.scopes = s.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();

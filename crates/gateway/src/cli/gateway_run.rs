@@ -11,7 +11,7 @@ use clawgate::config::{check_secret_strength, AuthMode, Config, ConfigSources, S
 use clawgate::runtime_file::{self, RuntimeInfo, SecretOrigin};
 use clawgate::server::now_ms;
 use clawgate::state::StateDir;
-use clawgate::{serve, Gateway, ServerOptions};
+use clawgate::{serve_listeners, Gateway, ServerOptions};
 
 use super::client_conn::local_url;
 use super::config_args::{load_config_with, ConfigArgs};
@@ -134,13 +134,28 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         Ok((token, state.token_path()))
     })?;
     let (config, state, config_file) = (loaded.config, loaded.state, loaded.config_file);
-    for warning in check_secret_strength(&config)? {
+    for warning in check_secret_strength(&config)?.into_iter().chain(config.startup_warnings()) {
         tracing::warn!(target: STARTUP, "{warning}");
     }
 
     let addr = std::net::SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| bind_error(addr, e, &state))?;
     let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+    // gateway.listeners: every one bound before anything is written.
+    let mut listeners = vec![(listener, clawgate::config::Trust::Local)];
+    for extra in &config.listeners {
+        let at = std::net::SocketAddr::new(extra.bind, extra.port);
+        let bound = tokio::net::TcpListener::bind(at).await.map_err(|e| bind_error(at, e, &state))?;
+        let local = bound.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+        tracing::info!(
+            target: STARTUP,
+            listener = %local,
+            trust = extra.trust.as_str(),
+            "also listening on {local} (trust {})",
+            extra.trust.as_str()
+        );
+        listeners.push((bound, extra.trust));
+    }
 
     state.ensure()?;
     state.check_writable()?;
@@ -158,7 +173,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         log_upstream(upstream).await;
     }
     let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
-    let served = serve(listener, gateway, shutdown_signal()).await;
+    let served = serve_listeners(listeners, gateway, shutdown_signal()).await;
     runtime_file::remove_own(&state.path);
     served.map_err(|e| CliError::io("the gateway stopped", e))?;
     Ok(ExitCode::SUCCESS)

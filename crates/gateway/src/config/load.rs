@@ -209,6 +209,8 @@ pub fn load(
         allowed_origins.push(o.trim_end_matches('/').to_ascii_lowercase());
     }
 
+    let listeners = super::listeners::listeners(&g.listeners, (bind, port), &trusted_proxies, parse_bind)?;
+
     let upstream = crate::upstream::config::resolve(
         g.upstream.as_ref(),
         &crate::upstream::config::UpstreamInputs {
@@ -233,6 +235,7 @@ pub fn load(
         identity_scopes,
         trusted_local_services,
         upstream,
+        listeners,
     })
 }
 
@@ -321,12 +324,17 @@ fn trusted_proxy_config(
             Some(u.clone())
         }
     };
+    let device_auto_approve = match &tp.device_auto_approve {
+        None => None,
+        Some(section) => Some(checked_scope_list(&format!("{KEY}.deviceAutoApprove.scopes"), &section.scopes)?),
+    };
     Ok(super::TrustedProxyConfig {
         user_header: user_header.to_ascii_lowercase(),
         required_headers,
         allow_users: tp.allow_users.clone(),
         allow_loopback,
         loopback_user,
+        device_auto_approve,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Tests of config loading: keys, overrides, secrets and the unsafe combinations refused.
 
 use super::*;
+use crate::config::Trust;
 
 fn no_generation() -> impl FnMut() -> Result<(String, PathBuf), ConfigError> {
     || Err(ConfigError::Other("generation not expected".into()))
@@ -189,4 +190,35 @@ fn trusted_local_services_shape() {
     let unknown = r#"{gateway: {trustedLocalServices: [{clientId: "cli", mode: "cli", maxScope: []}]}}"#;
     let e = load_text(unknown, &[]).unwrap_err();
     assert!(e.to_string().contains("maxScope"), "{e}");
+}
+
+#[test]
+fn listeners_and_device_auto_approve() {
+    let base = "gateway: {auth: {mode: 'trusted-proxy', password: 'a-long-enough-password-0123', \
+        trustedProxy: {userHeader: 'x-forwarded-user', deviceAutoApprove: {scopes: ['operator.read', 'operator.admin']}}},";
+    let c = load_text(
+        &format!("{{{base} trustedProxies: ['10.0.0.1'], listeners: [{{port: 18790, trust: 'proxy'}}, {{port: 18791, bind: 'lan', trust: 'remote'}}]}}}}"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.listeners.len(), 2);
+    assert!(c.has_proxy_listener() && !c.proxies_count_on(Trust::Local) && !c.proxies_count_on(Trust::Remote));
+    assert_eq!(c.listeners[1].bind, IpAddr::from([0, 0, 0, 0]));
+    let auto = c.trusted_proxy.as_ref().unwrap().device_auto_approve.clone().unwrap();
+    assert_eq!(auto, vec!["operator.admin".to_owned(), "operator.read".to_owned()]);
+    // Allowed, but said once at start-up.
+    assert!(c.startup_warnings().iter().any(|w| w.contains("operator.admin")), "{:?}", c.startup_warnings());
+
+    let err = load_text(
+        &format!("{{{base} trustedProxies: ['10.0.0.1'], listeners: [{{port: 18789, trust: 'remote'}}]}}}}"),
+        &[],
+    );
+    assert!(err.unwrap_err().to_string().contains("gateway.listeners[0].port"));
+    let err = load_text(
+        "{gateway: {auth: {token: 'a-long-enough-token-0123456789'}, listeners: [{port: 18790, trust: 'proxy'}]}}",
+        &[],
+    );
+    assert!(err.unwrap_err().to_string().contains("gateway.listeners[0].trust"));
+    let err = load_text("{gateway: {listeners: [{port: 1, trust: 'open'}]}}", &[]);
+    assert!(err.is_err());
 }

@@ -2,9 +2,11 @@
 //! closed objects (an unknown key is an error naming it).
 
 pub mod error;
+mod listeners;
 mod load;
 pub mod secret;
 mod secret_policy;
+mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -16,6 +18,7 @@ use crate::net::IpNet;
 use clawgate_protocol::Role;
 
 pub use error::ConfigError;
+pub use listeners::{Listener, ListenerSection, Trust};
 pub use load::{load, ConfigSources};
 pub use secret::{ResolvedSecret, SecretSource};
 pub use secret_policy::{check_secret_strength, placeholder_reason, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS};
@@ -50,6 +53,9 @@ pub struct GatewaySection {
     pub trusted_local_services: Option<Vec<TrustedLocalServiceEntry>>,
     /// Upstream mode: an OpenClaw gateway behind clawgate.
     pub upstream: Option<crate::upstream::config::UpstreamSection>,
+    /// Listeners beside the main one, each with a trust level.
+    #[serde(default)]
+    pub listeners: Vec<ListenerSection>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -84,6 +90,16 @@ pub struct TrustedProxySection {
     pub allow_loopback: Option<bool>,
     /// The identity of a headerless direct-local caller (needs `allowLoopback`).
     pub loopback_user: Option<String>,
+    /// Opt-in: approve a proxy user's device inline within these scopes
+    /// (rule `proxy-device-auto-approve`).
+    pub device_auto_approve: Option<DeviceAutoApproveSection>,
+}
+
+/// `gateway.auth.trustedProxy.deviceAutoApprove`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeviceAutoApproveSection {
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -165,6 +181,8 @@ pub struct Config {
     pub trusted_local_services: Option<Vec<TrustedLocalService>>,
     /// Set in upstream mode.
     pub upstream: Option<crate::upstream::config::UpstreamConfig>,
+    /// Listeners beside the main one (which is `bind`:`port`, trust `local`).
+    pub listeners: Vec<Listener>,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -176,6 +194,10 @@ pub struct TrustedProxyConfig {
     pub allow_users: Vec<String>,
     pub allow_loopback: bool,
     pub loopback_user: Option<String>,
+    /// `deviceAutoApprove.scopes`, normalized: a proxy user's device asking
+    /// within these (and the user's `identityScopes`) is approved inline.
+    /// `None`: every device of a proxy user waits for an explicit approval.
+    pub device_auto_approve: Option<Vec<String>>,
 }
 
 /// A required header: the lower-case name looked up, and the refusal reason
@@ -194,6 +216,7 @@ impl TrustedProxyConfig {
             allow_users: Vec::new(),
             allow_loopback: false,
             loopback_user: None,
+            device_auto_approve: None,
         }
     }
 
@@ -268,6 +291,7 @@ impl Config {
             identity_scopes: BTreeMap::new(),
             trusted_local_services: None,
             upstream: None,
+            listeners: Vec::new(),
         }
     }
 
@@ -284,6 +308,28 @@ impl Config {
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         let peer = crate::net::canonical(peer);
         self.trusted_proxies.iter().any(|net| net.contains(peer))
+    }
+
+    /// Is there a `proxy` listener? Then `trustedProxies` count there only.
+    pub fn has_proxy_listener(&self) -> bool {
+        self.listeners.iter().any(|l| l.trust == Trust::Proxy)
+    }
+
+    /// Do `gateway.trustedProxies` (their forwarding and identity headers)
+    /// count on a listener of this trust level?
+    pub fn proxies_count_on(&self, trust: Trust) -> bool {
+        match trust {
+            Trust::Local => !self.has_proxy_listener(),
+            Trust::Proxy => true,
+            Trust::Remote => false,
+        }
+    }
+
+    /// Is a headerless loopback connection on the main listener possibly a
+    /// proxied one? Only while a trusted proxy covers loopback and no `proxy`
+    /// listener takes the proxies elsewhere (docs/threat-model.md, H2).
+    pub fn loopback_is_ambiguous(&self) -> bool {
+        self.loopback_is_trusted_proxy() && !self.has_proxy_listener()
     }
 
     /// Does a `gateway.trustedProxies` entry cover loopback? Then a headerless

@@ -38,6 +38,7 @@ fn new_request(
     role: crate::store::Role,
     scopes: &[String],
     ip: IpAddr,
+    proxy_user: Option<&str>,
 ) -> NewRequest {
     let c = &facts.params.client;
     NewRequest {
@@ -51,6 +52,7 @@ fn new_request(
         platform: Some(c.platform.clone()),
         device_family: c.device_family.clone(),
         remote_ip: Some(ip.to_string()),
+        proxy_user: proxy_user.map(str::to_owned),
     }
 }
 
@@ -87,9 +89,26 @@ pub async fn admit(
         }
         DeviceAction::PairSilently { .. } => {
             let request =
-                new_request(facts, &device_id, &dev.device.public_key_b64url, role, &admission.scopes, client_ip);
+                new_request(facts, &device_id, &dev.device.public_key_b64url, role, &admission.scopes, client_ip, None);
             store_op(gw, move |s| {
                 let paired = s.pair_silently(&request, now)?;
+                let scopes = token_scopes(role, &paired.approved_scopes);
+                s.issue_token(&paired.device_id, role, &scopes, now).map(Some)
+            })
+            .await
+        }
+        DeviceAction::ProxyAutoApprove { user, .. } => {
+            let request = new_request(
+                facts,
+                &device_id,
+                &dev.device.public_key_b64url,
+                role,
+                &admission.scopes,
+                client_ip,
+                Some(user),
+            );
+            store_op(gw, move |s| {
+                let paired = s.pair_proxy_auto(&request, now)?;
                 let scopes = token_scopes(role, &paired.approved_scopes);
                 s.issue_token(&paired.device_id, role, &scopes, now).map(Some)
             })
@@ -117,8 +136,15 @@ pub async fn pairing_required(
     need: &PairingNeeded,
     client_ip: IpAddr,
 ) -> Failure {
-    let request =
-        new_request(facts, &need.device.device_id, &need.device.public_key_b64url, need.role, &need.scopes, client_ip);
+    let request = new_request(
+        facts,
+        &need.device.device_id,
+        &need.device.public_key_b64url,
+        need.role,
+        &need.scopes,
+        client_ip,
+        need.proxy_user.as_deref(),
+    );
     let now = now_ms();
     let announce = request.clone();
     let outcome = store_op(gw, move |s| s.request_pairing(&request, now)).await;

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::admission::{classify_upgrade, EdgeFacts};
+use crate::config::Trust;
 
 use super::budget::{Budgeted, UNLIMITED};
 use super::handshake::{self, Handshake};
@@ -22,7 +23,7 @@ use super::{session, Gateway};
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
 const WS_READ_BUFFER: usize = 8 * 1024;
 
-pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, local_port: u16) {
+pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, local_port: u16, trust: Trust) {
     let opened = Instant::now();
     let (head, leftover) = match http::read_head(&mut stream, gw.options.handshake_timeout).await {
         Ok(v) => v,
@@ -31,7 +32,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         Err(HeadError::Closed | HeadError::TimedOut | HeadError::Io) => return,
     };
 
-    let edge = EdgeFacts::new(peer, local_port, head.headers.clone());
+    let edge = EdgeFacts::new(peer, local_port, head.headers.clone()).on_listener(trust);
     let locality = match classify_upgrade(&edge, &gw.config) {
         Ok(l) => l,
         Err(refusal) => {

@@ -173,7 +173,7 @@ impl LimitKey {
             (true, true) => "browser-loopback".to_owned(),
             _ => format!("{scope}:{}", address_key(ip)),
         };
-        let proxy_on_loopback = gw.config.loopback_is_trusted_proxy();
+        let proxy_on_loopback = gw.config.loopback_is_ambiguous();
         let exempt =
             !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
         LimitKey { browser, key, exempt }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::config::Config;
+use crate::config::{Config, Trust};
 use crate::secrets::random_uuid;
 use crate::store::PairingStore;
 
@@ -119,14 +119,31 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Serve connections from `listener` until `shutdown` resolves, then close
-/// every session with 1012 and wait (bounded) for connections to end.
+/// Serve connections from `listener` (trust `local`) until `shutdown`
+/// resolves, then close every session with 1012 and wait (bounded) for
+/// connections to end.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let local_port = listener.local_addr()?.port();
+    serve_listeners(vec![(listener, Trust::Local)], gateway, shutdown).await
+}
+
+/// [`serve`] on several listeners, each with its trust level
+/// (`gateway.listeners`): one gateway, one set of sessions.
+pub async fn serve_listeners(
+    listeners: Vec<(TcpListener, Trust)>,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(64);
+    let mut acceptors = JoinSet::new();
+    for (listener, trust) in listeners {
+        let local_port = listener.local_addr()?.port();
+        acceptors.spawn(accept_loop(listener, trust, local_port, accepted_tx.clone()));
+    }
+    drop(accepted_tx);
     let ticker = tokio::spawn(tick_loop(gateway.clone()));
     let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
     let mut connections = JoinSet::new();
@@ -134,20 +151,16 @@ pub async fn serve(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::handle(gateway.clone(), stream, peer, local_port));
+            accepted = accepted_rx.recv() => match accepted {
+                Some(Accepted { stream, peer, local_port, trust }) => {
+                    connections.spawn(connection::handle(gateway.clone(), stream, peer, local_port, trust));
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                None => break,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    acceptors.abort_all();
     ticker.abort();
     watcher.abort();
     gateway.stopping.send_replace(true);
@@ -159,6 +172,32 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// A connection accepted on one of the listeners.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    local_port: u16,
+    trust: Trust,
+}
+
+async fn accept_loop(listener: TcpListener, trust: Trust, local_port: u16, to: tokio::sync::mpsc::Sender<Accepted>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                if to.send(Accepted { stream, peer, local_port, trust }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 async fn tick_loop(gateway: Arc<Gateway>) {

@@ -148,6 +148,7 @@ fn invalidation(
         (Some(d), _) if !d.has_role(session.role) => "client invalidated: role no longer approved",
         (Some(_), Some(PairingReason::ScopeUpgrade)) => "client invalidated: scopes no longer approved",
         (Some(_), Some(PairingReason::MetadataUpgrade)) => "client invalidated: device identity changed",
+        (Some(_), Some(PairingReason::UserMismatch)) => "client invalidated: device paired to another user",
         (Some(_), _) => "client invalidated: device token revoked",
     })
 }

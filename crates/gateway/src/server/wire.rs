@@ -352,12 +352,6 @@ pub fn refusal(r: &Refusal) -> Rejection {
             d(json!({})),
             CLOSE_POLICY,
         ),
-        RefusalKind::ProxyUserDeviceUnsupported => (
-            ErrorCode::InvalidRequest,
-            "devices cannot be paired to trusted-proxy users".into(),
-            d(json!({})),
-            CLOSE_POLICY,
-        ),
         RefusalKind::ScopesNotGranted { not_granted, .. } => (
             ErrorCode::Forbidden,
             format!("scopes not granted: {}", not_granted.join(", ")),

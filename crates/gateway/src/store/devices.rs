@@ -13,7 +13,7 @@ use super::MAX_LABEL_CHARS;
 
 const COLUMNS: &str = "device_id, public_key, display_name, label, platform, device_family, \
      client_id, client_mode, roles, approved_scopes, approved_via, created_at_ms, \
-     approved_at_ms, last_seen_at_ms, remote_ip";
+     approved_at_ms, last_seen_at_ms, remote_ip, proxy_user";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<PairedDevice> {
     Ok(PairedDevice {
@@ -32,6 +32,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<PairedDevice> {
         approved_at_ms: from_ms(row.get(12)?),
         last_seen_at_ms: from_opt_ms(row.get(13)?),
         remote_ip: row.get(14)?,
+        proxy_user: row.get(15)?,
     })
 }
 
@@ -60,16 +61,22 @@ pub(super) fn check_new(new: &NewRequest) -> Result<Vec<String>, StoreError> {
     check_opt_text("platform", &new.platform)?;
     check_opt_text("device family", &new.device_family)?;
     check_opt_text("remote IP", &new.remote_ip)?;
+    if new.proxy_user.as_deref().is_some_and(|u| u.is_empty()) {
+        return Err(StoreError::InvalidInput("a proxy user name is empty".to_owned()));
+    }
+    check_opt_text("proxy user", &new.proxy_user)?;
     checked_scopes(&new.scopes)
 }
 
 /// Pair `new.device_id` for `new.role` and `new.scopes`, or extend its record:
 /// roles and approved scopes are merged (union). A different public key under
-/// the same id replaces the record and revokes every token it held.
+/// the same id, or another proxy user than the one the device is bound to,
+/// replaces the record and revokes every token it held: nothing approved for
+/// one user carries over to another.
 pub(super) fn grant(conn: &Connection, new: &NewRequest, via: ApprovedVia, now: i64) -> OpResult<PairedDevice> {
     let scopes = check_new(new)?;
     match get(conn, &new.device_id)? {
-        Some(old) if old.public_key == new.public_key => {
+        Some(old) if old.public_key == new.public_key && old.proxy_user == new.proxy_user => {
             conn.execute(
                 "UPDATE devices SET
                      display_name = coalesce(?2, display_name),
@@ -157,15 +164,15 @@ fn replace(conn: &Connection, new: &NewRequest, scopes: &[String], via: Approved
     conn.execute(
         "INSERT INTO devices (device_id, public_key, display_name, label, platform,
              device_family, client_id, client_mode, roles, approved_scopes,
-             approved_via, created_at_ms, approved_at_ms, last_seen_at_ms, remote_ip)
-         VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, NULL, ?12)
+             approved_via, created_at_ms, approved_at_ms, last_seen_at_ms, remote_ip, proxy_user)
+         VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, NULL, ?12, ?13)
          ON CONFLICT (device_id) DO UPDATE SET
              public_key = excluded.public_key, display_name = excluded.display_name, label = NULL,
              platform = excluded.platform, device_family = excluded.device_family,
              client_id = excluded.client_id, client_mode = excluded.client_mode, roles = excluded.roles,
              approved_scopes = excluded.approved_scopes, approved_via = excluded.approved_via,
              created_at_ms = excluded.created_at_ms, approved_at_ms = excluded.approved_at_ms,
-             last_seen_at_ms = NULL, remote_ip = excluded.remote_ip",
+             last_seen_at_ms = NULL, remote_ip = excluded.remote_ip, proxy_user = excluded.proxy_user",
         params![
             new.device_id,
             new.public_key,
@@ -179,6 +186,7 @@ fn replace(conn: &Connection, new: &NewRequest, scopes: &[String], via: Approved
             via.as_str(),
             now,
             new.remote_ip,
+            new.proxy_user,
         ],
     )?;
     Ok(())

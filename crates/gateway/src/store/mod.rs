@@ -34,6 +34,8 @@ mod tokens;
 mod types;
 
 #[cfg(test)]
+mod proxy_user_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::{PendingCap, StoreError};
@@ -118,6 +120,11 @@ pub trait PairingStore: Send + Sync {
     /// for the same (device, role), if what is now approved covers it, is
     /// closed as approved; a broader one stays open for the owner.
     fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError>;
+
+    /// Pair or extend directly for the proxy user in `new.proxy_user`
+    /// (`approved_via = proxy-auto`, rule `proxy-device-auto-approve`); as
+    /// [`PairingStore::pair_silently`] otherwise.
+    fn pair_proxy_auto(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError>;
 
     /// Reject an open request and start the (device, role) cooldown.
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError>;

@@ -19,7 +19,7 @@ const RETENTION: i64 = RESOLVED_RETENTION_MS as i64;
 
 const COLUMNS: &str = "request_id, device_id, public_key, role, scopes, client_id, client_mode, \
      display_name, platform, device_family, remote_ip, created_at_ms, refreshed_at_ms, state, \
-     superseded_by, resolved_at_ms";
+     superseded_by, resolved_at_ms, proxy_user";
 
 /// A row as stored: an open row past its expiry still says `Open` here.
 fn from_row(row: &Row<'_>) -> rusqlite::Result<PendingRequest> {
@@ -51,6 +51,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<PendingRequest> {
         platform: row.get(8)?,
         device_family: row.get(9)?,
         remote_ip: row.get(10)?,
+        proxy_user: row.get(16)?,
         created_at_ms: from_ms(row.get(11)?),
         refreshed_at_ms: from_ms(row.get(12)?),
         state,
@@ -128,8 +129,8 @@ fn insert(conn: &Connection, id: &str, new: &NewRequest, scopes: &[String], now:
     conn.execute(
         "INSERT INTO pending_requests (request_id, device_id, public_key, role, scopes,
              client_id, client_mode, display_name, platform, device_family, remote_ip,
-             created_at_ms, refreshed_at_ms, state, superseded_by, resolved_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 'open', NULL, NULL)",
+             created_at_ms, refreshed_at_ms, state, superseded_by, resolved_at_ms, proxy_user)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 'open', NULL, NULL, ?13)",
         params![
             id,
             new.device_id,
@@ -143,6 +144,7 @@ fn insert(conn: &Connection, id: &str, new: &NewRequest, scopes: &[String], now:
             new.device_family,
             new.remote_ip,
             now,
+            new.proxy_user,
         ],
     )?;
     Ok(())
@@ -163,7 +165,11 @@ pub(super) fn request_pairing(conn: &Connection, new: &NewRequest, now: i64) -> 
         return Err(StoreError::PairingRejected { role: new.role, until_ms: from_ms(until) }.into());
     }
     match open_for(conn, &new.device_id, new.role)? {
-        Some(old) if old.public_key == new.public_key && scopes::holds_all(&scopes, &old.scopes) => {
+        Some(old)
+            if old.public_key == new.public_key
+                && old.proxy_user == new.proxy_user
+                && scopes::holds_all(&scopes, &old.scopes) =>
+        {
             conn.execute(
                 "UPDATE pending_requests SET refreshed_at_ms = ?2 WHERE request_id = ?1",
                 params![old.request_id, now],
@@ -171,7 +177,7 @@ pub(super) fn request_pairing(conn: &Connection, new: &NewRequest, now: i64) -> 
             Ok(RequestOutcome::Refreshed { request_id: old.request_id })
         }
         Some(old) => {
-            // Broader (or another key): a new id, so an approver never grants
+            // Broader (or another key, or another proxy user): a new id, so an approver never grants
             // more than the request it reviewed.
             let id = random_uuid();
             conn.execute(
@@ -286,10 +292,14 @@ pub(super) fn approve_device(conn: &Connection, device_id: &str, via: ApprovedVi
     }
 }
 
-pub(super) fn pair_silently(conn: &Connection, new: &NewRequest, now: i64) -> OpResult<PairedDevice> {
-    let device = devices::grant(conn, new, ApprovedVia::Silent, now)?;
+/// Approve inline, without a request (`silent` or `proxy-auto`).
+pub(super) fn pair_inline(conn: &Connection, new: &NewRequest, via: ApprovedVia, now: i64) -> OpResult<PairedDevice> {
+    let device = devices::grant(conn, new, via, now)?;
     if let Some(open) = open_for(conn, &new.device_id, new.role)? {
-        if open.public_key == device.public_key && scopes::holds_all(&open.scopes, &device.approved_scopes) {
+        if open.public_key == device.public_key
+            && open.proxy_user == device.proxy_user
+            && scopes::holds_all(&open.scopes, &device.approved_scopes)
+        {
             close(conn, &open.request_id, "approved", now)?;
         }
     }

@@ -82,12 +82,10 @@ fn bad_input_is_refused() {
 
 #[test]
 fn a_version_2_store_gains_the_table() {
-    let (_dir, path, s) = temp_store();
-    drop(s);
-    {
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        raw.execute_batch("DROP TABLE relay_identities; PRAGMA user_version = 2;").unwrap();
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pairing.sqlite");
+    super::super::schema::create_at_version(&path, 2);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let s = SqliteStore::open(&path).unwrap();
     s.relay_identity("browser:x", T0).unwrap();
     drop(s);

@@ -21,7 +21,7 @@ pub const APPLICATION_ID: i32 = 0x434C_4757;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -150,6 +150,56 @@ const V4: &str = r#"
 CREATE INDEX IF NOT EXISTS device_tokens_by_digest ON device_tokens (token_sha256);
 "#;
 
+/// v5: devices of trusted-proxy users. A pairing and a pending request name
+/// the proxy user they were made for (`proxy_user`, NULL for everyone
+/// else), and an approval may be recorded as `proxy-auto`
+/// (`trustedProxy.deviceAutoApprove`). SQLite cannot widen a CHECK in place,
+/// so `devices` is rebuilt; migrations run with foreign keys off, so the
+/// rebuild leaves `device_tokens` (which references it) untouched.
+const V5: &str = r#"
+CREATE TABLE devices_v5 (
+    device_id       TEXT PRIMARY KEY
+                    CHECK (length(device_id) = 64 AND device_id NOT GLOB '*[^0-9a-f]*'),
+    public_key      TEXT NOT NULL,
+    display_name    TEXT,
+    label           TEXT,
+    platform        TEXT,
+    device_family   TEXT,
+    client_id       TEXT,
+    client_mode     TEXT,
+    roles           TEXT NOT NULL,
+    approved_scopes TEXT NOT NULL,
+    approved_via    TEXT NOT NULL
+                    CHECK (approved_via IN ('owner', 'silent', 'cli', 'cli-offline', 'proxy-auto')),
+    created_at_ms   INTEGER NOT NULL,
+    approved_at_ms  INTEGER NOT NULL,
+    last_seen_at_ms INTEGER,
+    remote_ip       TEXT,
+    proxy_user      TEXT CHECK (proxy_user IS NULL OR length(proxy_user) BETWEEN 1 AND 1024)
+) STRICT;
+INSERT INTO devices_v5 (device_id, public_key, display_name, label, platform, device_family, client_id,
+    client_mode, roles, approved_scopes, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms, remote_ip)
+SELECT device_id, public_key, display_name, label, platform, device_family, client_id,
+    client_mode, roles, approved_scopes, approved_via, created_at_ms, approved_at_ms, last_seen_at_ms, remote_ip
+FROM devices;
+DROP TABLE devices;
+ALTER TABLE devices_v5 RENAME TO devices;
+ALTER TABLE pending_requests ADD COLUMN proxy_user TEXT
+    CHECK (proxy_user IS NULL OR length(proxy_user) BETWEEN 1 AND 1024);
+"#;
+
+/// A store file at an older schema version, for migration tests: the
+/// ladder's first `version` steps, as that release would have written them.
+#[cfg(test)]
+pub(super) fn create_at_version(path: &Path, version: u32) {
+    let conn = Connection::open(path).expect("open");
+    conn.pragma_update(None, "application_id", APPLICATION_ID).expect("application id");
+    for step in &MIGRATIONS[..version as usize] {
+        conn.execute_batch(step).expect("migration step");
+    }
+    conn.pragma_update(None, "user_version", version).expect("user_version");
+}
+
 /// Open (creating 0600 if missing), check and migrate the store at `path`.
 pub(super) fn open_file(path: &Path) -> Result<Connection, StoreError> {
     let shown = path.display().to_string();
@@ -249,8 +299,11 @@ fn prepare(conn: &Connection, shown: &str, on_disk: bool) -> Result<(), StoreErr
     }
     // Every acknowledged commit is on disk.
     conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-    conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
-    migrate(conn, shown)
+    // Migrations run with foreign keys off (a step may rebuild a table that
+    // others reference: dropping it must not cascade), and are checked after.
+    conn.pragma_update(None, "foreign_keys", false).map_err(sql)?;
+    migrate(conn, shown)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(sql)
 }
 
 fn quick_check(conn: &Connection, shown: &str) -> Result<(), StoreError> {
@@ -313,6 +366,13 @@ fn migrate(conn: &Connection, shown: &str) -> Result<(), StoreError> {
     for (i, step) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         tx.execute_batch(step).map_err(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1).map_err(sql)?;
+    }
+    let dangling: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).map_err(sql)?;
+    if dangling != 0 {
+        return Err(StoreError::Corrupt {
+            path: shown.to_owned(),
+            detail: format!("{dangling} rows reference missing rows after migrating"),
+        });
     }
     tx.commit().map_err(sql)
 }

@@ -164,7 +164,14 @@ impl PairingStore for SqliteStore {
     }
 
     fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| pending::pair_silently(tx, new, now))
+        self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::Silent, now))
+    }
+
+    fn pair_proxy_auto(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError> {
+        if new.proxy_user.is_none() {
+            return Err(StoreError::InvalidInput("a proxy-auto approval needs the proxy user".into()));
+        }
+        self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::ProxyAuto, now))
     }
 
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {

@@ -15,11 +15,14 @@ pub enum ApprovedVia {
     Cli,
     /// `clawgate devices approve --offline`, writing the store directly.
     CliOffline,
+    /// Approved inline for a trusted-proxy user (rule
+    /// `proxy-device-auto-approve`, `trustedProxy.deviceAutoApprove`).
+    ProxyAuto,
 }
 
 impl ApprovedVia {
     pub const ALL: &'static [ApprovedVia] =
-        &[ApprovedVia::Owner, ApprovedVia::Silent, ApprovedVia::Cli, ApprovedVia::CliOffline];
+        &[ApprovedVia::Owner, ApprovedVia::Silent, ApprovedVia::Cli, ApprovedVia::CliOffline, ApprovedVia::ProxyAuto];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +30,7 @@ impl ApprovedVia {
             ApprovedVia::Silent => "silent",
             ApprovedVia::Cli => "cli",
             ApprovedVia::CliOffline => "cli-offline",
+            ApprovedVia::ProxyAuto => "proxy-auto",
         }
     }
 
@@ -57,6 +61,9 @@ pub struct NewRequest {
     pub platform: Option<String>,
     pub device_family: Option<String>,
     pub remote_ip: Option<String>,
+    /// The trusted-proxy user the device connected as: approving the
+    /// request binds the device to this user (docs/admission.md).
+    pub proxy_user: Option<String>,
 }
 
 impl NewRequest {
@@ -73,7 +80,14 @@ impl NewRequest {
             platform: None,
             device_family: None,
             remote_ip: None,
+            proxy_user: None,
         }
+    }
+
+    /// The same request, made by (and binding the device to) a proxy user.
+    pub fn for_proxy_user(mut self, user: &str) -> NewRequest {
+        self.proxy_user = Some(user.to_owned());
+        self
     }
 }
 
@@ -101,6 +115,9 @@ pub struct PairedDevice {
     pub approved_at_ms: u64,
     pub last_seen_at_ms: Option<u64>,
     pub remote_ip: Option<String>,
+    /// The trusted-proxy user the device is bound to: it is admitted only
+    /// with that same user, within the user's `identityScopes`.
+    pub proxy_user: Option<String>,
 }
 
 impl PairedDevice {
@@ -184,6 +201,8 @@ pub struct PendingRequest {
     pub platform: Option<String>,
     pub device_family: Option<String>,
     pub remote_ip: Option<String>,
+    /// The trusted-proxy user who asked; approving binds the device to it.
+    pub proxy_user: Option<String>,
     pub created_at_ms: u64,
     pub refreshed_at_ms: u64,
     pub state: RequestState,
@@ -214,6 +233,7 @@ impl PendingRequest {
             platform: self.platform.clone(),
             device_family: self.device_family.clone(),
             remote_ip: self.remote_ip.clone(),
+            proxy_user: self.proxy_user.clone(),
         }
     }
 }

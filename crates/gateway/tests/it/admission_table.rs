@@ -286,6 +286,7 @@ fn paired_record(id: &DeviceIdentity, roles: &[Role], scopes: &[&str]) -> Paired
         approved_at_ms: 1,
         last_seen_at_ms: None,
         remote_ip: None,
+        proxy_user: None,
     }
 }
 

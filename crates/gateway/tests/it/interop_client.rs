@@ -59,7 +59,7 @@ async fn reference_client_sees_token_mismatch_and_stops_retrying() {
 }
 
 /// `clawgate` (the real binary) with only the given environment of ours.
-fn clawgate_cli(state: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub fn clawgate_cli(state: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
     for (k, _) in std::env::vars() {
         if k.starts_with("CLAWGATE_") || k.starts_with("OPENCLAW_GATEWAY_") {

@@ -22,7 +22,7 @@ use clawgate_protocol::{AuthParams, ClientInfo, ConnectParams, DeviceParams};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, Trust};
 use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, TokenCheck};
 
 use super::credential::CredentialCheck;
@@ -148,6 +148,9 @@ pub struct Description {
     pub min_protocol: Option<u64>,
     #[serde(alias = "max-protocol")]
     pub max_protocol: Option<u64>,
+    /// The trust level of the listener: `local` (default, the main port),
+    /// `proxy` or `remote` (`gateway.listeners`).
+    pub listener: Option<String>,
 }
 
 impl Description {
@@ -186,8 +189,14 @@ pub struct Explanation {
     pub params: ConnectParams,
     /// `classify_upgrade`: the locality, or the HTTP refusal before any rule.
     pub edge: Result<Locality, UpgradeRefusal>,
+    /// The trust level of the listener it arrived on.
+    pub listener: Trust,
     /// What the credential check showed (absent when the edge refused).
     pub credential: Option<CredentialCheck>,
+    /// The trusted-proxy user the request came with, if any.
+    pub proxy_user: Option<String>,
+    /// The proxy user the described device's pairing is bound to, if any.
+    pub bound_user: Option<String>,
     /// `decide` (absent when the edge refused).
     pub decided: Option<Decided>,
 }
@@ -253,7 +262,13 @@ pub fn explain(
     for h in &desc.headers {
         headers.push(parse_header(h)?);
     }
-    let edge = EdgeFacts::new(peer, config.port, headers.clone());
+    let trust = match desc.listener.as_deref() {
+        None => Trust::Local,
+        Some(name) => {
+            Trust::parse(name.trim()).ok_or_else(|| format!("listener {name:?} is not one of local, proxy, remote"))?
+        }
+    };
+    let edge = EdgeFacts::new(peer, config.port, headers.clone()).on_listener(trust);
 
     let paired = view.and_then(|v| v.device.as_ref());
     let device = match desc.device {
@@ -323,7 +338,19 @@ pub fn explain(
 
     let locality = match classify_upgrade(&edge, config) {
         Ok(l) => l,
-        Err(r) => return Ok(Explanation { peer, headers, params, edge: Err(r), credential: None, decided: None }),
+        Err(r) => {
+            return Ok(Explanation {
+                peer,
+                headers,
+                params,
+                edge: Err(r),
+                listener: trust,
+                credential: None,
+                proxy_user: None,
+                bound_user: None,
+                decided: None,
+            })
+        }
     };
 
     let fact = match desc.device {
@@ -348,7 +375,10 @@ pub fn explain(
         headers,
         params,
         edge: Ok(locality),
+        listener: trust,
         credential: Some(evaluated.facts.credential),
+        proxy_user: evaluated.facts.proxy_user,
+        bound_user: paired.and_then(|d| d.proxy_user.clone()),
         decided: Some(evaluated.decided),
     })
 }

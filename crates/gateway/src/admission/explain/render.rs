@@ -64,6 +64,9 @@ fn device_action_text(a: &DeviceAction) -> String {
         DeviceAction::PairSilently { reason } => {
             format!("paired silently now ({}); a device token is issued", reason.as_str())
         }
+        DeviceAction::ProxyAutoApprove { reason, user } => {
+            format!("approved now for user {user} ({}, proxy-auto); a device token is issued", reason.as_str())
+        }
     }
 }
 
@@ -102,6 +105,7 @@ pub fn render_text(e: &Explanation) -> String {
     for (name, value) in &e.headers {
         let _ = writeln!(out, "  header     {name}: {value:?}");
     }
+    let _ = writeln!(out, "listener:    {}", e.listener.as_str());
     match &e.edge {
         Ok(l) => {
             let _ = writeln!(out, "edge:        {}", locality_text(l));
@@ -117,6 +121,12 @@ pub fn render_text(e: &Explanation) -> String {
     }
     if let Some(c) = &e.credential {
         let _ = writeln!(out, "credential:  {}", credential_text(c));
+    }
+    if let Some(user) = &e.proxy_user {
+        let _ = writeln!(out, "proxy user:  {user}");
+    }
+    if let Some(user) = &e.bound_user {
+        let _ = writeln!(out, "device:      paired to proxy user {user}");
     }
     let Some(decided) = &e.decided else { return out };
     let _ = writeln!(out, "outcome:     {}", outcome(e));
@@ -192,8 +202,15 @@ pub fn render_json(e: &Explanation) -> Value {
             };
         }
     }
+    v["listener"] = json!(e.listener.as_str());
     if let Some(c) = &e.credential {
         v["credential"] = credential_json(c);
+    }
+    if let Some(user) = &e.proxy_user {
+        v["proxyUser"] = json!(user);
+    }
+    if let Some(user) = &e.bound_user {
+        v["deviceProxyUser"] = json!(user);
     }
     if let Some(decided) = &e.decided {
         v["rule"] = json!(decided.decision.rule().as_str());

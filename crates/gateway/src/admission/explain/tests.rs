@@ -53,6 +53,7 @@ fn paired_view(role: Role, scopes: &[&str], token_scopes: &[&str]) -> (DeviceVie
         approved_at_ms: 1,
         last_seen_at_ms: None,
         remote_ip: None,
+        proxy_user: None,
     };
     let token = TokenInfo {
         device_id: id.clone(),
@@ -295,4 +296,44 @@ fn headers_parse() {
     assert_eq!(parse_header("X-Forwarded-For: 1.2.3.4").unwrap(), ("X-Forwarded-For".into(), "1.2.3.4".into()));
     assert_eq!(parse_header("Origin:").unwrap(), ("Origin".into(), String::new()));
     assert!(parse_header(": x").is_err());
+}
+
+#[test]
+fn a_proxy_users_device_and_the_listener_are_described_like_the_server_sees_them() {
+    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("pw"));
+    c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    c.trusted_proxy = Some(crate::config::TrustedProxyConfig::new("X-Auth-User", &[]));
+    c.identity_scopes.insert("bob".into(), vec!["operator.read".into()]);
+    let (mut view, id) = paired_view(Role::Operator, &["operator.read"], &["operator.read"]);
+    if let Some(d) = view.device.as_mut() {
+        d.proxy_user = Some("alice".into());
+    }
+    let bob = desc(|d| {
+        d.peer = Some("10.0.0.2".into());
+        d.host = Some("gw.example".into());
+        d.credential = CredentialDesc::None;
+        d.headers = vec!["X-Forwarded-For: 198.51.100.7".into(), "X-Auth-User: bob".into()];
+        d.scopes = vec!["operator.read".into()];
+        d.device = DeviceDesc::Proven;
+        d.device_id = Some(id.clone());
+    });
+    let e = explain(&bob, &c, Some(&view), None).unwrap();
+    match &e.decided.as_ref().unwrap().decision {
+        Decision::PairingRequired(n) => assert_eq!(n.reason.as_str(), "user-mismatch"),
+        other => panic!("{other:?}"),
+    }
+    let text = render_text(&e);
+    assert!(text.contains("proxy user:  bob"), "{text}");
+    assert!(text.contains("paired to proxy user alice"), "{text}");
+    let j = render_json(&e);
+    assert_eq!((j["proxyUser"].as_str(), j["deviceProxyUser"].as_str()), (Some("bob"), Some("alice")));
+
+    // A loopback program with the token on a `remote` listener: no local-owner.
+    let e = run(&desc(|d| {
+        d.listener = Some("remote".into());
+        d.scopes = vec!["operator.read".into()];
+    }));
+    assert_eq!(rule(&e), Some(RuleId::NoIdentity));
+    assert_eq!(render_json(&e)["listener"], "remote");
+    assert!(explain(&desc(|d| d.listener = Some("lan".into())), &cfg(), None, None).is_err());
 }

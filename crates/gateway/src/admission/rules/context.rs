@@ -30,6 +30,10 @@ pub(super) struct Ctx<'a> {
     pub requested: Vec<String>,
     /// The verified credential, when it is the owner's secret.
     pub owner: Option<&'a Credential>,
+    /// The trusted-proxy user this connection came with, unless the owner's
+    /// secret verified (the owner is not held to a proxy user's binding):
+    /// the proxy user credential, or the user beside a device token.
+    pub user: Option<&'a str>,
     pub browser: bool,
     /// Present when the device block proved its key.
     pub device: Option<DeviceCtx<'a>>,
@@ -39,6 +43,9 @@ pub(super) struct DeviceCtx<'a> {
     pub verified: &'a VerifiedDevice,
     /// The store's pairing of this device id, when it is for this same key.
     pub paired: Option<&'a PairedDevice>,
+    /// The proxy user the pairing is bound to, when it is this connection's
+    /// user: then the request is also held within that user's identityScopes.
+    pub bound_user: Option<&'a str>,
     /// Why the device needs (re-)approval; `None` when its pairing covers the request.
     pub needs: Option<PairingReason>,
 }
@@ -46,12 +53,25 @@ pub(super) struct DeviceCtx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new(facts: &'a ConnectFacts, config: &'a Config, view: Option<&'a DeviceView>, accepted: Accepted) -> Self {
         let requested = dedupe_in_order(facts.params.scopes());
+        let owner = owner_secret(&facts.credential, config);
+        let user = match (owner, facts.credential.verified()) {
+            (Some(_), _) => None,
+            (None, Some(Credential::ProxyUser { user, .. })) => Some(user.as_str()),
+            (None, Some(Credential::DeviceToken { .. })) => facts.proxy_user.as_deref(),
+            (None, _) => None,
+        };
         let device = match &facts.device {
             DeviceFact::Proven(verified) => {
                 let paired =
                     view.and_then(|v| v.device.as_ref()).filter(|d| d.public_key == verified.public_key_b64url);
-                let needs = pairing_need(facts, paired, accepted.role, &requested);
-                Some(DeviceCtx { verified, paired, needs })
+                let same_user = paired.is_some_and(|d| owner.is_some() || d.proxy_user.as_deref() == user);
+                let needs = if paired.is_some() && !same_user {
+                    Some(PairingReason::UserMismatch)
+                } else {
+                    pairing_need(facts, paired, accepted.role, &requested)
+                };
+                let bound_user = paired.and_then(|d| d.proxy_user.as_deref()).filter(|u| Some(*u) == user);
+                Some(DeviceCtx { verified, paired, bound_user, needs })
             }
             DeviceFact::None | DeviceFact::Failed(_) => None,
         };
@@ -61,7 +81,8 @@ impl<'a> Ctx<'a> {
             role: accepted.role,
             negotiated: accepted.negotiated,
             requested,
-            owner: owner_secret(&facts.credential, config),
+            owner,
+            user,
             browser: facts.is_browser(),
             device,
         }

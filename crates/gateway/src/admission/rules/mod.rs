@@ -36,6 +36,7 @@ const TABLE: &[(RuleId, Rule)] = &[
     (RuleId::DeviceProof, gate::device_proof),
     (RuleId::DevicePaired, device::device_paired),
     (RuleId::SilentLocalPairing, device::silent_local_pairing),
+    (RuleId::ProxyDeviceAutoApprove, device::proxy_device_auto_approve),
     (RuleId::PairingRequired, device::pairing_required),
     (RuleId::LocalOwner, local_owner::local_owner),
     (RuleId::ServicePrincipal, principals::service_principal),

@@ -155,6 +155,9 @@ pub(super) async fn approve(backend: &impl DeviceAdmin, args: &ApproveArgs) -> R
         println!("  role         {}", s(r, "role").unwrap_or("?"));
         println!("  scopes       {}", scopes_text(&strings(r, "scopes")));
         println!("  what         {}", what_it_is(r));
+        if let Some(user) = s(r, "proxyUser") {
+            println!("  proxy user   {user} (the device will be bound to this user)");
+        }
         if let Some(ip) = s(r, "remoteIp") {
             println!("  from         {ip}");
         }

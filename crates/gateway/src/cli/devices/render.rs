@@ -100,6 +100,9 @@ pub(super) fn print_pending(r: &Value, now: u64) {
         scopes_text(&strings(r, "scopes"))
     );
     println!("      {}", what_it_is(r));
+    if let Some(user) = s(r, "proxyUser") {
+        println!("      asked as proxy user {user}: approving binds the device to that user");
+    }
     let mut line = format!("key {}", fingerprint(s(r, "publicKey"), device));
     if let Some(ip) = s(r, "remoteIp") {
         line.push_str(&format!(", from {ip}"));
@@ -129,6 +132,9 @@ pub(super) fn print_paired(d: &Value, now: u64) {
         scopes_text(&strings(d, "approvedScopes"))
     );
     println!("      {}", what_it_is(d));
+    if let Some(user) = s(d, "proxyUser") {
+        println!("      bound to proxy user {user}");
+    }
     let mut line = format!("key {}", fingerprint(s(d, "publicKey"), device));
     line.push_str(&format!(", approved via {}", s(d, "approvedVia").unwrap_or("?")));
     if let Some(t) = d.get("approvedAtMs").and_then(Value::as_u64) {

@@ -38,6 +38,7 @@ pub(super) fn facts(
         listener_port: PORT,
         params,
         credential,
+        proxy_user: None,
         device,
     }
 }
@@ -61,6 +62,7 @@ pub(super) fn paired(d: &VerifiedDevice, role: Role, scopes: &[&str]) -> DeviceV
             approved_at_ms: 1,
             last_seen_at_ms: None,
             remote_ip: None,
+            proxy_user: None,
         }),
         tokens: Vec::new(),
     }
@@ -183,6 +185,17 @@ pub(super) fn one_fact_set_per_rule() -> Vec<(RuleId, ConnectFacts, Option<Devic
             None,
         ),
         (
+            RuleId::ProxyDeviceAutoApprove,
+            facts(
+                Locality::Remote { client_ip: IpAddr::from([198, 51, 100, 7]), via_proxy: true },
+                None,
+                base_params(cli, "operator", &["operator.read"]),
+                CredentialCheck::Verified(Credential::ProxyUser { user: "alice".into(), via_loopback_user: false }),
+                DeviceFact::Proven(device(1)),
+            ),
+            None,
+        ),
+        (
             RuleId::TrustedProxyLoopbackUser,
             facts(
                 local,
@@ -200,12 +213,15 @@ pub(super) fn one_fact_set_per_rule() -> Vec<(RuleId, ConnectFacts, Option<Devic
 /// except for the trusted-proxy rules.
 pub(super) fn config_for(rule: RuleId) -> Config {
     match rule {
-        RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser => {
+        RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser | RuleId::ProxyDeviceAutoApprove => {
             let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some(PASSWORD));
             c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
             let mut tp = TrustedProxyConfig::new(USER_HEADER, &[]);
             tp.allow_loopback = true;
             tp.loopback_user = Some("alice".into());
+            if rule == RuleId::ProxyDeviceAutoApprove {
+                tp.device_auto_approve = Some(vec!["operator.read".into()]);
+            }
             c.trusted_proxy = Some(tp);
             c.identity_scopes.insert("alice".into(), vec!["operator.read".into()]);
             c

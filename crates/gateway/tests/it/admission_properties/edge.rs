@@ -312,7 +312,11 @@ proptest! {
         }
         if let Decision::Admit(a) = &d {
             if let Credential::ProxyUser { .. } = a.credential {
-                prop_assert!(matches!(a.rule, RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser));
+                if a.device.is_some() {
+                    prop_assert!(matches!(a.rule, RuleId::DevicePaired | RuleId::ProxyDeviceAutoApprove));
+                } else {
+                    prop_assert!(matches!(a.rule, RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser));
+                }
             }
         }
     }
@@ -330,20 +334,46 @@ proptest! {
         c in arb_connect_with(Just(None).boxed()),
         config in arb_config(),
         real_check in any::<bool>(),
+        trust in arb_trust(),
+        proxy_listener in any::<bool>(),
     ) {
         let mut headers = vec![("Host".to_owned(), host)];
         headers.extend(origin.map(|o| ("Origin".to_owned(), o)));
         headers.extend(others);
         headers.extend(evidence);
         headers.extend(identity);
-        let e = edge(peer, headers);
-        if let Ok(locality) = classify_upgrade(&e, &config) {
+        let e = edge(peer, headers).on_listener(trust);
+        let mut config = config;
+        if proxy_listener || trust == Trust::Proxy {
+            config.listeners.push(Listener { bind: IpAddr::from([127, 0, 0, 1]), port: 18790, trust: Trust::Proxy });
+        }
+        let classified = classify_upgrade(&e, &config);
+        // Remote gains nothing: a `proxy` or `remote` listener never yields
+        // direct-local; a `proxy` listener only admits trusted proxies; with
+        // a proxy listener, proxies count nowhere else.
+        if trust != Trust::Local {
+            prop_assert!(!matches!(classified, Ok(Locality::DirectLocal)), "{:?} listener gave direct-local", trust);
+        }
+        if trust == Trust::Proxy && classified.is_ok() {
+            prop_assert!(config.is_trusted_proxy(peer), "proxy listener accepted an untrusted peer");
+            let via_proxy = matches!(classified, Ok(Locality::Remote { via_proxy: true, .. }));
+            prop_assert!(via_proxy, "a proxy listener's client not read from X-Forwarded-For");
+        }
+        if trust == Trust::Remote || (trust == Trust::Local && config.has_proxy_listener()) {
+            let via_proxy = matches!(classified, Ok(Locality::Remote { via_proxy: true, .. }));
+            prop_assert!(!via_proxy, "trusted proxies counted on a {:?} listener", trust);
+            if !e.proxy_evidence().is_empty() {
+                prop_assert!(classified.is_err(), "forwarding headers accepted on a {:?} listener", trust);
+            }
+        }
+        if let Ok(locality) = classified {
             let mut c = c;
             c.origin = e.origin().map(str::to_owned);
             c.sec_fetch = e.has_sec_fetch();
             let f = if real_check { real_facts(&c, &config, &e, locality) } else { c.facts(locality) };
             let d = check_decision(&f, &config, c.view.as_ref())?;
             if LOOPBACK_ONLY.contains(&d.rule()) {
+                prop_assert_eq!(trust, Trust::Local, "a local-only rule on a {:?} listener", trust);
                 prop_assert!(is_loopback(peer));
                 prop_assert!(e.proxy_evidence().is_empty());
                 let tp = config.trusted_proxy.as_ref();
@@ -358,6 +388,7 @@ proptest! {
                 match f.credential.verified() {
                     Some(Credential::ProxyUser { via_loopback_user: false, .. }) => {
                         prop_assert!(config.is_trusted_proxy(peer), "proxy user from an untrusted socket");
+                        prop_assert!(config.proxies_count_on(trust), "proxy user on a listener without proxies");
                     }
                     Some(Credential::ProxyUser { via_loopback_user: true, .. }) => {
                         prop_assert!(locality.is_direct_local(), "loopback user for a non-local caller");

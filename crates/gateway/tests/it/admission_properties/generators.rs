@@ -39,13 +39,15 @@ pub(super) fn arb_trusted_proxy() -> impl Strategy<Value = TrustedProxyConfig> {
         select(vec![None, Some("svc-user"), Some("alice")]),
         subsequence(USERS.to_vec(), 0..=2),
         any::<bool>(),
+        prop::option::of(arb_scope_set()),
     )
-        .prop_map(|(allow_loopback, loopback_user, allow_users, required)| {
+        .prop_map(|(allow_loopback, loopback_user, allow_users, required, auto)| {
             let required: &[&str] = if required { &[REQUIRED_HEADER] } else { &[] };
             let mut tp = TrustedProxyConfig::new(USER_HEADER, required);
             tp.allow_loopback = allow_loopback;
             tp.loopback_user = loopback_user.map(str::to_owned);
             tp.allow_users = allow_users.into_iter().map(str::to_owned).collect();
+            tp.device_auto_approve = auto;
             tp
         })
 }
@@ -78,6 +80,11 @@ pub(super) fn arb_local_services() -> impl Strategy<Value = Option<Vec<TrustedLo
             max_scopes,
         });
     prop_oneof![3 => Just(None), 1 => prop::collection::vec(entry, 0..3).prop_map(Some)]
+}
+
+/// The trust level of the listener a connection arrives on.
+pub(super) fn arb_trust() -> impl Strategy<Value = Trust> {
+    select(Trust::ALL.to_vec())
 }
 
 /// An IPv4 address: loopback, private, documentation, or any.
@@ -342,13 +349,14 @@ pub(super) fn arb_view(proven: Option<VerifiedDevice>) -> impl Strategy<Value = 
         select(vec![None, Some("linux"), Some("macos")]),
         select(vec![None, Some("Mac")]),
         prop::collection::vec((arb_store_role(), arb_scope_set(), any::<bool>()), 0..=2),
+        select(vec![None, Some("alice"), Some("bob")]),
     );
     let id = proven.as_ref().map_or_else(|| device(0).device_id, |d| d.device_id.clone());
     let key = proven.map_or_else(|| device(0).public_key_b64url, |d| d.public_key_b64url);
     prop_oneof![
         1 => Just(None),
         1 => Just(Some(DeviceView { generation: 1, device: None, tokens: Vec::new() })),
-        4 => paired.prop_map(move |(same_key, roles, scopes, platform, family, tokens)| {
+        4 => paired.prop_map(move |(same_key, roles, scopes, platform, family, tokens, bound)| {
             let device = PairedDevice {
                 device_id: id.clone(),
                 public_key: if same_key { key.clone() } else { device(2).public_key_b64url },
@@ -365,6 +373,7 @@ pub(super) fn arb_view(proven: Option<VerifiedDevice>) -> impl Strategy<Value = 
                 approved_at_ms: 1,
                 last_seen_at_ms: None,
                 remote_ip: None,
+                proxy_user: bound.map(str::to_owned),
             };
             let tokens = tokens
                 .into_iter()
@@ -390,6 +399,9 @@ pub(super) struct Connect {
     pub(super) sec_fetch: bool,
     pub(super) params: ConnectParams,
     pub(super) credential: CredentialCheck,
+    /// The user the trusted proxy named beside the credential (the
+    /// credential's own user when it is a proxy user).
+    pub(super) proxy_user: Option<String>,
     pub(super) device: DeviceFact,
     pub(super) view: Option<DeviceView>,
 }
@@ -403,6 +415,7 @@ impl Connect {
             listener_port: PORT,
             params: self.params.clone(),
             credential: self.credential.clone(),
+            proxy_user: self.proxy_user.clone(),
             device: self.device.clone(),
         }
     }
@@ -444,9 +457,15 @@ pub(super) fn device_id_text(k: u8) -> String {
 
 pub(super) fn arb_connect_with(origin: BoxedStrategy<Option<String>>) -> impl Strategy<Value = Connect> {
     let head = (origin, any::<bool>(), arb_client(), arb_role(), arb_scopes(), arb_protocol());
-    let tail = (arb_credential(), arb_device_fact(), arb_auth());
+    let tail = (arb_credential(), arb_device_fact(), arb_auth(), select(vec![None, Some("alice"), Some("bob")]));
     (head, tail, any::<bool>()).prop_flat_map(
-        |((origin, sec_fetch, client, role, scopes, protocol), (credential, device, auth), sec_fetch_bias)| {
+        |((origin, sec_fetch, client, role, scopes, protocol), (credential, device, auth, beside), sec_fetch_bias)| {
+            // The proxy names the credential's own user; beside another
+            // credential (a device token) it may name anyone, or nobody.
+            let proxy_user = match credential.verified() {
+                Some(Credential::ProxyUser { user, .. }) => Some(user.clone()),
+                _ => beside.map(str::to_owned),
+            };
             let p = params(&client, &role, &scopes, protocol, &device, &auth);
             // Sec-Fetch-* is rare for programs: keep it in a quarter of the cases.
             let sec_fetch = sec_fetch && sec_fetch_bias;
@@ -455,6 +474,7 @@ pub(super) fn arb_connect_with(origin: BoxedStrategy<Option<String>>) -> impl St
                 sec_fetch,
                 params: p.clone(),
                 credential: credential.clone(),
+                proxy_user: proxy_user.clone(),
                 device: device.clone(),
                 view,
             })

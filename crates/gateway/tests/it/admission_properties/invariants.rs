@@ -32,7 +32,6 @@ pub(super) fn rules_of_code(code: &str) -> &'static [RuleId] {
         "SCOPE_NOT_GRANTED" | "ROLE_NOT_GRANTED" => ADMITTING,
         "LOCAL_SERVICE_SCOPE_CEILING" => &[RuleId::LocalOwner],
         "SERVICE_TOKEN_WITH_DEVICE" => &[RuleId::ServicePrincipal],
-        "TRUSTED_PROXY_DEVICE_UNSUPPORTED" => &[RuleId::TrustedProxy],
         "CONTROL_UI_DEVICE_IDENTITY_REQUIRED" => &[RuleId::BrowserNeedsDevice],
         "DEVICE_IDENTITY_REQUIRED" => &[RuleId::NoIdentity],
         _ => &[],
@@ -64,7 +63,7 @@ pub(super) fn check_decision(
     if !f.locality.is_direct_local() {
         prop_assert!(!LOOPBACK_ONLY.contains(&rule), "remote connection decided by {}", rule);
     }
-    if config.loopback_is_trusted_proxy() {
+    if config.loopback_is_ambiguous() {
         prop_assert_ne!(rule, RuleId::SilentLocalPairing, "silent pairing behind a loopback proxy");
     }
 
@@ -146,6 +145,37 @@ pub(super) fn check_decision(
                 prop_assert!(entry.roles.contains(&a.role), "local-owner admitted a role not listed");
                 if let Some(max) = &entry.max_scopes {
                     prop_assert!(covered_by(&a.scopes, max), "local-owner admitted above maxScopes");
+                }
+            }
+
+            // Devices of proxy users (docs/admission.md): admitted only with
+            // the user the pairing is bound to, within approved ∩ that user's
+            // identityScopes; approved inline only within deviceAutoApprove.
+            let owner = a.credential.is_owner_secret();
+            let user = match &a.credential {
+                Credential::ProxyUser { user, .. } => Some(user.as_str()),
+                Credential::DeviceToken { .. } => f.proxy_user.as_deref(),
+                _ => None,
+            };
+            let paired = view.and_then(|v| v.device.as_ref());
+            if a.rule == RuleId::DevicePaired && !owner {
+                let bound = paired.and_then(|d| d.proxy_user.as_deref());
+                prop_assert_eq!(bound, user, "a device admitted under another proxy user than its own");
+                if let (Some(u), Some(d)) = (user, paired) {
+                    prop_assert!(covered_by(&a.scopes, &d.approved_scopes), "admitted beyond the approval");
+                    let ceiling = config.identity_scopes_for(u);
+                    prop_assert!(covered_by(&a.scopes, ceiling), "a device admitted beyond {}'s identityScopes", u);
+                }
+            }
+            if a.rule == RuleId::ProxyDeviceAutoApprove {
+                let Some(u) = user else { return Err(TestCaseError::fail("proxy-auto without a proxy user")) };
+                let auto = config.trusted_proxy.as_ref().and_then(|tp| tp.device_auto_approve.as_ref());
+                prop_assert!(auto.is_some_and(|s| covered_by(&a.scopes, s)), "beyond deviceAutoApprove.scopes");
+                prop_assert!(covered_by(&a.scopes, config.identity_scopes_for(u)), "beyond {}'s identityScopes", u);
+                let same_key =
+                    paired.filter(|d| f.device.proven().is_some_and(|p| p.public_key_b64url == d.public_key));
+                if let Some(d) = same_key {
+                    prop_assert_eq!(d.proxy_user.as_deref(), Some(u), "another user's device taken over inline");
                 }
             }
 

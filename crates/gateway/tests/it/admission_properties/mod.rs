@@ -25,7 +25,7 @@ use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
 use clawgate::admission::ingress::{classify_upgrade, host_name, EdgeFacts};
 use clawgate::admission::origin::is_own_loopback_origin;
 use clawgate::admission::{decide, evaluate, Connect as Pipeline, Lookups, Proof, RuleId};
-use clawgate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
+use clawgate::config::{AuthMode, Config, Listener, Trust, TrustedLocalService, TrustedProxyConfig};
 use clawgate::net::{is_loopback, IpNet};
 use clawgate::store::{
     ApprovedVia, DeviceView, PairedDevice, ServicePrincipal as StoredPrincipal, ServiceTokenCheck, StoreError,
@@ -86,9 +86,13 @@ fn admitting_rules(c: &Credential) -> &'static [RuleId] {
         Credential::DeviceToken { .. } => &[RuleId::DevicePaired],
         Credential::ServiceToken { .. } => &[RuleId::ServicePrincipal],
         Credential::ProxyUser { via_loopback_user: false, .. } => {
-            &[RuleId::TrustedProxy, RuleId::DevicePaired, RuleId::Scopeless]
+            &[RuleId::TrustedProxy, RuleId::DevicePaired, RuleId::ProxyDeviceAutoApprove, RuleId::Scopeless]
         }
-        Credential::ProxyUser { via_loopback_user: true, .. } => &[RuleId::TrustedProxyLoopbackUser, RuleId::Scopeless],
+        // The loopback user may pair a device too: it is a proxy user, and the
+        // device gets no more than the user has without one.
+        Credential::ProxyUser { via_loopback_user: true, .. } => {
+            &[RuleId::TrustedProxyLoopbackUser, RuleId::DevicePaired, RuleId::ProxyDeviceAutoApprove, RuleId::Scopeless]
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! against `protocol.schema.json` from `@openclaw/gateway-protocol`.
 #![allow(dead_code)]
 
+pub mod nginx;
 pub mod openclaw_cli;
 pub mod openclaw_upstream;
 pub mod proxy;
@@ -52,6 +53,28 @@ impl TestGateway {
             let _ = rx.await;
         }));
         TestGateway { addr, gateway, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// [`TestGateway::start`] with a main (`local`) listener and one more
+    /// listener per trust level given, all on 127.0.0.1:0; returns their
+    /// addresses in the same order.
+    pub async fn start_listeners(config: Config, extra: &[clawgate::config::Trust]) -> (TestGateway, Vec<SocketAddr>) {
+        let store = Arc::new(clawgate::store::SqliteStore::open_in_memory().expect("in-memory store"));
+        let main = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = main.local_addr().unwrap();
+        let mut listeners = vec![(main, clawgate::config::Trust::Local)];
+        let mut addrs = Vec::new();
+        for trust in extra {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addrs.push(l.local_addr().unwrap());
+            listeners.push((l, *trust));
+        }
+        let gateway = Gateway::new(config, ServerOptions::default(), store);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(clawgate::serve_listeners(listeners, gateway.clone(), async move {
+            let _ = rx.await;
+        }));
+        (TestGateway { addr, gateway, shutdown: Some(tx), task: Some(task) }, addrs)
     }
 
     /// Token mode with [`TOKEN`], default options.
