@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 
 use clawgate_protocol::ConnectParams;
-use serde_json::json;
 
 use super::credential::{AuthReason, Credential, CredentialCheck};
 use super::credential_check::check_connect_credential;
@@ -15,6 +14,7 @@ use super::facts::{ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
 use super::lookups::Lookups;
 use super::rule_id::RuleId;
+use super::test_records::connect_params;
 use crate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
 use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, TokenCheck};
 
@@ -27,12 +27,7 @@ fn remote() -> Locality {
 }
 
 fn params(client: (&str, &str), role: &str, scopes: &[&str]) -> ConnectParams {
-    let v = json!({
-        "minProtocol": 4, "maxProtocol": 4,
-        "client": { "id": client.0, "version": "1", "platform": "linux", "mode": client.1 },
-        "role": role, "scopes": scopes,
-    });
-    ConnectParams::parse(Some(&v)).unwrap()
+    connect_params(client.0, client.1, role, scopes)
 }
 
 fn facts(locality: Locality, origin: Option<&str>, p: ConnectParams, credential: CredentialCheck) -> ConnectFacts {

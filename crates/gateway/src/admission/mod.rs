@@ -21,6 +21,8 @@ pub mod lookups;
 pub mod origin;
 pub mod rule_id;
 pub mod rules;
+#[cfg(test)]
+pub(crate) mod test_records;
 pub mod trusted_proxy;
 
 pub use credential::{AuthReason, Credential, CredentialCheck};

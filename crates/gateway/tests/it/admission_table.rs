@@ -20,12 +20,14 @@ use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
 use clawgate::admission::ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
 use clawgate::admission::{evaluate, Connect, Lookups, Proof, RuleId};
 use clawgate::config::{AuthMode, Config, TrustedProxyConfig};
-use clawgate::store::{ApprovedVia, DeviceView, PairedDevice, ServiceTokenCheck, StoreError, TokenCheck, TokenInfo};
+use clawgate::store::{DeviceView, PairedDevice, ServiceTokenCheck, StoreError, TokenCheck};
 use clawgate_client::DeviceIdentity;
 use clawgate_protocol::device_auth::{payload_v2, DeviceAuthFields};
 use clawgate_protocol::version::Negotiated;
 use clawgate_protocol::ConnectParams;
 use serde_json::{json, Value};
+
+use crate::common::records::{paired_device, token_info};
 
 /// `T`: a 32+ character token.
 const T: &str = "conformance-token-0123456789abcdef0123";
@@ -222,20 +224,7 @@ impl Lookups for ScenarioStore<'_> {
         Ok(DeviceView {
             generation: 7,
             device: self.0.paired.clone().filter(|p| p.device_id == device_id),
-            tokens: self
-                .0
-                .tokens
-                .iter()
-                .map(|(role, _, scopes)| TokenInfo {
-                    device_id: device_id.to_owned(),
-                    role: *role,
-                    scopes: scopes.clone(),
-                    created_at_ms: 1,
-                    rotated_at_ms: None,
-                    revoked_at_ms: None,
-                    last_used_at_ms: None,
-                })
-                .collect(),
+            tokens: self.0.tokens.iter().map(|(role, _, scopes)| token_info(device_id, *role, scopes)).collect(),
         })
     }
 }
@@ -270,23 +259,12 @@ fn identity() -> DeviceIdentity {
 }
 
 fn paired_record(id: &DeviceIdentity, roles: &[Role], scopes: &[&str]) -> PairedDevice {
-    PairedDevice {
-        device_id: id.device_id(),
-        public_key: id.public_key_b64url(),
-        display_name: None,
-        label: None,
-        platform: Some("linux".into()),
-        device_family: None,
-        client_id: Some("cli".into()),
-        client_mode: Some("cli".into()),
-        roles: roles.to_vec(),
-        approved_scopes: strings(scopes),
-        approved_via: ApprovedVia::Owner,
-        created_at_ms: 1,
-        approved_at_ms: 1,
-        last_seen_at_ms: None,
-        remote_ip: None,
-    }
+    paired_device(id.device_id(), id.public_key_b64url())
+        .roles(roles)
+        .scopes(scopes)
+        .platform("linux")
+        .client("cli", "cli")
+        .build()
 }
 
 fn auth_refusal(r: &Refusal) -> (AuthReason, bool) {

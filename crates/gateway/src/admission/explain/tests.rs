@@ -5,7 +5,8 @@ use serde_json::json;
 use super::*;
 use crate::admission::decision::Decision;
 use crate::admission::rule_id::RuleId;
-use crate::store::{ApprovedVia, PairedDevice, TokenInfo};
+use crate::admission::test_records::{paired_device, token_info};
+use crate::store::PairedDevice;
 
 const T: &str = "explain-test-token-0123456789abcdef";
 
@@ -38,31 +39,12 @@ fn paired_view(role: Role, scopes: &[&str], token_scopes: &[&str]) -> (DeviceVie
     let key = [7u8; 32];
     let id = derive_device_id(&key);
     let device = PairedDevice {
-        device_id: id.clone(),
-        public_key: encode_public_key(&key),
-        display_name: None,
-        label: None,
         platform: Some("macos".into()),
-        device_family: None,
         client_id: Some("cli".into()),
         client_mode: Some("cli".into()),
-        roles: vec![role],
-        approved_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        approved_via: ApprovedVia::Owner,
-        created_at_ms: 1,
-        approved_at_ms: 1,
-        last_seen_at_ms: None,
-        remote_ip: None,
+        ..paired_device(&id, &encode_public_key(&key), &[role], scopes)
     };
-    let token = TokenInfo {
-        device_id: id.clone(),
-        role,
-        scopes: token_scopes.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: 1,
-        rotated_at_ms: None,
-        revoked_at_ms: None,
-        last_used_at_ms: None,
-    };
+    let token = token_info(&id, role, token_scopes);
     (DeviceView { generation: 3, device: Some(device), tokens: vec![token] }, id)
 }
 

@@ -6,6 +6,7 @@
 pub mod openclaw_cli;
 pub mod openclaw_upstream;
 pub mod proxy;
+pub mod records;
 pub mod schema;
 
 use std::net::SocketAddr;
