@@ -57,11 +57,11 @@ fn proxy_user(user: &str, via_loopback_user: bool) -> CredentialCheck {
 }
 
 fn token_cfg() -> Config {
-    Config::for_tests(AuthMode::Token, Some("t"), None)
+    Config::new(AuthMode::Token, Some("t"), None)
 }
 
 fn proxy_cfg() -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("pw"));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some("pw"));
     c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let mut tp = TrustedProxyConfig::new("x-forwarded-user", &["x-auth-request-email"]);
     tp.allow_loopback = true;
@@ -422,7 +422,7 @@ fn service_tokens_are_checked_in_auth_token_only_and_fail_alike() {
     let r = check(Some(&auth(None, Some(t))), &c, &e, &remote(), ServiceTokenCheck::Valid(principal()));
     assert_eq!(r, CredentialCheck::Failed(AuthReason::TokenMismatch));
     // The shared token itself, should it start with the prefix, stays the shared token.
-    let odd = Config::for_tests(AuthMode::Token, Some(t), None);
+    let odd = Config::new(AuthMode::Token, Some(t), None);
     let r = check(Some(&auth(Some(t), None)), &odd, &e, &remote(), ServiceTokenCheck::Unknown);
     assert_eq!(r, CredentialCheck::Verified(Credential::SharedToken));
 }

@@ -62,8 +62,9 @@ pub struct UpstreamLink {
 }
 
 impl UpstreamLink {
-    /// A link over a socket opened elsewhere (tests), not counted.
-    pub fn uncounted(ws: UpstreamWs, hello_ok: Value) -> UpstreamLink {
+    /// A link over a socket opened elsewhere (the unit tests), not counted.
+    #[cfg(test)]
+    pub(crate) fn uncounted(ws: UpstreamWs, hello_ok: Value) -> UpstreamLink {
         UpstreamLink { ws, hello_ok, counted: None }
     }
 

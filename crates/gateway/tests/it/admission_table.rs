@@ -77,7 +77,7 @@ struct Conn {
 }
 
 fn token_config() -> Config {
-    Config::for_tests(AuthMode::Token, Some(T), None)
+    Config::new(AuthMode::Token, Some(T), None)
 }
 
 fn params(client: (&str, &str), role: &str, scopes: &[&str], auth: Option<Value>) -> Value {
@@ -401,7 +401,7 @@ fn s09_local_deviceless_node_service_is_admitted() {
 #[test]
 fn s10_mode_none_local_backend() {
     let c = conn(L, params(("gateway-client", "backend"), "operator", &[WRITE], None))
-        .config(|c| *c = Config::for_tests(AuthMode::None, None, None));
+        .config(|c| *c = Config::new(AuthMode::None, None, None));
     let a = admitted(&c);
     assert_eq!(a.scopes, strings(&[WRITE]));
     assert_eq!(a.credential.method(), "none");
@@ -415,7 +415,7 @@ fn s10_mode_none_local_backend() {
 /// local-owner, with the scopes asked for.
 #[test]
 fn s11_mode_none_local_cli_is_admitted() {
-    let none = |c: &mut Config| *c = Config::for_tests(AuthMode::None, None, None);
+    let none = |c: &mut Config| *c = Config::new(AuthMode::None, None, None);
     let a = admitted(&conn(L, params(("cli", "cli"), "operator", &[], None)).config(none));
     assert_eq!(a.rule, RuleId::LocalOwner);
     assert_eq!(a.credential.method(), "none");
@@ -633,7 +633,7 @@ fn foreign_origin_on_a_control_ui_connect() {
 /// For scenarios 26–28: trusted-proxy mode, `trustedProxies: [10.0.0.2]`,
 /// userHeader `x-pomerium-claim-email`.
 fn trusted_proxy_config(password: Option<&str>) -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, password);
+    let mut c = Config::new(AuthMode::TrustedProxy, None, password);
     c.trusted_proxies = vec!["10.0.0.2".parse().unwrap()];
     c.trusted_proxy = Some(TrustedProxyConfig::new("x-pomerium-claim-email", &[]));
     c.allowed_origins = vec!["https://gw.example".into()];

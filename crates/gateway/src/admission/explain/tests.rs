@@ -11,7 +11,7 @@ use crate::store::PairedDevice;
 const T: &str = "explain-test-token-0123456789abcdef";
 
 fn cfg() -> Config {
-    Config::for_tests(AuthMode::Token, Some(T), None)
+    Config::new(AuthMode::Token, Some(T), None)
 }
 
 fn desc(f: impl FnOnce(&mut Description)) -> Description {
@@ -121,7 +121,7 @@ fn credential_kinds_are_checked_by_the_server_check() {
     assert_eq!(rule(&none), Some(RuleId::NoIdentity));
     let mode_none = explain(
         &desc(|d| d.credential = CredentialDesc::WrongToken),
-        &Config::for_tests(AuthMode::None, None, None),
+        &Config::new(AuthMode::None, None, None),
         None,
         None,
     )
@@ -212,7 +212,7 @@ fn service_tokens_are_the_named_principal() {
 
 #[test]
 fn trusted_proxy_headers_are_read_like_the_server_reads_them() {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("pw"));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some("pw"));
     c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
     c.trusted_proxy = Some(crate::config::TrustedProxyConfig::new("X-Auth-User", &[]));
     c.identity_scopes.insert("alice".into(), vec!["operator.read".into()]);

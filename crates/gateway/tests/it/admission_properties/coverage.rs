@@ -183,7 +183,7 @@ pub(super) fn one_fact_set_per_rule() -> Vec<(RuleId, ConnectFacts, Option<Devic
 pub(super) fn config_for(rule: RuleId) -> Config {
     match rule {
         RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser => {
-            let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some(PASSWORD));
+            let mut c = Config::new(AuthMode::TrustedProxy, None, Some(PASSWORD));
             c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
             let mut tp = TrustedProxyConfig::new(USER_HEADER, &[]);
             tp.allow_loopback = true;
@@ -192,7 +192,7 @@ pub(super) fn config_for(rule: RuleId) -> Config {
             c.identity_scopes.insert("alice".into(), vec!["operator.read".into()]);
             c
         }
-        _ => Config::for_tests(AuthMode::Token, Some(TOKEN), None),
+        _ => Config::new(AuthMode::Token, Some(TOKEN), None),
     }
 }
 

@@ -17,7 +17,7 @@ pub(super) fn arb_config() -> impl Strategy<Value = Config> {
     let extra = (arb_trusted_proxy(), arb_identity_scopes(), arb_local_services());
     (base, extra).prop_map(
         |((mode, bind, local_owner, auto_approve_local, proxies, origins), (tp, identity_scopes, services))| {
-            let mut c = Config::for_tests(mode, Some(TOKEN), Some(PASSWORD));
+            let mut c = Config::new(mode, Some(TOKEN), Some(PASSWORD));
             c.bind = bind;
             c.local_owner = local_owner;
             c.auto_approve_local = auto_approve_local;

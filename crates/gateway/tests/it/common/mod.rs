@@ -57,7 +57,7 @@ impl TestGateway {
 
     /// Token mode with [`TOKEN`], default options.
     pub async fn token() -> TestGateway {
-        Self::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await
+        Self::start(Config::new(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await
     }
 
     pub fn url(&self) -> String {
