@@ -14,8 +14,8 @@ use clawgate::admission::explain::{self, CredentialDesc, Description, DeviceDesc
 use clawgate::config::ConfigSources;
 use clawgate::store::{PairingStore, SqliteStore};
 
+use super::config_args::{load_config, ConfigArgs};
 use super::error::CliError;
-use super::gateway_cmd::{load_config, ConfigArgs};
 
 #[derive(Subcommand)]
 pub enum AuthCommand {

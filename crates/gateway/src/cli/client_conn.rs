@@ -14,8 +14,8 @@ use clawgate::state::StateDir;
 use clawgate_client::{Client, ClientError, ConnectOptions};
 use clawgate_protocol::scopes::KNOWN_SCOPES;
 
+use super::config_args::{load_config_with, ConfigArgs};
 use super::error::CliError;
-use super::gateway_cmd::{load_config_with, ConfigArgs};
 
 /// The flags every command that talks to the running gateway takes.
 #[derive(Args, Clone)]

@@ -9,11 +9,12 @@ use clawgate_protocol::methods::{method_scope, MethodScope};
 use clawgate_protocol::scopes;
 use serde_json::{json, Value};
 
-use clawgate::config::{self, AuthMode, Config, ConfigError, ConfigSources};
+use clawgate::config::{AuthMode, ConfigSources};
 use clawgate::runtime_file::{self, Found, RuntimeInfo};
 use clawgate::state::StateDir;
 
 use super::client_conn::{checked_scopes, connect, ClientArgs, Located};
+use super::config_args::{load_config, load_config_with, ConfigArgs};
 use super::error::CliError;
 use super::gateway_run::{run_gateway, RunArgs};
 
@@ -27,13 +28,6 @@ pub enum GatewayCommand {
     Status(StatusArgs),
     /// Print the token the running gateway uses (or say why it cannot).
     Token(TokenArgs),
-}
-
-#[derive(Args, Clone)]
-pub struct ConfigArgs {
-    /// Config file (JSON5). Default: $CLAWGATE_CONFIG, else config.json5 in the state directory if present.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -81,48 +75,6 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, CliError> {
         GatewayCommand::Status(args) => runtime.block_on(status(args)),
         GatewayCommand::Token(args) => token(args),
     }
-}
-
-pub(crate) struct Loaded {
-    pub(crate) config: Config,
-    pub(crate) state: StateDir,
-    /// The config file read, if any.
-    pub(crate) config_file: Option<PathBuf>,
-}
-
-/// Finds the token in token mode when none is configured: reads (or
-/// generates) the state directory's token file.
-pub(crate) type TokenFinder<'a> = &'a mut dyn FnMut(&StateDir) -> Result<(String, PathBuf), ConfigError>;
-
-/// Resolve config the same way for every subcommand; `token` is asked for
-/// the token only in token mode when none is configured anywhere.
-pub(crate) fn load_config_with(
-    args: &ConfigArgs,
-    mut sources: ConfigSources,
-    token: TokenFinder<'_>,
-) -> Result<Loaded, ConfigError> {
-    sources.env = ConfigSources::from_process_env();
-    let state = StateDir::locate(&sources.env)?;
-    sources.file = args
-        .config
-        .clone()
-        .or_else(|| sources.env.get("CLAWGATE_CONFIG").filter(|p| !p.is_empty()).map(PathBuf::from))
-        .or_else(|| Some(state.default_config_path()).filter(|p| p.exists()));
-    let config = config::load(&sources, &mut || token(&state))?;
-    Ok(Loaded { config, config_file: sources.file, state })
-}
-
-/// [`load_config_with`] requiring an existing token (never generating one).
-pub(crate) fn load_config(args: &ConfigArgs, sources: ConfigSources) -> Result<Loaded, ConfigError> {
-    load_config_with(args, sources, &mut |state: &StateDir| {
-        match state.read_token()? {
-        Some(t) => Ok((t, state.token_path())),
-        None => Err(ConfigError::Other(format!(
-            "no gateway token yet: start the gateway once (clawgate gateway run) to generate {}, or set OPENCLAW_GATEWAY_TOKEN",
-            state.token_path().display()
-        ))),
-    }
-    })
 }
 
 /// The least `method` needs, from the protocol's method table; methods the

@@ -14,8 +14,8 @@ use clawgate::state::StateDir;
 use clawgate::{serve, Gateway, ServerOptions};
 
 use super::client_conn::local_url;
+use super::config_args::{load_config_with, ConfigArgs};
 use super::error::CliError;
-use super::gateway_cmd::{load_config_with, ConfigArgs};
 use super::port_holder;
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -2,6 +2,7 @@
 
 mod auth_cmd;
 mod client_conn;
+mod config_args;
 mod devices;
 mod error;
 mod gateway_cmd;

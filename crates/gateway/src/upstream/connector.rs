@@ -137,7 +137,7 @@ impl Upstream {
         let challenge = read_challenge(&mut ws).await?;
         let mut params = request.connect_params(&self.config.secret);
         if let Some(identity) = request.class.identity() {
-            let signed_at = challenge.ts.unwrap_or_else(crate::server::now_ms);
+            let signed_at = challenge.ts.unwrap_or_else(crate::clock::now_ms);
             params.device = Some(identity.device_params(&params, &challenge.nonce, signed_at));
         }
         let frame = serde_json::json!({
