@@ -104,7 +104,7 @@ impl Lookups for BenchStore {
 }
 
 fn admission(c: &mut Criterion) {
-    let config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let config = Config::new(AuthMode::Token, Some(TOKEN), None);
     let edge =
         EdgeFacts::new("127.0.0.1:50000".parse().unwrap(), 18789, vec![("Host".into(), "localhost:18789".into())]);
     let locality = classify_upgrade(&edge, &config).expect("a local upgrade");

@@ -17,7 +17,7 @@ async fn every_load_kind_completes_with_tiny_counts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let store = Arc::new(clawgate::store::SqliteStore::open_in_memory().unwrap());
-    let gateway = Gateway::new(Config::for_tests(AuthMode::Token, Some(TOKEN), None), ServerOptions::default(), store);
+    let gateway = Gateway::new(Config::new(AuthMode::Token, Some(TOKEN), None), ServerOptions::default(), store);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, gateway, async move {
         let _ = stopped.await;

@@ -9,20 +9,27 @@
 //! - [`upstream`]: upstream mode, clawgate in front of an OpenClaw gateway.
 //! - [`store`]: the pairing store (SQLite).
 //! - [`devices_admin`]: who may approve, reject, remove, rotate and revoke.
+//! - Leaves both [`server`] and [`upstream`] use: [`clock`], [`version`],
+//!   [`http_head`], [`close_code`] and the per-connection outbox.
 //!
 //! The `clawgate` command line is not part of the library: it is the
 //! binary's own module tree (`src/main.rs`, `src/cli/`), built with the `cli`
 //! feature.
 
 pub mod admission;
+pub mod clock;
+pub mod close_code;
 pub mod config;
 pub mod devices_admin;
+pub mod http_head;
 pub mod net;
+pub(crate) mod outbox;
 pub mod runtime_file;
 pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;
 pub mod upstream;
+pub mod version;
 
 pub use server::{serve, serve_listeners, Gateway, ServerOptions};

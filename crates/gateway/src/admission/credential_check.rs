@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn token_mode_accepts_either_field() {
-        let c = Config::for_tests(AuthMode::Token, Some("s3cret"), None);
+        let c = Config::new(AuthMode::Token, Some("s3cret"), None);
         assert_eq!(
             check_shared_secret(Some(&auth(Some("s3cret"), None)), &c),
             CredentialCheck::Verified(Credential::SharedToken)
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn password_mode() {
-        let c = Config::for_tests(AuthMode::Password, None, Some("pw"));
+        let c = Config::new(AuthMode::Password, None, Some("pw"));
         assert_eq!(
             check_shared_secret(Some(&auth(None, Some("pw"))), &c),
             CredentialCheck::Verified(Credential::SharedPassword)
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn none_mode_needs_nothing() {
-        let c = Config::for_tests(AuthMode::None, None, None);
+        let c = Config::new(AuthMode::None, None, None);
         assert_eq!(check_shared_secret(None, &c), CredentialCheck::Verified(Credential::NoneMode));
     }
 }

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 
 use clawgate_protocol::ConnectParams;
-use serde_json::json;
 
 use super::credential::{AuthReason, Credential, CredentialCheck};
 use super::credential_check::check_connect_credential;
@@ -15,6 +14,7 @@ use super::facts::{ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
 use super::lookups::Lookups;
 use super::rule_id::RuleId;
+use super::test_records::connect_params;
 use crate::config::{AuthMode, Config, TrustedLocalService, TrustedProxyConfig};
 use crate::store::{DeviceView, ServicePrincipal, ServiceTokenCheck, StoreError, TokenCheck};
 
@@ -27,12 +27,7 @@ fn remote() -> Locality {
 }
 
 fn params(client: (&str, &str), role: &str, scopes: &[&str]) -> ConnectParams {
-    let v = json!({
-        "minProtocol": 4, "maxProtocol": 4,
-        "client": { "id": client.0, "version": "1", "platform": "linux", "mode": client.1 },
-        "role": role, "scopes": scopes,
-    });
-    ConnectParams::parse(Some(&v)).unwrap()
+    connect_params(client.0, client.1, role, scopes)
 }
 
 fn facts(locality: Locality, origin: Option<&str>, p: ConnectParams, credential: CredentialCheck) -> ConnectFacts {
@@ -63,11 +58,11 @@ fn proxy_user(user: &str, via_loopback_user: bool) -> CredentialCheck {
 }
 
 fn token_cfg() -> Config {
-    Config::for_tests(AuthMode::Token, Some("t"), None)
+    Config::new(AuthMode::Token, Some("t"), None)
 }
 
 fn proxy_cfg() -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("pw"));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some("pw"));
     c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let mut tp = TrustedProxyConfig::new("x-forwarded-user", &["x-auth-request-email"]);
     tp.allow_loopback = true;
@@ -430,7 +425,7 @@ fn service_tokens_are_checked_in_auth_token_only_and_fail_alike() {
     let r = check(Some(&auth(None, Some(t))), &c, &e, &remote(), ServiceTokenCheck::Valid(principal()));
     assert_eq!(r, CredentialCheck::Failed(AuthReason::TokenMismatch));
     // The shared token itself, should it start with the prefix, stays the shared token.
-    let odd = Config::for_tests(AuthMode::Token, Some(t), None);
+    let odd = Config::new(AuthMode::Token, Some(t), None);
     let r = check(Some(&auth(Some(t), None)), &odd, &e, &remote(), ServiceTokenCheck::Unknown);
     assert_eq!(r, CredentialCheck::Verified(Credential::SharedToken));
 }

@@ -292,7 +292,7 @@ mod tests {
     }
 
     fn cfg(proxies: &[&str]) -> Config {
-        let mut c = Config::for_tests(AuthMode::Token, Some("t"), None);
+        let mut c = Config::new(AuthMode::Token, Some("t"), None);
         c.trusted_proxies = proxies.iter().map(|p| p.parse().unwrap()).collect();
         c
     }

@@ -23,6 +23,8 @@ pub mod origin;
 mod proxy_device_tests;
 pub mod rule_id;
 pub mod rules;
+#[cfg(test)]
+pub(crate) mod test_records;
 pub mod trusted_proxy;
 
 pub use credential::{AuthReason, Credential, CredentialCheck};

@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn listed_origins_are_exact() {
-        let mut c = Config::for_tests(AuthMode::Token, Some("t"), None);
+        let mut c = Config::new(AuthMode::Token, Some("t"), None);
         c.allowed_origins = vec!["https://ui.example".into()];
         assert!(is_allowed_origin("https://UI.example", 18789, &c));
         assert!(!is_allowed_origin("https://ui.example.evil", 18789, &c));

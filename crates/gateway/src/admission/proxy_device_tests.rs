@@ -22,7 +22,7 @@ const ADMIN: &str = "operator.admin";
 const KEY: &str = "key";
 
 fn config(auto: Option<&[&str]>) -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, None);
+    let mut c = Config::new(AuthMode::TrustedProxy, None, None);
     c.trusted_proxies = vec!["10.0.0.1".parse().unwrap()];
     let mut tp = TrustedProxyConfig::new("x-forwarded-user", &[]);
     tp.device_auto_approve = auto.map(|s| s.iter().map(|x| (*x).to_owned()).collect());

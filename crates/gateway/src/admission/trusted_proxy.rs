@@ -84,7 +84,7 @@ mod tests {
     use crate::config::AuthMode;
 
     fn cfg(proxies: &[&str], allow_loopback: bool, loopback_user: Option<&str>, allow_users: &[&str]) -> Config {
-        let mut c = Config::for_tests(AuthMode::TrustedProxy, None, None);
+        let mut c = Config::new(AuthMode::TrustedProxy, None, None);
         c.trusted_proxies = proxies.iter().map(|p| p.parse().unwrap()).collect();
         let mut tp = TrustedProxyConfig::new("X-Forwarded-User", &["X-Auth-Request-Email"]);
         tp.allow_loopback = allow_loopback;
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn without_proxy_config_nothing_is_honoured() {
-        let c = Config::for_tests(AuthMode::TrustedProxy, None, None);
+        let c = Config::new(AuthMode::TrustedProxy, None, None);
         assert_eq!(proxy_user(&edge("10.0.0.1:1", FULL), &REMOTE, &c), Err(AuthReason::TrustedProxyConfigMissing));
     }
 }

@@ -1,9 +1,11 @@
-//! How every command finds and loads its configuration: `--config`,
-//! `$CLAWGATE_CONFIG`, or `config.json5` in the state directory.
+//! `--config` and how every subcommand resolves its configuration: the
+//! file (flag, `$CLAWGATE_CONFIG`, or the state directory's), the
+//! environment, and the token file in token mode.
 
 use std::path::PathBuf;
 
 use clap::Args;
+
 use clawgate::config::{self, Config, ConfigError, ConfigSources};
 use clawgate::state::StateDir;
 

@@ -266,13 +266,6 @@ pub(crate) fn intern(s: String) -> &'static str {
 }
 
 impl Config {
-    /// The same as [`Config::new`]; kept for the tests that still use the
-    /// old name, not part of the documented API.
-    #[doc(hidden)]
-    pub fn for_tests(auth_mode: AuthMode, token: Option<&str>, password: Option<&str>) -> Config {
-        Config::new(auth_mode, token, password)
-    }
-
     /// Defaults with the given auth mode and secrets, for embedders that do
     /// not read a configuration file.
     pub fn new(auth_mode: AuthMode, token: Option<&str>, password: Option<&str>) -> Config {

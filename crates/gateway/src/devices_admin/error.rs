@@ -9,6 +9,7 @@ use crate::store::{Role, StoreError};
 pub enum Action {
     PairingApproval,
     PairingRejection,
+    RejectionLift,
     Removal,
     Rename,
     TokenRotation,
@@ -20,6 +21,7 @@ impl Action {
         match self {
             Action::PairingApproval => "device pairing approval",
             Action::PairingRejection => "device pairing rejection",
+            Action::RejectionLift => "lifting a device pairing rejection",
             Action::Removal => "device removal",
             Action::Rename => "device rename",
             Action::TokenRotation => "device token rotation",

@@ -1,5 +1,5 @@
 //! Device administration as one piece of policy: who may list, approve,
-//! reject, remove, rename, rotate and revoke, and what each does to the
+//! reject (and lift a rejection), remove, rename, rotate and revoke, and what each does to the
 //! store. The gateway's `device.pair.*`, `device.token.*` and `node.pair.*`
 //! methods and the CLI's `--offline` mode both call it; what only a running
 //! gateway does (broadcasts, closing sessions) stays with the methods.
@@ -14,7 +14,9 @@ pub mod views;
 
 pub use actor::Actor;
 pub use error::{Action, AdminError, DenyReason};
-pub use policy::{approve, list, reject, remove, rename, revoke, rotate, Listing, Revocation, Rotation};
+pub use policy::{
+    approve, list, reject, remove, rename, revoke, rotate, unreject, Listing, Revocation, Rotation, Unrejection,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,27 @@
 //! The operations: each checks what the actor may do, then changes the
 //! store. Checks and change run against one store handle, in one call.
 
-use crate::store::{Approval, PairedDevice, PairingStore, PendingRequest, Rejection, Role, TokenInfo};
+use crate::store::{
+    Approval, PairedDevice, PairingStore, PendingRequest, Rejection, RejectionCooldown, Role, TokenInfo,
+};
 
 use super::{Action, Actor, AdminError, DenyReason};
 
-/// Open requests and paired devices (with their tokens) the actor may manage.
+/// Open requests, paired devices (with their tokens) and rejection
+/// cool-downs in force, of the devices the actor may manage.
 #[derive(Debug, Clone)]
 pub struct Listing {
     pub pending: Vec<PendingRequest>,
     pub paired: Vec<(PairedDevice, Vec<TokenInfo>)>,
+    pub rejected: Vec<RejectionCooldown>,
+}
+
+/// The cool-downs of one device that were lifted.
+#[derive(Debug, Clone)]
+pub struct Unrejection {
+    pub device_id: String,
+    /// Empty when the device was in no cool-down (nothing to do).
+    pub roles: Vec<Role>,
 }
 
 /// A new token for (device, role).
@@ -43,7 +55,8 @@ pub fn list(store: &dyn PairingStore, actor: &Actor, now: u64) -> Result<Listing
             paired.push((device, tokens));
         }
     }
-    Ok(Listing { pending, paired })
+    let rejected = store.rejections(now)?.into_iter().filter(|c| actor.may_manage(&c.device_id)).collect();
+    Ok(Listing { pending, paired, rejected })
 }
 
 /// A request (in any state) the actor may act on.
@@ -79,6 +92,23 @@ pub fn approve(store: &dyn PairingStore, actor: &Actor, request_id: &str, now: u
 pub fn reject(store: &dyn PairingStore, actor: &Actor, request_id: &str, now: u64) -> Result<Rejection, AdminError> {
     managed_request(store, actor, request_id, Action::PairingRejection, now)?;
     Ok(store.reject(request_id, now)?)
+}
+
+/// Lift the rejection cool-down of a device (of `role` only, if given) so
+/// it may ask to pair again at once: the undoing of [`reject`], open to
+/// whoever may reject. Approving what it then asks for is a separate step.
+pub fn unreject(
+    store: &dyn PairingStore,
+    actor: &Actor,
+    device_id: &str,
+    role: Option<Role>,
+    now: u64,
+) -> Result<Unrejection, AdminError> {
+    if !actor.may_manage(device_id) {
+        return Err(AdminError::deny(Action::RejectionLift, DenyReason::NotOwnDevice));
+    }
+    let roles = store.lift_rejection(device_id, role, now)?;
+    Ok(Unrejection { device_id: device_id.to_owned(), roles })
 }
 
 /// The paired record, if the actor may manage it: its own device, and a

@@ -83,3 +83,36 @@ fn rotation_refusals_carry_the_store_codes() {
     assert!(!rotate(&store, &owner, D1, Role::Operator, None, NOW).unwrap().in_band);
     assert!(matches!(remove(&store, &owner, D9, NOW), Err(AdminError::UnknownDevice { .. })));
 }
+
+#[test]
+fn a_rejection_is_listed_until_lifted_and_only_its_manager_lifts_it() {
+    let (store, id) = store_with_request(D1, Role::Operator, &[READ]);
+    reject(&store, &Actor::store_owner(), &id, NOW).unwrap();
+    let listing = list(&store, &Actor::store_owner(), NOW + 1).unwrap();
+    assert_eq!(listing.rejected.len(), 1);
+    let cooldown = &listing.rejected[0];
+    assert_eq!((cooldown.device_id.as_str(), cooldown.role, cooldown.rejected_at_ms), (D1, Role::Operator, NOW));
+    assert_eq!(cooldown.until_ms, NOW + crate::store::REJECT_COOLDOWN_MS);
+    assert_eq!(cooldown.request.as_ref().map(|r| r.request_id.as_str()), Some(id.as_str()));
+
+    let other = Actor::session(&owned(&[PAIRING]), Some(D2), ApprovedVia::Owner);
+    assert!(list(&store, &other, NOW + 1).unwrap().rejected.is_empty(), "another device's rejection is not shown");
+    let e = unreject(&store, &other, D1, None, NOW + 1).unwrap_err();
+    assert_eq!(e.to_string(), "lifting a device pairing rejection denied (not-own-device)");
+
+    let pairer = Actor::session(&owned(&[PAIRING]), None, ApprovedVia::Owner);
+    assert!(unreject(&store, &pairer, D1, Some(Role::Node), NOW + 1).unwrap().roles.is_empty(), "other role");
+    assert_eq!(unreject(&store, &pairer, D1, None, NOW + 1).unwrap().roles, vec![Role::Operator]);
+    assert!(list(&store, &pairer, NOW + 2).unwrap().rejected.is_empty());
+    let again = NewRequest::new(D1, "key", Role::Operator, &[READ]);
+    assert!(store.request_pairing(&again, NOW + 2).is_ok(), "it may ask again at once");
+    assert!(unreject(&store, &pairer, D1, None, NOW + 2).unwrap().roles.is_empty(), "nothing left to lift");
+}
+
+#[test]
+fn a_cooldown_that_ran_out_is_no_longer_listed() {
+    let (store, id) = store_with_request(D1, Role::Operator, &[READ]);
+    reject(&store, &Actor::store_owner(), &id, NOW).unwrap();
+    let later = NOW + crate::store::REJECT_COOLDOWN_MS;
+    assert!(list(&store, &Actor::store_owner(), later).unwrap().rejected.is_empty());
+}

@@ -3,15 +3,39 @@
 use serde_json::{json, Value};
 
 use crate::store::json::{paired_json, pending_json};
-use crate::store::{Approval, Rejection};
+use crate::store::{Approval, Rejection, RejectionCooldown};
 
-use super::{Listing, Revocation, Rotation};
+use super::{Listing, Revocation, Rotation, Unrejection};
 
-/// `device.pair.list`: `{pending, paired}`.
+/// `device.pair.list`: `{pending, paired}` as OpenClaw answers, and
+/// clawgate's `rejected`: the cool-downs in force.
 pub fn listing(l: &Listing) -> Value {
     let pending: Vec<Value> = l.pending.iter().map(pending_json).collect();
     let paired: Vec<Value> = l.paired.iter().map(|(d, t)| paired_json(d, t)).collect();
-    json!({ "pending": pending, "paired": paired })
+    let rejected: Vec<Value> = l.rejected.iter().map(cooldown).collect();
+    json!({ "pending": pending, "paired": paired, "rejected": rejected })
+}
+
+/// One cool-down: the rejected request's fields (when the store still has
+/// it), then the device, role and times of the cool-down itself.
+fn cooldown(c: &RejectionCooldown) -> Value {
+    let mut out = c.request.as_ref().map(pending_json).unwrap_or_else(|| json!({}));
+    for stale in ["silent", "refreshedAtMs", "expiresAtMs"] {
+        if let Some(o) = out.as_object_mut() {
+            o.remove(stale);
+        }
+    }
+    out["deviceId"] = c.device_id.clone().into();
+    out["role"] = c.role.as_str().into();
+    out["rejectedAtMs"] = c.rejected_at_ms.into();
+    out["cooldownUntilMs"] = c.until_ms.into();
+    out
+}
+
+/// `device.pair.unreject` (clawgate's own): the roles whose cool-down ended.
+pub fn unrejection(u: &Unrejection) -> Value {
+    let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
+    json!({ "deviceId": u.device_id, "lifted": !roles.is_empty(), "roles": roles })
 }
 
 /// `device.pair.approve`.

@@ -170,7 +170,16 @@ pub async fn pairing_required(
             }
         }
         Err(StoreError::PairingRejected { until_ms, .. }) => {
-            RefusalKind::PairingRejected { retry_after_ms: until_ms.saturating_sub(now) }
+            // The request the pairing hint speaks of is gone: say how this ends.
+            let retry_after_ms = until_ms.saturating_sub(now);
+            let hint = format!(
+                "the owner rejected this device's pairing request; it may ask again in {} s, or the owner \
+                 lifts the rejection now with `clawgate devices unreject {}`",
+                retry_after_ms.div_ceil(1000),
+                need.device.device_id.get(..12).unwrap_or(&need.device.device_id)
+            );
+            let kind = RefusalKind::PairingRejected { retry_after_ms };
+            return Failure::Refused(Refusal { kind, rule: RuleId::PairingRequired, hint });
         }
         Err(StoreError::TooManyPending(_)) => {
             return Failure::Apply(ApplyFailure::PairingBusy { hint: need.hint.clone() })

@@ -8,35 +8,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+pub use crate::http_head::{error_body, RequestHead};
+
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-
-#[derive(Debug)]
-pub struct RequestHead {
-    pub method: String,
-    pub path: String,
-    /// Header names lower-cased, in arrival order, duplicates kept.
-    pub headers: Vec<(String, String)>,
-}
-
-impl RequestHead {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    fn header_has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    pub fn is_websocket_upgrade(&self) -> bool {
-        self.header_has_token("upgrade", "websocket") && self.header_has_token("connection", "upgrade")
-    }
-}
 
 #[derive(Debug)]
 pub enum HeadError {
@@ -110,11 +86,6 @@ pub async fn respond_json(stream: &mut TcpStream, status: u16, body: &serde_json
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body.as_bytes()).await;
     let _ = stream.shutdown().await;
-}
-
-/// An error body in the shape OpenClaw uses for HTTP refusals.
-pub fn error_body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "error": { "type": code, "message": message } })
 }
 
 /// Why a WebSocket upgrade request could not be completed.

@@ -11,7 +11,6 @@ pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 mod methods;
-pub(crate) mod outbox;
 pub mod registry;
 mod relay;
 mod session;
@@ -23,7 +22,7 @@ mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -34,7 +33,11 @@ use crate::store::PairingStore;
 
 pub use registry::Registry;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+// Leaves shared with upstream mode, named here too for the server's own
+// modules and for embedders that know them as `server::…`.
+pub use crate::clock::now_ms;
+use crate::outbox;
+pub use crate::version::VERSION;
 
 /// Timers and limits that are not user configuration.
 #[derive(Debug, Clone)]
@@ -113,10 +116,6 @@ impl Gateway {
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Serve connections from `listener` (trust `local`) until `shutdown`

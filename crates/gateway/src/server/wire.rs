@@ -9,17 +9,11 @@ use crate::upstream::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
 
 pub use super::edge_failure::{EdgeFailure, HttpAnswer};
 
-// Every close code the gateway sends, defined here only.
-pub const CLOSE_NORMAL: u16 = 1000;
-pub const CLOSE_PROTOCOL: u16 = 1002;
-/// A policy refusal, a slow consumer, repeated unauthorized calls.
-pub const CLOSE_POLICY: u16 = 1008;
-pub const CLOSE_TOO_LARGE: u16 = 1009;
-pub const CLOSE_RESTART: u16 = 1012;
-pub const CLOSE_INTERNAL: u16 = 1011;
-pub const CLOSE_TRY_AGAIN: u16 = 1013;
-/// A session that a store change (revocation, removal, rotation) invalidated.
-pub const CLOSE_INVALIDATED: u16 = 4001;
+// Every close code the gateway sends, named here for the server's modules.
+pub use crate::close_code::{
+    CLOSE_INTERNAL, CLOSE_INVALIDATED, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_RESTART, CLOSE_TOO_LARGE,
+    CLOSE_TRY_AGAIN,
+};
 
 /// Everything that ends a connection before or at `connect`, in one type:
 /// the HTTP edge refused it, the handshake itself failed, admission

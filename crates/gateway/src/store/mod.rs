@@ -46,8 +46,8 @@ pub use services::{
 };
 pub use sqlite::SqliteStore;
 pub use types::{
-    Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
-    RequestState, Role, TokenCheck, TokenInfo,
+    Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection,
+    RejectionCooldown, RequestOutcome, RequestState, Role, TokenCheck, TokenInfo,
 };
 
 /// An open request expires this long after its last refresh.
@@ -128,6 +128,13 @@ pub trait PairingStore: Send + Sync {
 
     /// Reject an open request and start the (device, role) cooldown.
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError>;
+
+    /// The rejection cool-downs in force at `now_ms`, oldest first.
+    fn rejections(&self, now_ms: u64) -> Result<Vec<RejectionCooldown>, StoreError>;
+
+    /// End the cool-downs of a device (of `role` only, if given) so it may
+    /// ask again at once. Returns the roles lifted; none is not an error.
+    fn lift_rejection(&self, device_id: &str, role: Option<Role>, now_ms: u64) -> Result<Vec<Role>, StoreError>;
 
     /// Delete a paired device and its tokens; returns the removed record.
     fn remove_device(&self, device_id: &str, now_ms: u64) -> Result<PairedDevice, StoreError>;

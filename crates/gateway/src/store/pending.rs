@@ -8,7 +8,8 @@ use super::codec::{from_ms, from_opt_ms, list_from_sql, list_to_sql, role_from_s
 use super::devices;
 use super::error::{PendingCap, StoreError};
 use super::types::{
-    Approval, ApprovedVia, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome, RequestState, Role,
+    Approval, ApprovedVia, NewRequest, PairedDevice, PendingRequest, Rejection, RejectionCooldown, RequestOutcome,
+    RequestState, Role,
 };
 use super::{MAX_OPEN_PER_IP, MAX_OPEN_TOTAL, PENDING_TTL_MS, REJECT_COOLDOWN_MS, RESOLVED_RETENTION_MS};
 use crate::secrets::random_uuid;
@@ -321,4 +322,42 @@ pub(super) fn reject(conn: &Connection, request_id: &str, now: i64) -> OpResult<
     request.state = RequestState::Rejected;
     request.resolved_at_ms = Some(from_ms(now));
     Ok(Rejection { request, cooldown_until_ms: from_ms(until) })
+}
+
+/// Cool-downs in force, oldest rejection first, each with the request it
+/// rejected (kept longer than any cool-down, so normally there).
+pub(super) fn rejections(conn: &Connection, now: i64) -> OpResult<Vec<RejectionCooldown>> {
+    let mut stmt = conn.prepare(
+        "SELECT device_id, role, rejected_at_ms, until_ms FROM pairing_rejections
+         WHERE until_ms > ?1 ORDER BY rejected_at_ms, device_id, role",
+    )?;
+    let rows = stmt.query_map([now], |r| {
+        Ok((r.get::<_, String>(0)?, role_from_sql(1, &r.get::<_, String>(1)?)?, from_ms(r.get(2)?), from_ms(r.get(3)?)))
+    })?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM pending_requests
+         WHERE device_id = ?1 AND role = ?2 AND state = 'rejected'
+         ORDER BY resolved_at_ms DESC LIMIT 1"
+    );
+    let mut out = Vec::with_capacity(rows.len());
+    for (device_id, role, rejected_at_ms, until_ms) in rows {
+        let request = conn.query_row(&sql, params![device_id, role.as_str()], from_row).optional()?;
+        out.push(RejectionCooldown { device_id, role, rejected_at_ms, until_ms, request });
+    }
+    Ok(out)
+}
+
+/// End the cool-downs of a device (of one role, if given) now. Returns the
+/// roles whose cool-down was in force.
+pub(super) fn lift_rejection(conn: &Connection, device_id: &str, role: Option<Role>, now: i64) -> OpResult<Vec<Role>> {
+    let lifted: Vec<Role> = rejections(conn, now)?
+        .into_iter()
+        .filter(|c| c.device_id == device_id && role.is_none_or(|r| r == c.role))
+        .map(|c| c.role)
+        .collect();
+    for role in &lifted {
+        clear_cooldown(conn, device_id, *role)?;
+    }
+    Ok(lifted)
 }

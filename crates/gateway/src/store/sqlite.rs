@@ -10,8 +10,8 @@ use super::error::StoreError;
 use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
 use super::services::{self, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck};
 use super::types::{
-    Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
-    Role, TokenCheck, TokenInfo,
+    Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection,
+    RejectionCooldown, RequestOutcome, Role, TokenCheck, TokenInfo,
 };
 use super::{devices, pending, schema, tokens, PairingStore};
 
@@ -176,6 +176,15 @@ impl PairingStore for SqliteStore {
 
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {
         self.write(now_ms, Change::State, |tx, now| pending::reject(tx, request_id, now))
+    }
+
+    fn rejections(&self, now_ms: u64) -> Result<Vec<RejectionCooldown>, StoreError> {
+        let now = ms(now_ms)?;
+        self.read(|tx| pending::rejections(tx, now))
+    }
+
+    fn lift_rejection(&self, device_id: &str, role: Option<Role>, now_ms: u64) -> Result<Vec<Role>, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| pending::lift_rejection(tx, device_id, role, now))
     }
 
     fn remove_device(&self, device_id: &str, now_ms: u64) -> Result<PairedDevice, StoreError> {

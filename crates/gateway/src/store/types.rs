@@ -273,6 +273,18 @@ pub struct Rejection {
     pub cooldown_until_ms: u64,
 }
 
+/// A (device, role) that may not ask to pair until `until_ms`: it was
+/// rejected at `rejected_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectionCooldown {
+    pub device_id: String,
+    pub role: Role,
+    pub rejected_at_ms: u64,
+    pub until_ms: u64,
+    /// The request rejected, if the store still has it.
+    pub request: Option<PendingRequest>,
+}
+
 /// A live device token found by its value alone
 /// ([`super::PairingStore::device_token_by_value`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

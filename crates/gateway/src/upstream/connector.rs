@@ -62,8 +62,9 @@ pub struct UpstreamLink {
 }
 
 impl UpstreamLink {
-    /// A link over a socket opened elsewhere (tests), not counted.
-    pub fn uncounted(ws: UpstreamWs, hello_ok: Value) -> UpstreamLink {
+    /// A link over a socket opened elsewhere (the unit tests), not counted.
+    #[cfg(test)]
+    pub(crate) fn uncounted(ws: UpstreamWs, hello_ok: Value) -> UpstreamLink {
         UpstreamLink { ws, hello_ok, counted: None }
     }
 
@@ -136,7 +137,7 @@ impl Upstream {
         let challenge = read_challenge(&mut ws).await?;
         let mut params = request.connect_params(&self.config.secret);
         if let Some(identity) = request.class.identity() {
-            let signed_at = challenge.ts.unwrap_or_else(crate::server::now_ms);
+            let signed_at = challenge.ts.unwrap_or_else(crate::clock::now_ms);
             params.device = Some(identity.device_params(&params, &challenge.nonce, signed_at));
         }
         let frame = serde_json::json!({

@@ -83,13 +83,13 @@ async fn fake_upstream(answer: Answer, delay: Duration) -> Fake {
                 tokio::time::sleep(delay).await;
                 let nonce = format!("nonce-{unfinished}");
                 let challenge = json!({"type": "event", "event": "connect.challenge",
-                    "payload": {"nonce": nonce, "ts": crate::server::now_ms(), "capabilities": []}});
+                    "payload": {"nonce": nonce, "ts": crate::clock::now_ms(), "capabilities": []}});
                 ws.send(Message::text(challenge.to_string())).await.unwrap();
                 let Some(Ok(Message::Text(text))) = ws.next().await else { panic!("no connect") };
                 let frame: Value = serde_json::from_str(&text).unwrap();
                 let params = ConnectParams::parse(frame.get("params")).unwrap();
                 if params.device.is_some() {
-                    crate::admission::device_proof::verify(&params, &nonce, crate::server::now_ms())
+                    crate::admission::device_proof::verify(&params, &nonce, crate::clock::now_ms())
                         .expect("a valid device proof");
                 }
                 s.connects.lock().unwrap().push(params.clone());

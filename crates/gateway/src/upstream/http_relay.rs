@@ -37,7 +37,7 @@ use super::http_rules::{
     is_secret_swap_path, AuthorizationAction, CredentialVerdict,
 };
 use super::transport::connect_tcp;
-use crate::server::http::RequestHead;
+use crate::http_head::RequestHead;
 
 /// Largest request body relayed by default.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 * 1024 * 1024;
@@ -127,7 +127,7 @@ fn rebuild_head(head: &RequestHead, leftover: &[u8]) -> Vec<u8> {
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response<RelayBody> {
-    let body = crate::server::http::error_body(code, message).to_string();
+    let body = crate::http_head::error_body(code, message).to_string();
     let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
     *resp.status_mut() = status;
     let h = resp.headers_mut();

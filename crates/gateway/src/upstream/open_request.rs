@@ -132,7 +132,7 @@ impl OpenRequest {
         let f = &self.fields;
         let mut client = ClientInfo::new(
             id,
-            &present(&f.version).unwrap_or_else(|| crate::server::VERSION.to_owned()),
+            &present(&f.version).unwrap_or_else(|| crate::version::VERSION.to_owned()),
             &present(&f.platform).unwrap_or_else(|| std::env::consts::OS.to_owned()),
             mode,
         );

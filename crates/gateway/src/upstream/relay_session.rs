@@ -25,10 +25,10 @@ use tokio_tungstenite::tungstenite::Message;
 use super::connector::UpstreamLink;
 use super::hello_merge::UrlRewrite;
 use super::transport::UpstreamWs;
-use crate::server::outbox::{Outbound, Outbox};
+use crate::outbox::{Outbound, Outbox};
 
 /// The close code a downstream session gets when its upstream link ends.
-pub const CLOSE_UPSTREAM_GONE: u16 = 1012;
+pub const CLOSE_UPSTREAM_GONE: u16 = crate::close_code::CLOSE_RESTART;
 pub const UPSTREAM_GONE_REASON: &str = "upstream closed";
 
 /// Requests queued toward the upstream before the session stops reading

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::*;
-use crate::server::outbox::{outbox, run_writer};
+use crate::outbox::{outbox, run_writer};
 use crate::upstream::config::UpstreamUrl;
 use crate::upstream::transport::open_websocket;
 

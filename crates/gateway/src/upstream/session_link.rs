@@ -121,7 +121,7 @@ async fn open_as(
     request: &SessionLinkRequest,
     kind: &LinkKind,
 ) -> Result<UpstreamLink, UpstreamFailure> {
-    let now = crate::server::now_ms();
+    let now = crate::clock::now_ms();
     let class = match kind {
         LinkKind::Backend => ConnectClass::Backend,
         LinkKind::ControlUi { identity_key } | LinkKind::Node { identity_key } => {
@@ -169,7 +169,7 @@ fn issued_device_token(hello_ok: &Value, role: Role) -> Option<RelayDeviceToken>
         token: token.to_owned(),
         role,
         scopes,
-        issued_at_ms: auth.get("issuedAtMs").and_then(Value::as_u64).unwrap_or_else(crate::server::now_ms),
+        issued_at_ms: auth.get("issuedAtMs").and_then(Value::as_u64).unwrap_or_else(crate::clock::now_ms),
     })
 }
 

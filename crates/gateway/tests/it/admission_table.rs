@@ -20,12 +20,14 @@ use clawgate::admission::facts::{ConnectFacts, DeviceFact, Locality};
 use clawgate::admission::ingress::{classify_upgrade, EdgeFacts, UpgradeRefusal};
 use clawgate::admission::{evaluate, Connect, Lookups, Proof, RuleId};
 use clawgate::config::{AuthMode, Config, TrustedProxyConfig};
-use clawgate::store::{ApprovedVia, DeviceView, PairedDevice, ServiceTokenCheck, StoreError, TokenCheck, TokenInfo};
+use clawgate::store::{DeviceView, PairedDevice, ServiceTokenCheck, StoreError, TokenCheck};
 use clawgate_client::DeviceIdentity;
 use clawgate_protocol::device_auth::{payload_v2, DeviceAuthFields};
 use clawgate_protocol::version::Negotiated;
 use clawgate_protocol::ConnectParams;
 use serde_json::{json, Value};
+
+use crate::common::records::{paired_device, token_info};
 
 /// `T`: a 32+ character token.
 const T: &str = "conformance-token-0123456789abcdef0123";
@@ -75,7 +77,7 @@ struct Conn {
 }
 
 fn token_config() -> Config {
-    Config::for_tests(AuthMode::Token, Some(T), None)
+    Config::new(AuthMode::Token, Some(T), None)
 }
 
 fn params(client: (&str, &str), role: &str, scopes: &[&str], auth: Option<Value>) -> Value {
@@ -222,20 +224,7 @@ impl Lookups for ScenarioStore<'_> {
         Ok(DeviceView {
             generation: 7,
             device: self.0.paired.clone().filter(|p| p.device_id == device_id),
-            tokens: self
-                .0
-                .tokens
-                .iter()
-                .map(|(role, _, scopes)| TokenInfo {
-                    device_id: device_id.to_owned(),
-                    role: *role,
-                    scopes: scopes.clone(),
-                    created_at_ms: 1,
-                    rotated_at_ms: None,
-                    revoked_at_ms: None,
-                    last_used_at_ms: None,
-                })
-                .collect(),
+            tokens: self.0.tokens.iter().map(|(role, _, scopes)| token_info(device_id, *role, scopes)).collect(),
         })
     }
 }
@@ -270,24 +259,12 @@ fn identity() -> DeviceIdentity {
 }
 
 fn paired_record(id: &DeviceIdentity, roles: &[Role], scopes: &[&str]) -> PairedDevice {
-    PairedDevice {
-        device_id: id.device_id(),
-        public_key: id.public_key_b64url(),
-        display_name: None,
-        label: None,
-        platform: Some("linux".into()),
-        device_family: None,
-        client_id: Some("cli".into()),
-        client_mode: Some("cli".into()),
-        roles: roles.to_vec(),
-        approved_scopes: strings(scopes),
-        approved_via: ApprovedVia::Owner,
-        created_at_ms: 1,
-        approved_at_ms: 1,
-        last_seen_at_ms: None,
-        remote_ip: None,
-        proxy_user: None,
-    }
+    paired_device(id.device_id(), id.public_key_b64url())
+        .roles(roles)
+        .scopes(scopes)
+        .platform("linux")
+        .client("cli", "cli")
+        .build()
 }
 
 fn auth_refusal(r: &Refusal) -> (AuthReason, bool) {
@@ -424,7 +401,7 @@ fn s09_local_deviceless_node_service_is_admitted() {
 #[test]
 fn s10_mode_none_local_backend() {
     let c = conn(L, params(("gateway-client", "backend"), "operator", &[WRITE], None))
-        .config(|c| *c = Config::for_tests(AuthMode::None, None, None));
+        .config(|c| *c = Config::new(AuthMode::None, None, None));
     let a = admitted(&c);
     assert_eq!(a.scopes, strings(&[WRITE]));
     assert_eq!(a.credential.method(), "none");
@@ -438,7 +415,7 @@ fn s10_mode_none_local_backend() {
 /// local-owner, with the scopes asked for.
 #[test]
 fn s11_mode_none_local_cli_is_admitted() {
-    let none = |c: &mut Config| *c = Config::for_tests(AuthMode::None, None, None);
+    let none = |c: &mut Config| *c = Config::new(AuthMode::None, None, None);
     let a = admitted(&conn(L, params(("cli", "cli"), "operator", &[], None)).config(none));
     assert_eq!(a.rule, RuleId::LocalOwner);
     assert_eq!(a.credential.method(), "none");
@@ -656,7 +633,7 @@ fn foreign_origin_on_a_control_ui_connect() {
 /// For scenarios 26–28: trusted-proxy mode, `trustedProxies: [10.0.0.2]`,
 /// userHeader `x-pomerium-claim-email`.
 fn trusted_proxy_config(password: Option<&str>) -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, password);
+    let mut c = Config::new(AuthMode::TrustedProxy, None, password);
     c.trusted_proxies = vec!["10.0.0.2".parse().unwrap()];
     c.trusted_proxy = Some(TrustedProxyConfig::new("x-pomerium-claim-email", &[]));
     c.allowed_origins = vec!["https://gw.example".into()];

@@ -334,3 +334,125 @@ fn a_corrupt_store_stops_the_gateway_and_the_cli_never_reads_it_as_empty() {
     assert!(text(&out).1.contains("STORE_CORRUPT"), "{:?}", text(&out));
     assert_eq!(std::fs::read(&path).unwrap(), garbage, "the corrupt file is left untouched");
 }
+
+#[test]
+fn offline_rejections_are_listed_and_lifted_by_unreject_or_approve_device() {
+    let (dir, path) = state_dir();
+    let store = SqliteStore::open(&path).unwrap();
+    let (first, rid) = request(&store, "stranger", "203.0.113.9");
+    let out = run(dir.path(), &["devices", "reject", &rid, "--offline"], &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // The listing shows the rejection: its cool-down, key and source.
+    let out = run(dir.path(), &["devices", "list", "--offline", "--json"], &[]);
+    let listing: Value = serde_json::from_str(&text(&out).0).unwrap();
+    let rejected = &listing["rejected"][0];
+    assert_eq!(rejected["deviceId"], first.device_id(), "{listing}");
+    assert_eq!(rejected["role"], "operator");
+    assert_eq!(rejected["remoteIp"], "203.0.113.9");
+    assert_eq!(rejected["requestId"], rid.as_str());
+    let until = rejected["cooldownUntilMs"].as_u64().unwrap();
+    assert!(until > now_ms() + 9 * 60_000 && until <= now_ms() + 10 * 60_000, "{listing}");
+    let out = run(dir.path(), &["devices", "list", "--offline"], &[]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("Recently rejected, in their cool-down (1)"), "{stdout}");
+    assert!(stdout.contains(&first.device_id()[..12]) && stdout.contains("may ask again in"), "{stdout}");
+    assert!(stdout.contains(&format!("sha256:{}", &first.device_id()[..16])), "{stdout}");
+    assert!(stdout.contains("from 203.0.113.9") && stdout.contains("devices unreject"), "{stdout}");
+
+    // `unreject` by prefix lifts it: the device may ask again at once.
+    let out = run(dir.path(), &["devices", "unreject", &first.device_id()[..10], "--offline"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Lifted the rejection") && stdout.contains("role operator"), "{stdout}");
+    let again = NewRequest::new(first.device_id(), first.public_key_b64url(), Role::Operator, &[READ]);
+    assert!(store.request_pairing(&again, now_ms()).is_ok(), "the cool-down is over");
+    let out = run(dir.path(), &["devices", "unreject", "--device", &first.device_id(), "--offline"], &[]);
+    assert!(text(&out).0.contains("nothing to do"), "{:?}", text(&out));
+
+    // `approve --device` on a rejected device (no open request) lifts it too.
+    let (second, rid) = request(&store, "another", "203.0.113.10");
+    store.reject(&rid, now_ms()).unwrap();
+    let out = run(dir.path(), &["devices", "approve", "--device", &second.device_id()[..10], "--offline"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("was rejected") && stdout.contains("Lifted the rejection"), "{stdout}");
+    assert!(store.rejections(now_ms()).unwrap().is_empty());
+    assert!(store.device(&second.device_id()).unwrap().is_none(), "lifting pairs nothing");
+}
+
+#[test]
+fn approve_latest_shows_source_key_and_scopes_and_its_refusal_tells_look_alikes_apart() {
+    let (dir, path) = state_dir();
+    let store = SqliteStore::open(&path).unwrap();
+    // Two requests that read the same: same client, platform and name.
+    let (a, first) = request(&store, "laptop", "203.0.113.6");
+    let (b, second) = request(&store, "laptop", "203.0.113.7");
+    let out = run(dir.path(), &["devices", "approve", "--latest", "--offline"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("PAIRING_AMBIGUOUS"), "{stderr}");
+    for (id, request_id, ip) in [(&a, &first, "203.0.113.6"), (&b, &second, "203.0.113.7")] {
+        let fp = format!("sha256:{}", &id.device_id()[..16]);
+        let line = stderr.lines().skip_while(|l| !l.contains(request_id.as_str())).nth(1).unwrap_or_default();
+        assert!(line.contains(&fp) && line.contains(&format!("from {ip}")), "{request_id}: {stderr}");
+    }
+
+    store.reject(&first, now_ms()).unwrap();
+    let out = run(dir.path(), &["devices", "approve", "--latest", "--offline"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let fp = format!("sha256:{}", &b.device_id()[..16]);
+    for needle in [fp.as_str(), "from         203.0.113.7", "scopes       operator.read, operator.write"] {
+        assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_gateway_a_rejection_is_listed_and_lifted() {
+    let (dir, path) = state_dir();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
+    config.trusted_proxies = vec![PROXY_SOURCE.parse().unwrap()];
+    let gw = TestGateway::start_with_store(config, ServerOptions::default(), store.clone()).await;
+    let (state, url) = (dir.path().to_owned(), gw.url());
+    let env = [("OPENCLAW_GATEWAY_TOKEN", TOKEN)];
+    let cli = move |args: Vec<String>| {
+        let (state, url) = (state.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+            all.extend(["--url", &url]);
+            run(&state, &all, &env)
+        })
+    };
+
+    let id = DeviceIdentity::generate();
+    let params = connect_params("openclaw-macos", "ui", "operator", &[READ], Some(TOKEN));
+    let mut c = RawConn::open_from(PROXY_SOURCE, gw.addr, REMOTE_FROM_PROXY).await.unwrap();
+    let res = c.handshake_device(params.clone(), &id).await;
+    let request_id = res["error"]["details"]["requestId"].as_str().unwrap().to_owned();
+    let out = cli(vec!["devices".into(), "reject".into(), request_id]).await.unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // Refused while it cools down, with a hint that names the way out.
+    let mut c = RawConn::open_from(PROXY_SOURCE, gw.addr, REMOTE_FROM_PROXY).await.unwrap();
+    let res = c.handshake_device(params.clone(), &id).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REJECTED", "{res}");
+    assert!(res["error"]["message"].as_str().unwrap().contains("devices unreject"), "{res}");
+
+    let out = cli(vec!["devices".into(), "list".into()]).await.unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Recently rejected") && stdout.contains("from 203.0.113.5"), "{stdout}");
+
+    let out = cli(vec!["devices".into(), "unreject".into(), id.device_id()[..12].to_owned()]).await.unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Lifted the rejection"), "{stdout}");
+
+    // It may ask again: a new pairing request, not a rejection.
+    let mut c = RawConn::open_from(PROXY_SOURCE, gw.addr, REMOTE_FROM_PROXY).await.unwrap();
+    let res = c.handshake_device(params, &id).await;
+    assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+    gw.stop().await;
+}

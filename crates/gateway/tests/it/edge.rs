@@ -27,7 +27,7 @@ async fn loopback_with_a_foreign_host_gets_421() {
 
 #[tokio::test]
 async fn unattributable_proxy_requests_get_403() {
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     let gw = TestGateway::start(config, ServerOptions::default()).await;
     for xff in ["unknown", "203.0.113.5, _hidden", "127.0.0.1"] {

@@ -70,7 +70,7 @@ async fn unknown_events_are_dropped_and_gated_events_need_their_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_reading_is_closed_not_buffered() {
     let options = ServerOptions { max_buffered_bytes: 256 * 1024, ..Default::default() };
-    let gw = TestGateway::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), options).await;
+    let gw = TestGateway::start(Config::new(AuthMode::Token, Some(TOKEN), None), options).await;
     let mut stalled = admitted(&gw, &["operator.read"]).await;
     let big = json!({ "blob": "x".repeat(64 * 1024) });
     // Far more than socket buffers and the queue limit hold.

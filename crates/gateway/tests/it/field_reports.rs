@@ -15,7 +15,7 @@ const WRITE: &str = "operator.write";
 const ADMIN: &str = "operator.admin";
 
 fn token_cfg() -> Config {
-    Config::for_tests(AuthMode::Token, Some(TOKEN), None)
+    Config::new(AuthMode::Token, Some(TOKEN), None)
 }
 
 /// Connect from `source` with `headers`, send `params`; the connect response.
@@ -278,7 +278,7 @@ const EMAIL: &str = "X-Auth-Request-Email";
 /// trusted-proxy mode behind a sidecar proxy on `proxies`, with the gateway
 /// password for direct-local callers.
 fn proxy_cfg(proxies: &[&str], allow_loopback: bool, loopback_user: Option<&str>, allow_users: &[&str]) -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("local-password"));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some("local-password"));
     c.trusted_proxies = proxies.iter().map(|p| p.parse().unwrap()).collect();
     let mut tp = TrustedProxyConfig::new(USER, &[EMAIL]);
     tp.allow_loopback = allow_loopback;

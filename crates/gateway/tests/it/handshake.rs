@@ -99,11 +99,9 @@ async fn token_mode_accepts_the_secret_in_the_password_field() {
 
 #[tokio::test]
 async fn password_mode_failures_and_success() {
-    let gw = TestGateway::start(
-        Config::for_tests(AuthMode::Password, None, Some("hunter2-but-longer")),
-        ServerOptions::default(),
-    )
-    .await;
+    let gw =
+        TestGateway::start(Config::new(AuthMode::Password, None, Some("hunter2-but-longer")), ServerOptions::default())
+            .await;
     let mut p = connect_params("cli", "cli", "operator", &["operator.read"], None);
     p["auth"] = json!({ "password": "nope" });
     let (err, _) = refused(&gw, p.clone()).await;
@@ -130,7 +128,7 @@ async fn local_client_without_a_secret_is_told_what_to_send() {
 async fn remote_deviceless_client_is_refused_never_downgraded() {
     // A remote client made honestly: the socket is a trusted proxy that
     // forwards for 203.0.113.5.
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let gw = TestGateway::start(config, ServerOptions::default()).await;
     let mut c =
@@ -252,7 +250,7 @@ async fn oversized_preauth_frame_closes_1009() {
 #[tokio::test]
 async fn handshake_deadline_closes_silent_sockets() {
     let options = ServerOptions { handshake_timeout: Duration::from_millis(300), ..Default::default() };
-    let gw = TestGateway::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), options).await;
+    let gw = TestGateway::start(Config::new(AuthMode::Token, Some(TOKEN), None), options).await;
     let mut c = RawConn::open(gw.addr).await;
     c.recv().await;
     let started = std::time::Instant::now();
@@ -265,7 +263,7 @@ async fn handshake_deadline_closes_silent_sockets() {
 #[tokio::test]
 async fn ticks_arrive_with_increasing_seq() {
     let options = ServerOptions { tick_interval: Duration::from_millis(100), ..Default::default() };
-    let gw = TestGateway::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), options).await;
+    let gw = TestGateway::start(Config::new(AuthMode::Token, Some(TOKEN), None), options).await;
     let mut c = admitted(&gw, &[]).await;
     assert_eq!(c.hello.as_ref().unwrap()["policy"]["tickIntervalMs"], 100);
     let mut seqs = Vec::new();
@@ -328,7 +326,7 @@ async fn shutdown_closes_sessions_with_1012() {
 
 #[tokio::test]
 async fn none_mode_admits_local_programs() {
-    let gw = TestGateway::start(Config::for_tests(AuthMode::None, None, None), ServerOptions::default()).await;
+    let gw = TestGateway::start(Config::new(AuthMode::None, None, None), ServerOptions::default()).await;
     let mut c = RawConn::open(gw.addr).await;
     let res = c.handshake(connect_params("gateway-client", "backend", "operator", &["operator.write"], None)).await;
     assert_eq!(res["ok"], true);

@@ -107,7 +107,7 @@ async fn reference_client_pairs_locally_and_reconnects_with_only_its_device_toke
 /// CLI on 127.0.0.1 stays a direct-local client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_client_behind_a_proxy_waits_for_cli_approval_then_connects() {
-    let mut config = clawgate::config::Config::for_tests(clawgate::config::AuthMode::Token, Some(TOKEN), None);
+    let mut config = clawgate::config::Config::new(clawgate::config::AuthMode::Token, Some(TOKEN), None);
     config.trusted_proxies = vec!["127.0.0.2".parse().unwrap()];
     let gw = TestGateway::start(config, clawgate::ServerOptions::default()).await;
     let proxy = crate::common::proxy::Proxy::start(gw.addr, "127.0.0.2", "203.0.113.5", None).await;

@@ -39,7 +39,7 @@ async fn openclaw_gateway_call_health_and_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openclaw_devices_list_and_approve_a_remote_looking_device() {
-    let gw = with_trusted_loopback_proxy(Config::for_tests(AuthMode::Token, Some(TOKEN), None)).await;
+    let gw = with_trusted_loopback_proxy(Config::new(AuthMode::Token, Some(TOKEN), None)).await;
     let id = DeviceIdentity::generate();
     let params = connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN));
     let mut c = RawConn::open_with(gw.addr, REMOTE).await.unwrap();
@@ -65,7 +65,7 @@ async fn openclaw_devices_list_and_approve_a_remote_looking_device() {
 async fn openclaw_node_host_pairs_and_answers_an_invoke_through_clawgate() {
     // Ticks every 2 s keep the node host's watchdog fed quickly in tests.
     let options = ServerOptions { tick_interval: Duration::from_secs(2), ..Default::default() };
-    let gw = TestGateway::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), options).await;
+    let gw = TestGateway::start(Config::new(AuthMode::Token, Some(TOKEN), None), options).await;
     let oc = Openclaw::new();
     let port = gw.addr.port().to_string();
     let mut node = oc

@@ -12,7 +12,7 @@ async fn attempt(gw: &TestGateway, headers: &[(&str, &str)], token: &str) -> Val
 
 #[tokio::test]
 async fn remote_guessing_is_locked_out_after_ten_failures() {
-    let gw = with_trusted_loopback_proxy(Config::for_tests(AuthMode::Token, Some(TOKEN), None)).await;
+    let gw = with_trusted_loopback_proxy(Config::new(AuthMode::Token, Some(TOKEN), None)).await;
     for _ in 0..10 {
         let res = attempt(&gw, REMOTE, "guess").await;
         assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
@@ -33,7 +33,7 @@ async fn remote_guessing_is_locked_out_after_ten_failures() {
 
 #[tokio::test]
 async fn local_callers_are_never_locked_out() {
-    let gw = TestGateway::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), Default::default()).await;
+    let gw = TestGateway::start(Config::new(AuthMode::Token, Some(TOKEN), None), Default::default()).await;
     let started = std::time::Instant::now();
     for _ in 0..3 {
         let res = attempt(&gw, &[], "typo").await;

@@ -11,7 +11,7 @@ use crate::common::{connect_params, RawConn, TestGateway, TOKEN};
 use crate::interop_client::run_scenario;
 
 fn config_with_loopback_proxies() -> Config {
-    let mut c = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut c = Config::new(AuthMode::Token, Some(TOKEN), None);
     // The edge proxy (127.0.0.2) and nginx (127.0.0.3): loopback is a
     // trusted proxy, which without a proxy listener would make every
     // headerless loopback caller ambiguous.
@@ -78,7 +78,7 @@ async fn a_proxy_listener_behind_nginx_leaves_local_programs_local() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_listener_never_makes_a_loopback_client_the_owner() {
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.listeners = vec![clawgate::config::Listener { bind: [127, 0, 0, 1].into(), port: 0, trust: Trust::Remote }];
     let (gw, extra) = TestGateway::start_listeners(config, &[Trust::Remote]).await;
     let remote = extra[0];

@@ -17,7 +17,7 @@ async fn a_revocation_written_by_another_process_closes_the_session() {
     let path = dir.path().join("clawgate.sqlite");
     let store = SqliteStore::open(&path).unwrap();
     let options = ServerOptions { store_poll_interval: Duration::from_millis(100), ..Default::default() };
-    let gw = Gateway::new(Config::for_tests(AuthMode::Token, Some(TOKEN), None), options, Arc::new(store));
+    let gw = Gateway::new(Config::new(AuthMode::Token, Some(TOKEN), None), options, Arc::new(store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

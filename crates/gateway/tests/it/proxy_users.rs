@@ -26,7 +26,7 @@ const READ: &str = "operator.read";
 const WRITE: &str = "operator.write";
 
 fn sso_config(auto_approve: Option<&[&str]>) -> Config {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some(PASSWORD));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some(PASSWORD));
     c.trusted_proxies = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
     let mut tp = TrustedProxyConfig::new("X-Forwarded-User", &["X-Forwarded-Email"]);
     tp.allow_loopback = true;

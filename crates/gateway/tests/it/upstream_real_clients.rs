@@ -29,7 +29,7 @@ use clawgate_client::{Client, ConnectOptions};
 use serde_json::{json, Value};
 
 async fn clawgate_in_front(upstream: &OpenclawUpstream) -> TestGateway {
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.upstream = Some(UpstreamConfig {
         url: UpstreamUrl::parse(&upstream.url()).unwrap(),
         secret: UpstreamSecret {

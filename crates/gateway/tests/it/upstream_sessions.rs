@@ -117,7 +117,7 @@ fn upstream_config(port: u16, token: &str) -> UpstreamConfig {
 }
 
 async fn clawgate_in_front(port: u16, token: &str, trusted_loopback_proxy: bool) -> TestGateway {
-    let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+    let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
     config.upstream = Some(upstream_config(port, token));
     if trusted_loopback_proxy {
         config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];

@@ -5,12 +5,13 @@ use serde_json::json;
 use super::*;
 use crate::admission::decision::Decision;
 use crate::admission::rule_id::RuleId;
-use crate::store::{ApprovedVia, PairedDevice, TokenInfo};
+use crate::admission::test_records::{paired_device, token_info};
+use crate::store::PairedDevice;
 
 const T: &str = "explain-test-token-0123456789abcdef";
 
 fn cfg() -> Config {
-    Config::for_tests(AuthMode::Token, Some(T), None)
+    Config::new(AuthMode::Token, Some(T), None)
 }
 
 fn desc(f: impl FnOnce(&mut Description)) -> Description {
@@ -38,32 +39,12 @@ fn paired_view(role: Role, scopes: &[&str], token_scopes: &[&str]) -> (DeviceVie
     let key = [7u8; 32];
     let id = derive_device_id(&key);
     let device = PairedDevice {
-        device_id: id.clone(),
-        public_key: encode_public_key(&key),
-        display_name: None,
-        label: None,
         platform: Some("macos".into()),
-        device_family: None,
         client_id: Some("cli".into()),
         client_mode: Some("cli".into()),
-        roles: vec![role],
-        approved_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        approved_via: ApprovedVia::Owner,
-        created_at_ms: 1,
-        approved_at_ms: 1,
-        last_seen_at_ms: None,
-        remote_ip: None,
-        proxy_user: None,
+        ..paired_device(&id, &encode_public_key(&key), &[role], scopes)
     };
-    let token = TokenInfo {
-        device_id: id.clone(),
-        role,
-        scopes: token_scopes.iter().map(|s| (*s).to_owned()).collect(),
-        created_at_ms: 1,
-        rotated_at_ms: None,
-        revoked_at_ms: None,
-        last_used_at_ms: None,
-    };
+    let token = token_info(&id, role, token_scopes);
     (DeviceView { generation: 3, device: Some(device), tokens: vec![token] }, id)
 }
 
@@ -140,7 +121,7 @@ fn credential_kinds_are_checked_by_the_server_check() {
     assert_eq!(rule(&none), Some(RuleId::NoIdentity));
     let mode_none = explain(
         &desc(|d| d.credential = CredentialDesc::WrongToken),
-        &Config::for_tests(AuthMode::None, None, None),
+        &Config::new(AuthMode::None, None, None),
         None,
         None,
     )
@@ -231,7 +212,7 @@ fn service_tokens_are_the_named_principal() {
 
 #[test]
 fn trusted_proxy_headers_are_read_like_the_server_reads_them() {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("pw"));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some("pw"));
     c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
     c.trusted_proxy = Some(crate::config::TrustedProxyConfig::new("X-Auth-User", &[]));
     c.identity_scopes.insert("alice".into(), vec!["operator.read".into()]);
@@ -300,7 +281,7 @@ fn headers_parse() {
 
 #[test]
 fn a_proxy_users_device_and_the_listener_are_described_like_the_server_sees_them() {
-    let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some("pw"));
+    let mut c = Config::new(AuthMode::TrustedProxy, None, Some("pw"));
     c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
     c.trusted_proxy = Some(crate::config::TrustedProxyConfig::new("X-Auth-User", &[]));
     c.identity_scopes.insert("bob".into(), vec!["operator.read".into()]);

@@ -1,5 +1,6 @@
 //! Where a device command works: through the running gateway (its
-//! `device.pair.*`/`device.token.*` methods) or on the store file directly
+//! `device.pair.*`/`device.token.*` methods, and clawgate's own
+//! `device.pair.unreject`) or on the store file directly
 //! (`--offline`, through the same administration policy the gateway uses).
 //! Both answer with the gateway's JSON shapes.
 
@@ -25,10 +26,12 @@ pub(super) trait DeviceAdmin {
     /// Make sure the session holds `scopes` too (reconnecting with more if
     /// needed): the CLI asks for the least each step needs.
     async fn widen(&self, scopes: &[String]) -> Result<(), CliError>;
-    /// `{pending: [...], paired: [...]}`, shaped like `device.pair.list`.
+    /// `{pending: [...], paired: [...], rejected: [...]}`, shaped like `device.pair.list`.
     async fn list(&self) -> Result<Value, CliError>;
     async fn approve(&self, request_id: &str) -> Result<Value, CliError>;
     async fn reject(&self, request_id: &str) -> Result<Value, CliError>;
+    /// End a device's rejection cool-down (of one role, if given).
+    async fn unreject(&self, device_id: &str, role: Option<Role>) -> Result<Value, CliError>;
     async fn remove(&self, device_id: &str) -> Result<Value, CliError>;
     async fn rotate(&self, device_id: &str, role: Role, scopes: Option<Vec<String>>) -> Result<Value, CliError>;
     async fn revoke(&self, device_id: &str, role: Role) -> Result<Value, CliError>;
@@ -99,6 +102,14 @@ impl DeviceAdmin for GatewayBackend {
         self.call("device.pair.reject", json!({ "requestId": request_id })).await
     }
 
+    async fn unreject(&self, device_id: &str, role: Option<Role>) -> Result<Value, CliError> {
+        let mut params = json!({ "deviceId": device_id });
+        if let Some(role) = role {
+            params["role"] = role.as_str().into();
+        }
+        self.call("device.pair.unreject", params).await
+    }
+
     async fn remove(&self, device_id: &str) -> Result<Value, CliError> {
         self.call("device.pair.remove", json!({ "deviceId": device_id })).await
     }
@@ -166,6 +177,10 @@ impl DeviceAdmin for StoreBackend {
 
     async fn reject(&self, request_id: &str) -> Result<Value, CliError> {
         Ok(views::rejection(&devices_admin::reject(&self.store, &self.actor, request_id, now_ms())?))
+    }
+
+    async fn unreject(&self, device_id: &str, role: Option<Role>) -> Result<Value, CliError> {
+        Ok(views::unrejection(&devices_admin::unreject(&self.store, &self.actor, device_id, role, now_ms())?))
     }
 
     async fn remove(&self, device_id: &str) -> Result<Value, CliError> {

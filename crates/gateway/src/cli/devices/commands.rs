@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use super::backend::DeviceAdmin;
 use super::render::{
-    fingerprint, items, print_paired, print_pending, relative, s, scopes_text, short, strings, what_it_is,
+    fingerprint, items, print_paired, print_pending, print_rejected, relative, s, scopes_text, short, strings,
+    what_it_is,
 };
-use super::{ApproveArgs, DeviceArgs, ListArgs, RequestArgs, RoleArg, RoleArgs, RotateArgs};
+use super::{ApproveArgs, DeviceArgs, ListArgs, RequestArgs, RoleArg, RoleArgs, RotateArgs, UnrejectArgs};
 use crate::cli::error::CliError;
 
 pub(super) async fn list(backend: &impl DeviceAdmin, args: &ListArgs) -> Result<ExitCode, CliError> {
@@ -47,6 +48,14 @@ pub(super) async fn list(backend: &impl DeviceAdmin, args: &ListArgs) -> Result<
             print_paired(d, now);
         }
     }
+    let rejected = items(&listing, "rejected");
+    if !rejected.is_empty() {
+        println!("Recently rejected, in their cool-down ({}):", rejected.len());
+        for r in &rejected {
+            print_rejected(r, now);
+        }
+        println!("  lift one with `clawgate devices unreject <device>` so the device may ask again now");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -73,17 +82,25 @@ fn resolve<'a>(
     }
 }
 
+/// The requests an ambiguous approval could mean, each with what tells
+/// look-alikes apart: the key fingerprint and the source address.
 fn print_candidates(requests: &[Value], now: u64) {
     eprintln!("Candidates:");
     for r in requests {
+        let device = s(r, "deviceId").unwrap_or("?");
         eprintln!(
             "  {}  device {}  {}  role {}  scopes {}  retried {}",
             s(r, "requestId").unwrap_or("?"),
-            short(s(r, "deviceId").unwrap_or("?")),
+            short(device),
             what_it_is(r),
             s(r, "role").unwrap_or("?"),
             scopes_text(&strings(r, "scopes")),
             r.get("refreshedAtMs").and_then(Value::as_u64).map(|t| relative(t, now)).unwrap_or_default()
+        );
+        eprintln!(
+            "      key {}, from {}",
+            fingerprint(s(r, "publicKey"), device),
+            s(r, "remoteIp").unwrap_or("(address unknown)")
         );
     }
 }
@@ -136,9 +153,26 @@ fn choose(args: &ApproveArgs, pending: &[Value], now: u64) -> Result<(String, Op
     Ok((s(&r, "requestId").unwrap_or_default().to_owned(), Some(r)))
 }
 
+/// `--device` names no device with an open request but one in its rejection
+/// cool-down: the device to lift the rejection of.
+fn rejected_only(given: &str, listing: &Value) -> Result<Option<String>, CliError> {
+    let pending = items(listing, "pending");
+    if resolve(given, pending.iter().filter_map(|r| s(r, "deviceId")), "device")?.is_some() {
+        return Ok(None);
+    }
+    let rejected = items(listing, "rejected");
+    resolve(given, rejected.iter().filter_map(|r| s(r, "deviceId")), "rejected device")
+}
+
 pub(super) async fn approve(backend: &impl DeviceAdmin, args: &ApproveArgs) -> Result<ExitCode, CliError> {
     let listing = backend.list().await?;
     let now = now_ms();
+    if let Some(device) = args.device.as_deref().map(|d| rejected_only(d, &listing)).transpose()?.flatten() {
+        // Nothing to approve yet: the rejection closed its request. Lifting
+        // the cool-down lets the device ask again, and that request is approved.
+        println!("Device {} has no open request: it was rejected and is in its cool-down.", short(&device));
+        return lift(backend, &device, None).await;
+    }
     let pending = items(&listing, "pending");
     let (request_id, request) = choose(args, &pending, now)?;
     // An approver grants only what it holds; a node role needs admin.
@@ -196,6 +230,33 @@ pub(super) async fn reject(backend: &impl DeviceAdmin, args: &RequestArgs) -> Re
         short(s(&result, "deviceId").unwrap_or("?")),
         until.map(|u| relative(u, now_ms())).unwrap_or_else(|| "after the cooldown".into())
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn unreject(backend: &impl DeviceAdmin, args: &UnrejectArgs) -> Result<ExitCode, CliError> {
+    let listing = backend.list().await?;
+    let rejected = items(&listing, "rejected");
+    let id = resolve(args.device_id(), rejected.iter().filter_map(|r| s(r, "deviceId")), "rejected device")?
+        .unwrap_or_else(|| args.device_id().to_owned());
+    lift(backend, &id, args.role.map(RoleArg::role)).await
+}
+
+/// End the cool-down(s) of `device_id` and say what changed.
+async fn lift(backend: &impl DeviceAdmin, device_id: &str, role: Option<Role>) -> Result<ExitCode, CliError> {
+    let result = backend.unreject(device_id, role).await?;
+    let roles = strings(&result, "roles");
+    if roles.is_empty() {
+        println!("Device {} is in no rejection cool-down; nothing to do.", short(device_id));
+    } else {
+        println!(
+            "Lifted the rejection of device {} (role {}): it may ask to pair again now; approve its request \
+             when it does (`clawgate devices approve --device {}`).",
+            short(device_id),
+            roles.join(", "),
+            short(device_id)
+        );
+    }
+    offline_note(backend);
     Ok(ExitCode::SUCCESS)
 }
 

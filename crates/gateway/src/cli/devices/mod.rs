@@ -1,4 +1,4 @@
-//! `clawgate devices list | approve | reject | remove | rotate | revoke`.
+//! `clawgate devices list | approve | reject | unreject | remove | rotate | revoke`.
 //!
 //! By default every command works through the running gateway: the CLI
 //! connects as a local `cli`/`cli` client with the gateway credential, asks
@@ -28,12 +28,15 @@ use backend::{DeviceAdmin, GatewayBackend, StoreBackend};
 
 #[derive(Subcommand)]
 pub enum DevicesCommand {
-    /// List pending pairing requests and paired devices.
+    /// List pending pairing requests, paired devices and recent rejections.
     List(ListArgs),
     /// Approve a pending pairing request (by id, by device, or the latest one).
+    /// `--device` on a rejected device lifts its rejection instead.
     Approve(ApproveArgs),
     /// Reject a pending pairing request (the device may ask again after 10 minutes).
     Reject(RequestArgs),
+    /// Lift a device's rejection so it may ask to pair again now.
+    Unreject(UnrejectArgs),
     /// Remove a paired device and its tokens.
     Remove(DeviceArgs),
     /// Replace a device's token; the old one stops working at once.
@@ -125,6 +128,27 @@ pub struct RoleArgs {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("which_rejected").required(true).args(["device_id", "device"])))]
+pub struct UnrejectArgs {
+    /// The rejected device's id (a unique prefix is enough).
+    device_id: Option<String>,
+    /// The same, as OpenClaw's CLI spells it.
+    #[arg(long, value_name = "DEVICE_ID")]
+    device: Option<String>,
+    /// Lift the rejection of this role only. Default: every role's.
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+    #[command(flatten)]
+    target: Target,
+}
+
+impl UnrejectArgs {
+    fn device_id(&self) -> &str {
+        self.device_id.as_deref().or(self.device.as_deref()).unwrap_or_default()
+    }
+}
+
+#[derive(Args)]
 pub struct RotateArgs {
     #[command(flatten)]
     inner: RoleArgs,
@@ -146,6 +170,7 @@ impl DevicesCommand {
             DevicesCommand::List(a) => &a.target,
             DevicesCommand::Approve(a) => &a.target,
             DevicesCommand::Reject(a) => &a.target,
+            DevicesCommand::Unreject(a) => &a.target,
             DevicesCommand::Remove(a) => &a.target,
             DevicesCommand::Rotate(a) => &a.inner.target,
             DevicesCommand::Revoke(a) => &a.target,
@@ -174,6 +199,7 @@ async fn exec<B: DeviceAdmin>(backend: B, cmd: DevicesCommand) -> Result<ExitCod
         DevicesCommand::List(a) => commands::list(&backend, &a).await,
         DevicesCommand::Approve(a) => commands::approve(&backend, &a).await,
         DevicesCommand::Reject(a) => commands::reject(&backend, &a).await,
+        DevicesCommand::Unreject(a) => commands::unreject(&backend, &a).await,
         DevicesCommand::Remove(a) => commands::remove(&backend, &a).await,
         DevicesCommand::Rotate(a) => commands::rotate(&backend, a).await,
         DevicesCommand::Revoke(a) => commands::revoke(&backend, &a).await,

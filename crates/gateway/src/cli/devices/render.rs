@@ -121,6 +121,29 @@ pub(super) fn print_pending(r: &Value, now: u64) {
     println!("      {line}");
 }
 
+/// A rejection cool-down in force: who was rejected, and until when.
+pub(super) fn print_rejected(r: &Value, now: u64) {
+    let device = s(r, "deviceId").unwrap_or("?");
+    let until = r.get("cooldownUntilMs").and_then(Value::as_u64);
+    println!(
+        "  {}  role {}  may ask again {}",
+        short(device),
+        s(r, "role").unwrap_or("?"),
+        until.map(|u| relative(u, now)).unwrap_or_else(|| "after the cool-down".into())
+    );
+    if r.get("requestId").is_some() {
+        println!("      {}", what_it_is(r));
+    }
+    let mut line = format!("key {}", fingerprint(s(r, "publicKey"), device));
+    if let Some(ip) = s(r, "remoteIp") {
+        line.push_str(&format!(", from {ip}"));
+    }
+    if let Some(t) = r.get("rejectedAtMs").and_then(Value::as_u64) {
+        line.push_str(&format!(", rejected {}", relative(t, now)));
+    }
+    println!("      {line}");
+}
+
 pub(super) fn print_paired(d: &Value, now: u64) {
     let device = s(d, "deviceId").unwrap_or("?");
     let roles = strings(d, "roles");

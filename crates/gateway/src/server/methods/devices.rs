@@ -106,6 +106,21 @@ pub(super) fn reject(c: Call<'_>) -> Reply<'_> {
     })
 }
 
+/// `device.pair.unreject` (clawgate's own, not in the protocol schema): end
+/// a device's rejection cool-down so it may ask again. `role` is optional;
+/// without it every role's cool-down of the device ends.
+pub(super) fn unreject(c: Call<'_>) -> Reply<'_> {
+    Box::pin(async move {
+        let id = string_param(c.method, &c.params, "deviceId")?;
+        let role = match object_params(c.method, &c.params)?.get("role") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(parse_role(c.method, &c.params)?),
+        };
+        let lifted = admin(c.gw, c.session, move |s, a, now| devices_admin::unreject(s, a, &id, role, now)).await?;
+        Ok(views::unrejection(&lifted))
+    })
+}
+
 pub(super) fn remove(c: Call<'_>) -> Reply<'_> {
     Box::pin(async move { remove_device(&c, "deviceId").await })
 }

@@ -44,8 +44,9 @@ async fn every_advertised_method_reaches_its_handler() {
     let store = Arc::new(SqliteStore::open_in_memory().unwrap());
     let gw = Gateway::new(Config::new(AuthMode::Token, Some("t"), None), ServerOptions::default(), store);
     let advertised = advertised();
-    assert_eq!(advertised.len(), table::all().len());
-    for (entry, name) in table::all().iter().zip(&advertised) {
+    let listed: Vec<&MethodEntry> = table::all().iter().filter(|e| e.advertised).collect();
+    assert_eq!(advertised.len(), listed.len());
+    for (entry, name) in listed.into_iter().zip(&advertised) {
         assert_eq!(entry.name, name, "hello-ok lists the table in order");
         assert!(method_scope(entry.name).is_some(), "{} is not a protocol method", entry.name);
         let session = admitted_by(entry);
@@ -83,5 +84,24 @@ fn upstream_mode_keeps_devices_tokens_and_presence_and_relays_the_rest() {
     }
     for name in ["health", "device.pair.list", "sessions.list", "no.such"] {
         assert!(!is_relayed(name, false), "standalone, nothing is relayed: {name}");
+    }
+}
+
+/// clawgate's own methods are routed and authorized like the schema's, but
+/// hello-ok does not list them: a client learns only protocol methods there.
+#[tokio::test]
+async fn extensions_are_routed_and_authorized_but_not_advertised() {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let gw = Gateway::new(Config::new(AuthMode::Token, Some("t"), None), ServerOptions::default(), store);
+    let extensions: Vec<&MethodEntry> = table::all().iter().filter(|e| !e.advertised).collect();
+    assert_eq!(extensions.iter().map(|e| e.name).collect::<Vec<_>>(), ["device.pair.unreject"]);
+    for entry in extensions {
+        assert!(method_scope(entry.name).is_none(), "{} is a protocol method: advertise it", entry.name);
+        assert!(!advertised().iter().any(|m| m == entry.name));
+        assert_eq!(entry.requirement, Requirement::Scope(MethodScope::Operator(scopes::PAIRING)));
+        assert_eq!(authorize(entry.name, &session(Role::Operator, &[scopes::PAIRING])), Ok(()));
+        assert!(authorize(entry.name, &session(Role::Operator, &[scopes::READ])).is_err());
+        let answer = serve(&gw, &session(Role::Operator, &[scopes::PAIRING]), entry.name, Some(json!({}))).await;
+        assert!(matches!(answer, Err(RequestError::InvalidParams { .. })), "{}: {answer:?}", entry.name);
     }
 }

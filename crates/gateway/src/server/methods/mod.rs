@@ -27,7 +27,7 @@ use super::Gateway;
 
 /// Methods this gateway serves, for `hello-ok.features.methods`.
 pub fn advertised() -> Vec<String> {
-    table::all().iter().map(|e| e.name.to_owned()).collect()
+    table::all().iter().filter(|e| e.advertised).map(|e| e.name.to_owned()).collect()
 }
 
 /// Whether `method` is relayed to the upstream gateway (upstream mode only).

@@ -48,6 +48,9 @@ pub struct MethodEntry {
     /// In upstream mode clawgate still serves it: its own devices, device
     /// tokens and presence. Every other method is then the upstream's.
     pub kept_in_upstream_mode: bool,
+    /// Listed in hello-ok's `features.methods`: only methods of the
+    /// protocol schema are; clawgate's own extensions are served unlisted.
+    pub advertised: bool,
 }
 
 /// A method with the schema's requirement, answered quickly.
@@ -60,6 +63,17 @@ fn local(name: &'static str, handler: LocalHandler) -> MethodEntry {
         kept_in_upstream_mode: name.starts_with("device.pair.")
             || name.starts_with("device.token.")
             || name == "system-presence",
+        advertised: true,
+    }
+}
+
+/// A method of clawgate's own, not in the protocol schema: its requirement
+/// is stated here, and hello-ok does not list it.
+fn extension(name: &'static str, scope: &'static str, handler: LocalHandler) -> MethodEntry {
+    MethodEntry {
+        requirement: Requirement::Scope(MethodScope::Operator(scope)),
+        advertised: false,
+        ..local(name, handler)
     }
 }
 
@@ -73,6 +87,7 @@ fn entries() -> Vec<MethodEntry> {
         local("device.pair.reject", devices::reject),
         local("device.pair.remove", devices::remove),
         local("device.pair.rename", devices::rename),
+        extension("device.pair.unreject", scopes::PAIRING, devices::unreject),
         local("device.token.rotate", devices::rotate),
         local("device.token.revoke", devices::revoke),
         local("node.list", nodes::list),
@@ -104,7 +119,8 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
     Table { entries, by_name }
 });
 
-/// Every method clawgate serves, in the order hello-ok lists them.
+/// Every method clawgate serves, in the order hello-ok lists the
+/// [`advertised`](MethodEntry::advertised) ones.
 pub fn all() -> &'static [MethodEntry] {
     &TABLE.entries
 }

@@ -3,15 +3,7 @@
 use super::*;
 
 pub(super) fn base_params(client: (&str, &str), role: &str, scopes: &[&str]) -> ConnectParams {
-    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-    params(
-        &(client.0.to_owned(), client.1.to_owned()),
-        &Some(role.to_owned()),
-        &scopes,
-        (4, 4),
-        &DeviceFact::None,
-        &json!(null),
-    )
+    typed_connect_params(client.0, client.1, role, scopes)
 }
 
 pub(super) fn facts(
@@ -46,24 +38,13 @@ pub(super) fn facts(
 pub(super) fn paired(d: &VerifiedDevice, role: Role, scopes: &[&str]) -> DeviceView {
     DeviceView {
         generation: 1,
-        device: Some(PairedDevice {
-            device_id: d.device_id.clone(),
-            public_key: d.public_key_b64url.clone(),
-            display_name: None,
-            label: None,
-            platform: Some("linux".into()),
-            device_family: None,
-            client_id: None,
-            client_mode: None,
-            roles: vec![role],
-            approved_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            approved_via: ApprovedVia::Owner,
-            created_at_ms: 1,
-            approved_at_ms: 1,
-            last_seen_at_ms: None,
-            remote_ip: None,
-            proxy_user: None,
-        }),
+        device: Some(
+            paired_device(d.device_id.clone(), d.public_key_b64url.clone())
+                .roles(&[role])
+                .scopes(scopes)
+                .platform("linux")
+                .build(),
+        ),
         tokens: Vec::new(),
     }
 }
@@ -214,7 +195,7 @@ pub(super) fn one_fact_set_per_rule() -> Vec<(RuleId, ConnectFacts, Option<Devic
 pub(super) fn config_for(rule: RuleId) -> Config {
     match rule {
         RuleId::TrustedProxy | RuleId::TrustedProxyLoopbackUser | RuleId::ProxyDeviceAutoApprove => {
-            let mut c = Config::for_tests(AuthMode::TrustedProxy, None, Some(PASSWORD));
+            let mut c = Config::new(AuthMode::TrustedProxy, None, Some(PASSWORD));
             c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
             let mut tp = TrustedProxyConfig::new(USER_HEADER, &[]);
             tp.allow_loopback = true;
@@ -226,7 +207,7 @@ pub(super) fn config_for(rule: RuleId) -> Config {
             c.identity_scopes.insert("alice".into(), vec!["operator.read".into()]);
             c
         }
-        _ => Config::for_tests(AuthMode::Token, Some(TOKEN), None),
+        _ => Config::new(AuthMode::Token, Some(TOKEN), None),
     }
 }
 

@@ -167,7 +167,7 @@ proptest! {
         name_case in arb_case("X-Forwarded-For"),
         host_case in arb_case("Host"),
     ) {
-        let mut config = Config::for_tests(AuthMode::Token, Some(TOKEN), None);
+        let mut config = Config::new(AuthMode::Token, Some(TOKEN), None);
         config.trusted_proxies = vec![proxy_net.parse().unwrap()];
         let in_net = |i: u8| -> IpAddr {
             match proxy_net {
@@ -285,7 +285,7 @@ proptest! {
         identity_scopes in arb_identity_scopes(),
         c in arb_connect_with(Just(None).boxed()),
     ) {
-        let mut config = Config::for_tests(AuthMode::TrustedProxy, None, Some(PASSWORD));
+        let mut config = Config::new(AuthMode::TrustedProxy, None, Some(PASSWORD));
         config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
         config.trusted_proxy = Some(tp.clone());
         config.identity_scopes = identity_scopes;

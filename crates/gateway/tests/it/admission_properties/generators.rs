@@ -17,7 +17,7 @@ pub(super) fn arb_config() -> impl Strategy<Value = Config> {
     let extra = (arb_trusted_proxy(), arb_identity_scopes(), arb_local_services());
     (base, extra).prop_map(
         |((mode, bind, local_owner, auto_approve_local, proxies, origins), (tp, identity_scopes, services))| {
-            let mut c = Config::for_tests(mode, Some(TOKEN), Some(PASSWORD));
+            let mut c = Config::new(mode, Some(TOKEN), Some(PASSWORD));
             c.bind = bind;
             c.local_owner = local_owner;
             c.auto_approve_local = auto_approve_local;
@@ -357,34 +357,19 @@ pub(super) fn arb_view(proven: Option<VerifiedDevice>) -> impl Strategy<Value = 
         1 => Just(None),
         1 => Just(Some(DeviceView { generation: 1, device: None, tokens: Vec::new() })),
         4 => paired.prop_map(move |(same_key, roles, scopes, platform, family, tokens, bound)| {
-            let device = PairedDevice {
-                device_id: id.clone(),
-                public_key: if same_key { key.clone() } else { device(2).public_key_b64url },
-                display_name: None,
-                label: None,
-                platform: platform.map(str::to_owned),
-                device_family: family.map(str::to_owned),
-                client_id: None,
-                client_mode: None,
-                roles,
-                approved_scopes: scopes,
-                approved_via: ApprovedVia::Owner,
-                created_at_ms: 1,
-                approved_at_ms: 1,
-                last_seen_at_ms: None,
-                remote_ip: None,
-                proxy_user: bound.map(str::to_owned),
-            };
+            let public_key = if same_key { key.clone() } else { device(2).public_key_b64url };
+            let device = paired_device(id.clone(), public_key)
+                .roles(&roles)
+                .scopes(&scopes)
+                .platform(platform)
+                .device_family(family)
+                .proxy_user(bound)
+                .build();
             let tokens = tokens
                 .into_iter()
                 .map(|(role, scopes, revoked)| TokenInfo {
-                    device_id: id.clone(),
-                    role,
-                    scopes,
-                    created_at_ms: 1,
-                    rotated_at_ms: None,
                     revoked_at_ms: revoked.then_some(2),
-                    last_used_at_ms: None,
+                    ..token_info(id.clone(), role, &scopes)
                 })
                 .collect();
             Some(DeviceView { generation: 2, device: Some(device), tokens })

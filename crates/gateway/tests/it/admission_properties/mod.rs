@@ -28,8 +28,7 @@ use clawgate::admission::{decide, evaluate, Connect as Pipeline, Lookups, Proof,
 use clawgate::config::{AuthMode, Config, Listener, Trust, TrustedLocalService, TrustedProxyConfig};
 use clawgate::net::{is_loopback, IpNet};
 use clawgate::store::{
-    ApprovedVia, DeviceView, PairedDevice, ServicePrincipal as StoredPrincipal, ServiceTokenCheck, StoreError,
-    TokenCheck, TokenInfo,
+    DeviceView, ServicePrincipal as StoredPrincipal, ServiceTokenCheck, StoreError, TokenCheck, TokenInfo,
 };
 use clawgate_protocol::client_info::{BROWSER_CLIENT_IDS, CLIENT_IDS, CLIENT_MODES};
 use clawgate_protocol::device_key::encode_public_key;
@@ -38,6 +37,8 @@ use clawgate_protocol::ConnectParams;
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 use serde_json::json;
+
+use crate::common::records::{paired_device, token_info, typed_connect_params};
 
 mod coverage;
 mod decisions;

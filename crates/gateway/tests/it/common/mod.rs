@@ -7,6 +7,7 @@ pub mod nginx;
 pub mod openclaw_cli;
 pub mod openclaw_upstream;
 pub mod proxy;
+pub mod records;
 pub mod schema;
 
 use std::net::SocketAddr;
@@ -79,7 +80,7 @@ impl TestGateway {
 
     /// Token mode with [`TOKEN`], default options.
     pub async fn token() -> TestGateway {
-        Self::start(Config::for_tests(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await
+        Self::start(Config::new(AuthMode::Token, Some(TOKEN), None), ServerOptions::default()).await
     }
 
     pub fn url(&self) -> String {

@@ -80,7 +80,7 @@ impl Outbox {
         let before = self.queued.fetch_add(cost, Ordering::Relaxed);
         if before + cost > self.limit {
             self.queued.fetch_sub(cost, Ordering::Relaxed);
-            self.kill(super::wire::CLOSE_POLICY, "slow consumer");
+            self.kill(crate::close_code::CLOSE_POLICY, "slow consumer");
             return Err(SlowConsumer);
         }
         self.tx.send(msg).map_err(|_| SlowConsumer)
