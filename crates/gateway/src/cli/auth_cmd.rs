@@ -193,12 +193,16 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let explanation =
         explain::explain(&desc, &loaded.config, view.as_ref(), service.as_ref()).map_err(CliError::InvalidInput)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&explain::render_json(&explanation)).unwrap_or_default());
+        let text = serde_json::to_string_pretty(&explain::render_json(&explanation)).unwrap_or_default();
+        println!("{}", clawgate_protocol::text::printable_json(&text));
     } else {
         if desc.device_to_look_up().is_some() && view.is_none() {
             println!("(no pairing store yet: the device is treated as unpaired)");
         }
-        print!("{}", explain::render_text(&explanation));
+        // Header values and the store's names are not ours: escaped line by line.
+        for line in explain::render_text(&explanation).lines() {
+            println!("{}", clawgate_protocol::text::printable(line));
+        }
     }
     // Like `kubectl auth can-i`: 0 only when the connection would be admitted.
     Ok(if explain::outcome(&explanation) == "admit" { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clawgate_protocol::hello::{Features, HelloAuth, HelloKind, Policy, ServerInfo, Snapshot};
-use clawgate_protocol::{ConnectParams, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use clawgate_protocol::text::printable;
+use clawgate_protocol::{
+    ConnectParams, ConnectParamsError, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -140,8 +143,15 @@ pub async fn run(
     }
     let params = match ConnectParams::parse(request.params.as_ref()) {
         Ok(p) => p,
-        Err(m) => {
-            reject(ws, Some(&request.id), Failure::Handshake(HandshakeError::InvalidConnectParams(m))).await;
+        Err(e) => {
+            let e = match e {
+                ConnectParamsError::Schema(m) => HandshakeError::InvalidConnectParams(m),
+                ConnectParamsError::FieldInvalid { field, reason } => {
+                    HandshakeError::ConnectFieldInvalid { field, reason }
+                }
+            };
+            tracing::info!(peer = %edge.peer, error = ?e, "connect params refused");
+            reject(ws, Some(&request.id), Failure::Handshake(e)).await;
             return Handshake::Ended;
         }
     };
@@ -318,13 +328,13 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
 }
 
 /// One structured line per connection decision, with typed fields: strings
-/// as strings (client-supplied ones with control characters escaped, so a
-/// client id cannot forge a log line), scopes as one comma-separated string;
+/// as strings (client-supplied ones through `printable`, so a client id
+/// cannot forge a log line or drive a terminal), scopes as one comma-separated string;
 /// secrets never appear.
 fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision: &Decision) {
     let p = &facts.params;
-    let client_id = p.client.id.escape_debug();
-    let client_mode = p.client.mode.escape_debug();
+    let client_id = printable(&p.client.id);
+    let client_mode = printable(&p.client.mode);
     let local = facts.locality.is_direct_local();
     match decision {
         Decision::Admit(a) => {
@@ -332,7 +342,7 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
             tracing::info!(
                 target: "clawgate::admission",
                 conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
-                outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = %scopes.escape_debug(),
+                outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = %printable(&scopes),
                 credential = a.credential.kind_name(),
                 "connection admitted"
             )
@@ -340,7 +350,7 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
         Decision::Refuse(r) => tracing::info!(
             target: "clawgate::admission",
             conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
-            role = %p.role().escape_debug(),
+            role = %printable(p.role()),
             outcome = "refuse", rule = r.rule.as_str(), code = r.kind.details_code(), reason = r.kind.reason(),
             "connection refused"
         ),
@@ -351,7 +361,7 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
                 conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
                 role = n.role.as_str(),
                 outcome = "pairing-required", rule = "pairing-required", reason = n.reason.as_str(),
-                device_id = %n.device.device_id, scopes = %scopes.escape_debug(),
+                device_id = %n.device.device_id, scopes = %printable(&scopes),
                 "device needs approval"
             )
         }

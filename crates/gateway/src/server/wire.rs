@@ -184,6 +184,12 @@ pub enum HandshakeError {
         method: String,
     },
     InvalidConnectParams(String),
+    /// A self-reported connect field that does not print as itself or is
+    /// too long (`CONNECT_FIELD_INVALID`, naming the field).
+    ConnectFieldInvalid {
+        field: String,
+        reason: String,
+    },
     /// A frame that is not a request at all.
     InvalidFrame(String),
     /// Unparsable JSON before authentication.
@@ -439,6 +445,17 @@ pub fn handshake(e: &HandshakeError) -> Rejection {
         }
         HandshakeError::InvalidConnectParams(m) => {
             reject(format!("invalid connect params: {m}"), "INVALID_CONNECT_PARAMS")
+        }
+        HandshakeError::ConnectFieldInvalid { field, reason } => {
+            let message = format!("invalid connect params: {field}: {reason}");
+            Rejection {
+                close_reason: truncate_reason(&message),
+                error: Some(
+                    ErrorShape::new(ErrorCode::InvalidRequest, message)
+                        .with_details(json!({ "code": "CONNECT_FIELD_INVALID", "field": field })),
+                ),
+                close_code: CLOSE_POLICY,
+            }
         }
         HandshakeError::InvalidFrame(m) => reject(format!("invalid handshake: {m}"), "INVALID_HANDSHAKE"),
         HandshakeError::UnparsableFrame => {

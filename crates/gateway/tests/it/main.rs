@@ -15,6 +15,7 @@ mod edge;
 mod events;
 mod field_reports;
 mod handshake;
+mod hardening_fields;
 mod interop_client;
 mod interop_openclaw;
 mod limits;
