@@ -30,6 +30,40 @@ pub struct ConfigFile {
     pub schema: Option<String>,
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// clawgate's own settings (OpenClaw has no such keys).
+    #[serde(default)]
+    pub clawgate: ClawgateSection,
+}
+
+/// The `clawgate` section of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClawgateSection {
+    #[serde(default)]
+    pub sessions: SessionsSection,
+}
+
+/// `clawgate.sessions`: caps on admitted sessions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsSection {
+    pub max_per_address: Option<usize>,
+    pub max_per_principal: Option<usize>,
+}
+
+/// How many sessions may be open at once from one address (IPv6: one /64)
+/// and for one principal (the owner's secret, a device, a service, a proxy
+/// user). A connect past either is refused with `SESSION_LIMIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_per_address: usize,
+    pub max_per_principal: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { max_per_address: 256, max_per_principal: 512 }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -165,6 +199,8 @@ pub struct Config {
     pub trusted_local_services: Option<Vec<TrustedLocalService>>,
     /// Set in upstream mode.
     pub upstream: Option<crate::upstream::config::UpstreamConfig>,
+    /// `clawgate.sessions`.
+    pub session_limits: SessionLimits,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -268,6 +304,7 @@ impl Config {
             identity_scopes: BTreeMap::new(),
             trusted_local_services: None,
             upstream: None,
+            session_limits: SessionLimits::default(),
         }
     }
 

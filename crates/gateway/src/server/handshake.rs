@@ -284,7 +284,18 @@ pub async fn run(
     let hello = hello_ok(gw, &info, &admission, issued);
     // Registered before hello-ok goes out, so no broadcast sent after the
     // client learns it is admitted can miss it.
-    let registration = gw.registry.insert(info.clone(), out.clone(), AdmittedOn { edge: edge.clone(), facts });
+    let principal = principal_key(&admission.principal);
+    let admitted_on = AdmittedOn { edge: edge.clone(), facts };
+    let registration =
+        match gw.registry.insert(info.clone(), out.clone(), admitted_on, principal, &gw.config.session_limits) {
+            Ok(r) => r,
+            Err(cap) => {
+                tracing::info!(conn_id = %conn_id, client_ip = %client_ip, per = cap.per, limit = cap.limit,
+                    "admitted, but the session cap is reached");
+                reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::SessionLimit(cap))).await;
+                return Handshake::Ended;
+            }
+        };
     let payload = match relay.as_mut() {
         Some(relay) => relay.hello_ok(&hello),
         None => serde_json::to_value(&hello).unwrap_or_default(),
@@ -307,7 +318,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
         },
         features: Features { methods: advertised(), events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect() },
         snapshot: Snapshot {
-            presence: gw.registry.presence(),
+            presence: (*gw.registry.presence()).clone(),
             health: health_payload(gw),
             state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
             uptime_ms: gw.uptime_ms(),
@@ -324,6 +335,18 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             max_buffered_bytes: gw.options.max_buffered_bytes as u64,
             tick_interval_ms: gw.options.tick_interval.as_millis() as u64,
         },
+    }
+}
+
+/// The principal a session counts against for `clawgate.sessions.maxPerPrincipal`.
+fn principal_key(p: &crate::admission::Principal) -> String {
+    use crate::admission::Principal;
+    match p {
+        Principal::LocalOwner => "owner".into(),
+        Principal::ScopelessSecretHolder => "secret-holder".into(),
+        Principal::Device { device_id } => format!("device:{device_id}"),
+        Principal::Service { principal_id, .. } => format!("service:{principal_id}"),
+        Principal::ProxyUser { user } => format!("proxy-user:{user}"),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod invokes;
 pub mod limits;
 mod methods;
 pub(crate) mod outbox;
+pub mod presence;
 pub mod registry;
 mod relay;
 mod session;

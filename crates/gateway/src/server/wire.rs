@@ -46,6 +46,8 @@ pub enum ApplyFailure {
     PairingBusy { hint: String },
     /// A connected node already has this id.
     NodeIdInUse { node_id: String },
+    /// The address or the principal already has as many sessions as allowed.
+    SessionLimit(super::registry::SessionCapReached),
     /// Upstream mode: the session's upstream link could not be opened.
     Upstream(UpstreamFailure),
 }
@@ -116,6 +118,22 @@ fn apply_failure(f: &ApplyFailure) -> Rejection {
                 json!({ "nodeId": node_id }),
             ),
             CLOSE_POLICY,
+        ),
+        ApplyFailure::SessionLimit(cap) => (
+            ErrorCode::Unavailable,
+            format!("too many open sessions for this {}", cap.per),
+            details(
+                "SESSION_LIMIT",
+                "session-limit",
+                &format!(
+                    "close some sessions first; the cap is {} per {} (clawgate.sessions.maxPer{})",
+                    cap.limit,
+                    cap.per,
+                    if cap.per == "address" { "Address" } else { "Principal" }
+                ),
+                json!({ "per": cap.per, "limit": cap.limit }),
+            ),
+            CLOSE_TRY_AGAIN,
         ),
     };
     let close_reason = truncate_reason(&message);

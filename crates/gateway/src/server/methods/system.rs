@@ -15,7 +15,7 @@ pub(super) fn status(c: Call<'_>) -> Reply<'_> {
 }
 
 pub(super) fn presence(c: Call<'_>) -> Reply<'_> {
-    Box::pin(async move { Ok(Value::Array(c.gw.registry.presence())) })
+    Box::pin(async move { Ok(Value::Array((*c.gw.registry.presence()).clone())) })
 }
 
 /// The health snapshot: only keys the protocol schema's health object allows.
