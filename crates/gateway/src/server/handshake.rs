@@ -165,7 +165,7 @@ pub async fn run(
     // workers; any other is evaluated in place, as no lookup can happen
     // (measured in docs/benchmarks.md: the hop is a fifth of a token
     // handshake's CPU).
-    let limit = LimitKey::for_connection(gw, &locality, client_ip, edge.origin(), &params);
+    let limit = LimitKey::for_connection(gw, &locality, client_ip, edge, &params);
     let locked_out_ms = limit.locked(gw, now);
     let evaluated = if locked_out_ms.is_none() && may_read_store(&params) {
         let gw = gw.clone();

@@ -16,6 +16,7 @@ mod events;
 mod field_reports;
 mod handshake;
 mod hardening_fields;
+mod hardening_lockouts;
 mod hardening_presence;
 mod interop_client;
 mod interop_openclaw;
