@@ -317,12 +317,21 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             boot_id: Some(gw.boot_id.clone()),
         },
         features: Features { methods: advertised(), events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect() },
+        // Presence exactly as `system-presence` and the presence event are
+        // gated (operator.read); the auth mode only to admins. Upstream mode
+        // merges this snapshot, so the same gate holds there.
         snapshot: Snapshot {
-            presence: (*gw.registry.presence()).clone(),
+            presence: if events::may_receive("presence", info.role, &info.scopes) {
+                (*gw.registry.presence()).clone()
+            } else {
+                Vec::new()
+            },
             health: health_payload(gw),
             state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
             uptime_ms: gw.uptime_ms(),
-            auth_mode: Some(gw.config.auth_mode.as_str().to_owned()),
+            auth_mode: (info.role == Role::Operator
+                && clawgate_protocol::scopes::satisfied_by(&info.scopes, clawgate_protocol::scopes::ADMIN))
+            .then(|| gw.config.auth_mode.as_str().to_owned()),
         },
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),

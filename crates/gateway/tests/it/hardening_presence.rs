@@ -112,3 +112,31 @@ async fn sessions_are_capped_per_address_and_per_principal() {
     assert_eq!(res["error"]["details"]["per"], "principal");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn hello_ok_shows_presence_and_auth_mode_only_to_whom_the_method_would() {
+    let gw = TestGateway::token().await;
+    let _listed = {
+        let mut c = RawConn::open(gw.addr).await;
+        assert_eq!(c.handshake(ui_params("listed-ui", &[READ])).await["ok"], true);
+        c
+    };
+    let snapshot = |res: &Value| res["payload"]["snapshot"].clone();
+    // Scopeless operator and node: no presence, no auth mode.
+    let res = RawConn::open(gw.addr).await.handshake(ui_params("nobody", &[])).await;
+    assert_eq!(snapshot(&res)["presence"], json!([]), "{res}");
+    assert!(snapshot(&res).get("authMode").is_none());
+    let mut p = connect_params("node-host", "node", "node", &[], Some(TOKEN));
+    p["client"]["instanceId"] = json!("n1");
+    let res = RawConn::open(gw.addr).await.handshake(p).await;
+    assert_eq!(snapshot(&res)["presence"], json!([]), "{res}");
+    assert!(snapshot(&res).get("authMode").is_none());
+    // A reader sees presence, not the auth mode; an admin sees both.
+    let res = RawConn::open(gw.addr).await.handshake(ui_params("reader", &[READ])).await;
+    assert!(!snapshot(&res)["presence"].as_array().unwrap().is_empty(), "{res}");
+    assert!(snapshot(&res).get("authMode").is_none());
+    let res = RawConn::open(gw.addr).await.handshake(ui_params("admin", &["operator.admin"])).await;
+    assert!(!snapshot(&res)["presence"].as_array().unwrap().is_empty(), "{res}");
+    assert_eq!(snapshot(&res)["authMode"], "token");
+    gw.stop().await;
+}
