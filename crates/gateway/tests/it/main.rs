@@ -15,6 +15,7 @@ mod edge;
 mod events;
 mod field_reports;
 mod handshake;
+mod hardening_edge;
 mod hardening_fields;
 mod hardening_lockouts;
 mod hardening_presence;
