@@ -18,7 +18,9 @@ use clawgate_protocol::Role;
 pub use error::ConfigError;
 pub use load::{load, ConfigSources};
 pub use secret::{ResolvedSecret, SecretSource};
-pub use secret_policy::{check_secret_strength, placeholder_reason, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS};
+pub use secret_policy::{
+    check_secret_strength, placeholder_reason, readable_secret_files, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,
+};
 
 pub const DEFAULT_PORT: u16 = 18789;
 
