@@ -148,6 +148,7 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
 /// A device id as the `devices` commands take it: the full id or a unique
 /// prefix of a paired device's id; anything else is left as given.
 fn resolve_device_id(store: &SqliteStore, given: &str) -> Result<String, CliError> {
+    crate::cli::error::check_id_prefix(given, "paired device")?;
     let ids: Vec<String> = store.list_devices()?.into_iter().map(|d| d.device_id).collect();
     if ids.iter().any(|id| id == given) {
         return Ok(given.to_owned());

@@ -58,6 +58,7 @@ fn resolve<'a>(
     ids: impl Iterator<Item = &'a str> + Clone,
     what: &'static str,
 ) -> Result<Option<String>, CliError> {
+    crate::cli::error::check_id_prefix(given, what)?;
     if let Some(exact) = ids.clone().find(|id| *id == given) {
         return Ok(Some(exact.to_owned()));
     }
@@ -308,8 +309,12 @@ mod tests {
         let ids = ["abcdef", "abc123", "ffff"];
         assert_eq!(resolve("ffff", ids.iter().copied(), "x").unwrap(), Some("ffff".into()));
         assert_eq!(resolve("abcd", ids.iter().copied(), "x").unwrap(), Some("abcdef".into()));
-        assert_eq!(resolve("zz", ids.iter().copied(), "x").unwrap(), None);
-        let e = resolve("abc", ids.iter().copied(), "x").unwrap_err();
+        assert_eq!(resolve("zzzz", ids.iter().copied(), "x").unwrap(), None);
+        let e = resolve("abc1", ["abc123", "abc124"].iter().copied(), "x").unwrap_err();
         assert_eq!(e.code(), "AMBIGUOUS_ID");
+        // Empty and too-short prefixes are refused, even with one candidate.
+        for short in ["", " ", "a", "abc"] {
+            assert_eq!(resolve(short, ["abcdef"].iter().copied(), "x").unwrap_err().code(), "INVALID_INPUT");
+        }
     }
 }
