@@ -18,8 +18,9 @@ use super::registry::SessionInfo;
 
 /// Whether a session is listed.
 pub fn shows_in_presence(info: &SessionInfo) -> bool {
-    !clawgate_protocol::client_info::is_ephemeral_mode(&info.client.mode)
-        && !(info.role == Role::Operator && info.scopes.is_empty())
+    let short_lived = clawgate_protocol::client_info::is_ephemeral_mode(&info.client.mode);
+    let scopeless = info.role == Role::Operator && info.scopes.is_empty();
+    !(short_lived || scopeless)
 }
 
 /// The entry a session belongs to: its device, else itself.
