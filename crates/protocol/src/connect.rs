@@ -1,5 +1,6 @@
 //! `connect` params. Closed objects: an unknown key anywhere
-//! is an error that names it.
+//! is an error that names it. Every self-reported string must print as
+//! itself and stay within a length cap (see [`crate::text`]).
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,43 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client_info::{CLIENT_IDS, CLIENT_MODES};
+use crate::text::first_non_printing;
+
+/// Why connect params were refused: the schema, or a self-reported field
+/// holding a character that does not print as itself or too many characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectParamsError {
+    /// Shape or schema constraint, with the path of the offending field.
+    Schema(String),
+    /// A self-reported field the gateway will not store, show or forward.
+    FieldInvalid { field: String, reason: String },
+}
+
+impl std::fmt::Display for ConnectParamsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectParamsError::Schema(m) => f.write_str(m),
+            ConnectParamsError::FieldInvalid { field, reason } => write!(f, "{field}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectParamsError {}
+
+/// Longest `client.displayName`, in characters (it is shown in presence
+/// and to approvers).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 128;
+/// Longest short self-description (version, platform, device family,
+/// model, instance id, role, a cap, a command, a scope, a permission name).
+pub const MAX_SHORT_FIELD_CHARS: usize = 128;
+/// Longest `userAgent` and `locale`-like free text.
+pub const MAX_LONG_FIELD_CHARS: usize = 512;
+/// Longest `pathEnv` (a node's PATH can be long).
+pub const MAX_PATH_ENV_CHARS: usize = 8192;
+/// Most entries in `caps`, `scopes` or `permissions`.
+pub const MAX_SMALL_LIST: usize = 64;
+/// Most entries in `commands` (a node declares what it can run).
+pub const MAX_COMMANDS: usize = 512;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -134,18 +172,90 @@ impl ConnectParams {
 
     /// Parse and check the schema's constraints. The error is a short
     /// description with the path of the offending field.
-    pub fn parse(params: Option<&Value>) -> Result<ConnectParams, String> {
-        let value = params.ok_or_else(|| "params: required".to_owned())?;
+    pub fn parse(params: Option<&Value>) -> Result<ConnectParams, ConnectParamsError> {
+        let value = params.ok_or_else(|| ConnectParamsError::Schema("params: required".to_owned()))?;
         let parsed: ConnectParams = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
+            ConnectParamsError::Schema(if path == "." {
                 e.inner().to_string()
             } else {
                 format!("{path}: {}", e.inner())
-            }
+            })
         })?;
-        parsed.check()?;
+        parsed.check().map_err(ConnectParamsError::Schema)?;
+        parsed.check_self_reported()?;
         Ok(parsed)
+    }
+
+    /// Every string the client says about itself, with its name and cap.
+    fn self_reported(&self) -> Vec<(String, &str, usize)> {
+        let c = &self.client;
+        let mut fields: Vec<(String, &str, usize)> = vec![
+            ("client.id".into(), &c.id, MAX_SHORT_FIELD_CHARS),
+            ("client.mode".into(), &c.mode, MAX_SHORT_FIELD_CHARS),
+            ("client.version".into(), &c.version, MAX_SHORT_FIELD_CHARS),
+            ("client.platform".into(), &c.platform, MAX_SHORT_FIELD_CHARS),
+        ];
+        for (name, v, max) in [
+            ("client.displayName", &c.display_name, MAX_DISPLAY_NAME_CHARS),
+            ("client.buildId", &c.build_id, MAX_SHORT_FIELD_CHARS),
+            ("client.deviceFamily", &c.device_family, MAX_SHORT_FIELD_CHARS),
+            ("client.modelIdentifier", &c.model_identifier, MAX_SHORT_FIELD_CHARS),
+            ("client.timeZone", &c.time_zone, MAX_SHORT_FIELD_CHARS),
+            ("client.instanceId", &c.instance_id, MAX_SHORT_FIELD_CHARS),
+            ("locale", &self.locale, MAX_SHORT_FIELD_CHARS),
+            ("userAgent", &self.user_agent, MAX_LONG_FIELD_CHARS),
+            ("pathEnv", &self.path_env, MAX_PATH_ENV_CHARS),
+            ("role", &self.role, MAX_SHORT_FIELD_CHARS),
+        ] {
+            if let Some(v) = v {
+                fields.push((name.into(), v, max));
+            }
+        }
+        let lists: [(&str, Option<&Vec<String>>); 3] =
+            [("caps", Some(&self.caps)), ("commands", self.commands.as_ref()), ("scopes", self.scopes.as_ref())];
+        for (name, items) in lists {
+            for (i, v) in items.into_iter().flatten().enumerate() {
+                fields.push((format!("{name}[{i}]"), v, MAX_SHORT_FIELD_CHARS));
+            }
+        }
+        for key in self.permissions.iter().flat_map(|p| p.keys()) {
+            fields.push(("permissions".into(), key, MAX_SHORT_FIELD_CHARS));
+        }
+        // The device block is not here: its key may be PEM (with line
+        // breaks), and the proof checks its id, key and nonce exactly.
+        fields
+    }
+
+    /// Refuse a self-reported string that would not print as itself, or is
+    /// longer than its cap; refuse lists longer than theirs.
+    fn check_self_reported(&self) -> Result<(), ConnectParamsError> {
+        let invalid = |field: &str, reason: String| ConnectParamsError::FieldInvalid { field: field.into(), reason };
+        for (name, len, max) in [
+            ("caps", self.caps.len(), MAX_SMALL_LIST),
+            ("commands", self.commands.as_ref().map_or(0, Vec::len), MAX_COMMANDS),
+            ("scopes", self.scopes.as_ref().map_or(0, Vec::len), MAX_SMALL_LIST),
+            ("permissions", self.permissions.as_ref().map_or(0, BTreeMap::len), MAX_SMALL_LIST),
+        ] {
+            if len > max {
+                return Err(invalid(name, format!("at most {max} entries, got {len}")));
+            }
+        }
+        for (field, value, max) in self.self_reported() {
+            if let Some((at, c)) = first_non_printing(value) {
+                let reason = format!(
+                    "must hold printable characters only (U+{:04X} at character {at}: control, bidi-override and \
+                     other invisible characters are refused)",
+                    c as u32
+                );
+                return Err(invalid(&field, reason));
+            }
+            let chars = value.chars().count();
+            if chars > max {
+                return Err(invalid(&field, format!("at most {max} characters, got {chars}")));
+            }
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), String> {
@@ -246,7 +356,7 @@ mod tests {
     fn unknown_nested_key_is_named() {
         let mut v = base();
         v["client"]["color"] = json!("red");
-        let err = ConnectParams::parse(Some(&v)).unwrap_err();
+        let err = ConnectParams::parse(Some(&v)).unwrap_err().to_string();
         assert!(err.contains("client") && err.contains("color"), "{err}");
     }
 
@@ -254,13 +364,44 @@ mod tests {
     fn enum_and_constraint_violations() {
         let mut v = base();
         v["client"]["id"] = json!("ios-node");
-        assert!(ConnectParams::parse(Some(&v)).unwrap_err().starts_with("client.id"));
+        assert!(ConnectParams::parse(Some(&v)).unwrap_err().to_string().starts_with("client.id"));
         let mut v = base();
         v["scopes"] = json!(["operator.read", ""]);
-        assert!(ConnectParams::parse(Some(&v)).unwrap_err().starts_with("scopes[1]"));
+        assert!(ConnectParams::parse(Some(&v)).unwrap_err().to_string().starts_with("scopes[1]"));
         let mut v = base();
         v["device"] = json!({"id":"a","publicKey":"b","signature":"c","nonce":"d"});
-        assert!(ConnectParams::parse(Some(&v)).unwrap_err().contains("signedAt"));
+        assert!(ConnectParams::parse(Some(&v)).unwrap_err().to_string().contains("signedAt"));
         assert!(ConnectParams::parse(None).is_err());
+    }
+
+    #[test]
+    fn self_reported_fields_must_print_as_themselves() {
+        let mut v = base();
+        v["client"]["platform"] = json!("linux\u{1b}[1A\r\u{1b}[83C\u{1b}[Koperator.read");
+        let err = ConnectParams::parse(Some(&v)).unwrap_err();
+        assert!(matches!(&err, ConnectParamsError::FieldInvalid { field, .. } if field == "client.platform"), "{err}");
+        for (path, bad) in [("deviceFamily", "a\u{202e}b"), ("displayName", "x\ny"), ("instanceId", "\u{200b}")] {
+            let mut v = base();
+            v["client"][path] = json!(bad);
+            let err = ConnectParams::parse(Some(&v)).unwrap_err();
+            assert!(matches!(err, ConnectParamsError::FieldInvalid { .. }), "{path}: {err}");
+        }
+        let mut v = base();
+        v["commands"] = json!(["system.run", "evil\u{9b}2J"]);
+        let err = ConnectParams::parse(Some(&v)).unwrap_err();
+        assert!(matches!(&err, ConnectParamsError::FieldInvalid { field, .. } if field == "commands[1]"), "{err}");
+        let mut v = base();
+        v["client"]["displayName"] = json!("Ünïcødé 🙂 laptop");
+        assert!(ConnectParams::parse(Some(&v)).is_ok());
+    }
+
+    #[test]
+    fn display_name_is_capped() {
+        let mut v = base();
+        v["client"]["displayName"] = json!("n".repeat(MAX_DISPLAY_NAME_CHARS));
+        assert!(ConnectParams::parse(Some(&v)).is_ok());
+        v["client"]["displayName"] = json!("n".repeat(MAX_DISPLAY_NAME_CHARS + 1));
+        let err = ConnectParams::parse(Some(&v)).unwrap_err();
+        assert!(matches!(&err, ConnectParamsError::FieldInvalid { field, .. } if field == "client.displayName"));
     }
 }

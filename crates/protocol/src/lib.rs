@@ -15,9 +15,10 @@ pub mod hello;
 pub mod methods;
 pub mod role;
 pub mod scopes;
+pub mod text;
 pub mod version;
 
-pub use connect::{AuthParams, ClientInfo, ConnectParams, DeviceParams};
+pub use connect::{AuthParams, ClientInfo, ConnectParams, ConnectParamsError, DeviceParams};
 pub use error::{ErrorCode, ErrorShape};
 pub use frame::{EventFrame, Frame, RequestFrame, ResponseFrame};
 pub use hello::HelloOk;

@@ -149,11 +149,38 @@ impl UpgradeRefusal {
 pub fn host_name(host: &str) -> String {
     let host = host.trim();
     let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
+        // `[::1]` or `[::1]:port`, nothing else: `[::1]evil.com` and
+        // `[::1]@evil.com` name no loopback host.
+        match rest.split_once(']') {
+            Some((literal, "")) => literal,
+            Some((literal, port)) if port.strip_prefix(':').is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())) => {
+                literal
+            }
+            _ => return host.to_ascii_lowercase(),
+        }
     } else {
         host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host })
     };
     name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// An absolute-form request target (`GET http://host/ HTTP/1.1`) names the
+/// host the request is for, and HTTP lets it override Host. Locality is
+/// judged on Host, so a target naming another host than Host is refused.
+pub fn check_request_target(target: &str, host: Option<&str>) -> Result<(), UpgradeRefusal> {
+    if target.starts_with('/') || target == "*" {
+        return Ok(());
+    }
+    let authority = target.split_once("://").map_or(target, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host {
+        Some(h) if host_name(h) == host_name(authority) && !authority.is_empty() => Ok(()),
+        _ => Err(UpgradeRefusal::BadHeaders(format!(
+            "the request target names host {:?}, the Host header another; send an origin-form target (a path)",
+            host_name(authority)
+        ))),
+    }
 }
 
 /// `localhost`, `127.0.0.1` or `::1` (written `[::1]` in a Host header).
@@ -163,7 +190,11 @@ pub fn is_loopback_host_name(name: &str) -> bool {
 
 /// Classify an upgrade request: its locality, or why it is refused.
 pub fn classify_upgrade(edge: &EdgeFacts, config: &Config) -> Result<Locality, UpgradeRefusal> {
-    for name in ["host", "origin"] {
+    // Duplicates of a header that decides who is calling are refused, never
+    // resolved by picking a line: a proxy that appends rather than replaces
+    // would let the client choose (its line first, the proxy's second).
+    let identity = config.trusted_proxy.as_ref().into_iter().flat_map(|tp| tp.identity_headers());
+    for name in ["host", "origin"].into_iter().chain(identity) {
         if edge.header_values(name).count() > 1 {
             return Err(UpgradeRefusal::BadHeaders(format!("more than one {name} header")));
         }
@@ -345,10 +376,50 @@ mod tests {
     }
 
     #[test]
+    fn bracketed_hosts_with_anything_after_are_not_loopback() {
+        assert_eq!(host_name("[::1]:18789"), "::1");
+        assert_eq!(host_name("[::1]"), "::1");
+        for h in ["[::1]evil.com", "[::1]@evil.com", "[::1]:80x", "[::1"] {
+            assert!(!is_loopback_host_name(&host_name(h)), "{h}");
+            let r = classify_upgrade(&edge("127.0.0.1:5000", &[("host", h)]), &cfg(&[]));
+            assert_eq!(r.unwrap_err().status(), 421, "{h}");
+        }
+    }
+
+    #[test]
+    fn an_absolute_form_target_must_name_the_host_header() {
+        assert!(check_request_target("/", Some("localhost:1")).is_ok());
+        assert!(check_request_target("http://localhost:1/", Some("localhost:1")).is_ok());
+        assert!(check_request_target("ws://127.0.0.1:1/?x", Some("127.0.0.1:1")).is_ok());
+        for t in ["http://evil.example/", "http://localhost@evil.example/", "evil.example:80", "http:///"] {
+            assert_eq!(check_request_target(t, Some("localhost:1")).unwrap_err().status(), 400, "{t}");
+        }
+    }
+
+    #[test]
     fn duplicate_or_missing_host() {
         assert_eq!(classify_upgrade(&edge("127.0.0.1:1", &[]), &cfg(&[])).unwrap_err().status(), 400);
         let e = edge("127.0.0.1:1", &[("host", "localhost"), ("host", "evil.example")]);
         assert_eq!(classify_upgrade(&e, &cfg(&[])).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn duplicate_identity_headers_from_a_trusted_proxy_are_refused() {
+        let mut c = cfg(&["10.0.0.1"]);
+        c.auth_mode = crate::config::AuthMode::TrustedProxy;
+        c.trusted_proxy = Some(crate::config::TrustedProxyConfig::new("X-Forwarded-User", &["X-Auth-Request-Email"]));
+        let base = [("host", "gw.example"), ("x-forwarded-for", "203.0.113.5")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut h = base.to_vec();
+            h.extend_from_slice(extra);
+            classify_upgrade(&edge("10.0.0.1:5000", &h), &c)
+        };
+        assert!(with(&[("x-forwarded-user", "alice"), ("x-auth-request-email", "a@x")]).is_ok());
+        let r = with(&[("x-forwarded-user", "mallory"), ("X-Forwarded-User", "alice")]);
+        assert_eq!(r.unwrap_err().status(), 400);
+        let r =
+            with(&[("x-forwarded-user", "alice"), ("x-auth-request-email", "m@x"), ("x-auth-request-email", "a@x")]);
+        assert_eq!(r.unwrap_err().status(), 400);
     }
 
     #[test]

@@ -153,6 +153,7 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
 /// A device id as the `devices` commands take it: the full id or a unique
 /// prefix of a paired device's id; anything else is left as given.
 fn resolve_device_id(store: &SqliteStore, given: &str) -> Result<String, CliError> {
+    crate::cli::error::check_id_prefix(given, "paired device")?;
     let ids: Vec<String> = store.list_devices()?.into_iter().map(|d| d.device_id).collect();
     if ids.iter().any(|id| id == given) {
         return Ok(given.to_owned());
@@ -198,12 +199,16 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let explanation =
         explain::explain(&desc, &loaded.config, view.as_ref(), service.as_ref()).map_err(CliError::InvalidInput)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&explain::render_json(&explanation)).unwrap_or_default());
+        let text = serde_json::to_string_pretty(&explain::render_json(&explanation)).unwrap_or_default();
+        println!("{}", clawgate_protocol::text::printable_json(&text));
     } else {
         if desc.device_to_look_up().is_some() && view.is_none() {
             println!("(no pairing store yet: the device is treated as unpaired)");
         }
-        print!("{}", explain::render_text(&explanation));
+        // Header values and the store's names are not ours: escaped line by line.
+        for line in explain::render_text(&explanation).lines() {
+            println!("{}", clawgate_protocol::text::printable(line));
+        }
     }
     // Like `kubectl auth can-i`: 0 only when the connection would be admitted.
     Ok(if explain::outcome(&explanation) == "admit" { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -11,6 +11,23 @@ use clawgate::store::{Role, StoreError};
 use clawgate_client::ClientError;
 use serde_json::Value;
 
+/// The shortest id prefix a command accepts: an empty variable
+/// (`devices approve "$ID"`) or a one-character typo must not match the
+/// only request or device there is.
+pub const MIN_ID_PREFIX: usize = 4;
+
+/// Refuse an id or prefix shorter than [`MIN_ID_PREFIX`].
+pub fn check_id_prefix(given: &str, what: &str) -> Result<(), CliError> {
+    let n = given.trim().chars().count();
+    if n < MIN_ID_PREFIX {
+        let shown = if n == 0 { "an empty id".to_owned() } else { format!("{given:?}") };
+        return Err(CliError::InvalidInput(format!(
+            "{shown} is too short to name a {what}: give the full id or at least {MIN_ID_PREFIX} characters of it"
+        )));
+    }
+    Ok(())
+}
+
 /// Said whenever the gateway could not be used.
 pub const OFFLINE_HINT: &str = "to manage the pairing store without the gateway, pass --offline";
 

@@ -137,6 +137,9 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     for warning in check_secret_strength(&config)?.into_iter().chain(config.startup_warnings()) {
         tracing::warn!(target: STARTUP, "{warning}");
     }
+    for warning in clawgate::config::readable_secret_files(&config, config_file.as_deref()) {
+        tracing::warn!(target: STARTUP, "{warning}");
+    }
 
     let addr = std::net::SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| bind_error(addr, e, &state))?;

@@ -62,6 +62,7 @@ pub fn load(
         None => ConfigFile::default(),
     };
     let g = file.gateway;
+    let session_limits = session_limits(&file.clawgate.sessions)?;
     let env = |k: &str| sources.env.get(k).filter(|v| !v.is_empty()).cloned();
 
     let port = match sources.port.or(g.port) {
@@ -236,7 +237,25 @@ pub fn load(
         trusted_local_services,
         upstream,
         listeners,
+        session_limits,
     })
+}
+
+/// `clawgate.sessions`, defaults filled in; a cap of 0 would refuse everyone.
+fn session_limits(section: &super::SessionsSection) -> Result<super::SessionLimits, ConfigError> {
+    let defaults = super::SessionLimits::default();
+    let mut limits = defaults;
+    for (key, given, slot) in [
+        ("clawgate.sessions.maxPerAddress", section.max_per_address, &mut limits.max_per_address),
+        ("clawgate.sessions.maxPerPrincipal", section.max_per_principal, &mut limits.max_per_principal),
+    ] {
+        match given {
+            Some(0) => return Err(unsafe_key(key, "must be at least 1 (0 would refuse every connection)".into())),
+            Some(n) => *slot = n,
+            None => {}
+        }
+    }
+    Ok(limits)
 }
 
 /// A header name as HTTP allows it (a token), checked and named by key.

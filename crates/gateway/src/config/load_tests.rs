@@ -222,3 +222,15 @@ fn listeners_and_device_auto_approve() {
     let err = load_text("{gateway: {listeners: [{port: 1, trust: 'open'}]}}", &[]);
     assert!(err.is_err());
 }
+
+#[test]
+fn session_caps_come_from_the_clawgate_section() {
+    let f = parse_file(Path::new("c.json5"), "{clawgate: {sessions: {maxPerAddress: 8}}}").unwrap();
+    let limits = session_limits(&f.clawgate.sessions).unwrap();
+    assert_eq!(limits.max_per_address, 8);
+    assert_eq!(limits.max_per_principal, crate::config::SessionLimits::default().max_per_principal);
+    let f = parse_file(Path::new("c.json5"), "{clawgate: {sessions: {maxPerPrincipal: 0}}}").unwrap();
+    let err = session_limits(&f.clawgate.sessions).unwrap_err();
+    assert!(err.to_string().contains("clawgate.sessions.maxPerPrincipal"), "{err}");
+    assert!(parse_file(Path::new("c.json5"), "{clawgate: {sesions: {}}}").is_err());
+}

@@ -21,7 +21,9 @@ pub use error::ConfigError;
 pub use listeners::{Listener, ListenerSection, Trust};
 pub use load::{load, ConfigSources};
 pub use secret::{ResolvedSecret, SecretSource};
-pub use secret_policy::{check_secret_strength, placeholder_reason, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS};
+pub use secret_policy::{
+    check_secret_strength, placeholder_reason, readable_secret_files, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,
+};
 
 pub const DEFAULT_PORT: u16 = 18789;
 
@@ -33,6 +35,40 @@ pub struct ConfigFile {
     pub schema: Option<String>,
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// clawgate's own settings (OpenClaw has no such keys).
+    #[serde(default)]
+    pub clawgate: ClawgateSection,
+}
+
+/// The `clawgate` section of the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClawgateSection {
+    #[serde(default)]
+    pub sessions: SessionsSection,
+}
+
+/// `clawgate.sessions`: caps on admitted sessions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsSection {
+    pub max_per_address: Option<usize>,
+    pub max_per_principal: Option<usize>,
+}
+
+/// How many sessions may be open at once from one address (IPv6: one /64)
+/// and for one principal (the owner's secret, a device, a service, a proxy
+/// user). A connect past either is refused with `SESSION_LIMIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_per_address: usize,
+    pub max_per_principal: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { max_per_address: 256, max_per_principal: 512 }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -183,6 +219,8 @@ pub struct Config {
     pub upstream: Option<crate::upstream::config::UpstreamConfig>,
     /// Listeners beside the main one (which is `bind`:`port`, trust `local`).
     pub listeners: Vec<Listener>,
+    /// `clawgate.sessions`.
+    pub session_limits: SessionLimits,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -285,6 +323,7 @@ impl Config {
             trusted_local_services: None,
             upstream: None,
             listeners: Vec::new(),
+            session_limits: SessionLimits::default(),
         }
     }
 

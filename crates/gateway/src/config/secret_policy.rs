@@ -127,6 +127,38 @@ pub fn check_secret_strength(config: &Config) -> Result<Vec<String>, ConfigError
     Ok(Vec::new())
 }
 
+/// Warnings for files holding a secret that other users may read: the
+/// config file when a secret is written in it, and a secret file. Not an
+/// error (the owner may share a group on purpose), but worth saying at start.
+pub fn readable_secret_files(config: &Config, config_file: Option<&std::path::Path>) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for secret in [&config.token, &config.password].into_iter().flatten() {
+        match &secret.source {
+            SecretSource::ConfigKey(key) => {
+                if let Some(path) = config_file {
+                    files.push((path.to_owned(), format!("the config file (it holds {key})")));
+                }
+            }
+            SecretSource::File(path) => files.push((path.clone(), "the secret file".to_owned())),
+            _ => {}
+        }
+    }
+    files.dedup_by(|a, b| a.0 == b.0);
+    files
+        .into_iter()
+        .filter_map(|(path, what)| {
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0).then(|| {
+                format!(
+                    "{what} {} has mode {mode:04o}: other users on this host can read the secret; chmod 600 it",
+                    path.display()
+                )
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +200,24 @@ mod tests {
         assert!(check_secret_strength(&c).unwrap().is_empty());
         let c = Config::new(AuthMode::Password, Some("a-long-enough-token-value-01"), Some("short"));
         assert!(check_secret_strength(&c).unwrap_err().to_string().starts_with("--password"));
+    }
+
+    #[test]
+    fn a_secret_in_a_file_others_can_read_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json5");
+        std::fs::write(&path, "{}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = with_token("a-long-enough-token-0123456789abcdef");
+        let warnings = readable_secret_files(&c, Some(&path));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("0644") && warnings[0].contains("gateway.auth.token"), "{warnings:?}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(readable_secret_files(&c, Some(&path)).is_empty());
+        let mut from_env = c.clone();
+        from_env.token = Some(ResolvedSecret::new("x".into(), SecretSource::Env("OPENCLAW_GATEWAY_TOKEN")));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_secret_files(&from_env, Some(&path)).is_empty(), "no secret in the file");
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clawgate_protocol::hello::{Features, HelloAuth, HelloKind, Policy, ServerInfo, Snapshot};
-use clawgate_protocol::{ConnectParams, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION};
+use clawgate_protocol::text::printable;
+use clawgate_protocol::{
+    ConnectParams, ConnectParamsError, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -140,8 +143,15 @@ pub async fn run(
     }
     let params = match ConnectParams::parse(request.params.as_ref()) {
         Ok(p) => p,
-        Err(m) => {
-            reject(ws, Some(&request.id), Failure::Handshake(HandshakeError::InvalidConnectParams(m))).await;
+        Err(e) => {
+            let e = match e {
+                ConnectParamsError::Schema(m) => HandshakeError::InvalidConnectParams(m),
+                ConnectParamsError::FieldInvalid { field, reason } => {
+                    HandshakeError::ConnectFieldInvalid { field, reason }
+                }
+            };
+            tracing::info!(peer = %edge.peer, error = ?e, "connect params refused");
+            reject(ws, Some(&request.id), Failure::Handshake(e)).await;
             return Handshake::Ended;
         }
     };
@@ -155,7 +165,7 @@ pub async fn run(
     // workers; any other is evaluated in place, as no lookup can happen
     // (measured in docs/benchmarks.md: the hop is a fifth of a token
     // handshake's CPU).
-    let limit = LimitKey::for_connection(gw, &locality, client_ip, edge.origin(), &params);
+    let limit = LimitKey::for_connection(gw, &locality, client_ip, edge, &params);
     let locked_out_ms = limit.locked(gw, now);
     let evaluated = if locked_out_ms.is_none() && may_read_store(&params) {
         let gw = gw.clone();
@@ -274,7 +284,18 @@ pub async fn run(
     let hello = hello_ok(gw, &info, &admission, issued);
     // Registered before hello-ok goes out, so no broadcast sent after the
     // client learns it is admitted can miss it.
-    let registration = gw.registry.insert(info.clone(), out.clone(), AdmittedOn { edge: edge.clone(), facts });
+    let principal = principal_key(&admission.principal);
+    let admitted_on = AdmittedOn { edge: edge.clone(), facts };
+    let registration =
+        match gw.registry.insert(info.clone(), out.clone(), admitted_on, principal, &gw.config.session_limits) {
+            Ok(r) => r,
+            Err(cap) => {
+                tracing::info!(conn_id = %conn_id, client_ip = %client_ip, per = cap.per, limit = cap.limit,
+                    "admitted, but the session cap is reached");
+                reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::SessionLimit(cap))).await;
+                return Handshake::Ended;
+            }
+        };
     let payload = match relay.as_mut() {
         Some(relay) => relay.hello_ok(&hello),
         None => serde_json::to_value(&hello).unwrap_or_default(),
@@ -296,12 +317,21 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             boot_id: Some(gw.boot_id.clone()),
         },
         features: Features { methods: advertised(), events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect() },
+        // Presence exactly as `system-presence` and the presence event are
+        // gated (operator.read); the auth mode only to admins. Upstream mode
+        // merges this snapshot, so the same gate holds there.
         snapshot: Snapshot {
-            presence: gw.registry.presence(),
+            presence: if events::may_receive("presence", info.role, &info.scopes) {
+                (*gw.registry.presence()).clone()
+            } else {
+                Vec::new()
+            },
             health: health_payload(gw),
             state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
             uptime_ms: gw.uptime_ms(),
-            auth_mode: Some(gw.config.auth_mode.as_str().to_owned()),
+            auth_mode: (info.role == Role::Operator
+                && clawgate_protocol::scopes::satisfied_by(&info.scopes, clawgate_protocol::scopes::ADMIN))
+            .then(|| gw.config.auth_mode.as_str().to_owned()),
         },
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),
@@ -317,14 +347,26 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
     }
 }
 
+/// The principal a session counts against for `clawgate.sessions.maxPerPrincipal`.
+fn principal_key(p: &crate::admission::Principal) -> String {
+    use crate::admission::Principal;
+    match p {
+        Principal::LocalOwner => "owner".into(),
+        Principal::ScopelessSecretHolder => "secret-holder".into(),
+        Principal::Device { device_id } => format!("device:{device_id}"),
+        Principal::Service { principal_id, .. } => format!("service:{principal_id}"),
+        Principal::ProxyUser { user } => format!("proxy-user:{user}"),
+    }
+}
+
 /// One structured line per connection decision, with typed fields: strings
-/// as strings (client-supplied ones with control characters escaped, so a
-/// client id cannot forge a log line), scopes as one comma-separated string;
+/// as strings (client-supplied ones through `printable`, so a client id
+/// cannot forge a log line or drive a terminal), scopes as one comma-separated string;
 /// secrets never appear.
 fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision: &Decision) {
     let p = &facts.params;
-    let client_id = p.client.id.escape_debug();
-    let client_mode = p.client.mode.escape_debug();
+    let client_id = printable(&p.client.id);
+    let client_mode = printable(&p.client.mode);
     let local = facts.locality.is_direct_local();
     match decision {
         Decision::Admit(a) => {
@@ -332,7 +374,7 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
             tracing::info!(
                 target: "clawgate::admission",
                 conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
-                outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = %scopes.escape_debug(),
+                outcome = "admit", rule = a.rule.as_str(), role = a.role.as_str(), scopes = %printable(&scopes),
                 credential = a.credential.kind_name(),
                 "connection admitted"
             )
@@ -340,7 +382,7 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
         Decision::Refuse(r) => tracing::info!(
             target: "clawgate::admission",
             conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
-            role = %p.role().escape_debug(),
+            role = %printable(p.role()),
             outcome = "refuse", rule = r.rule.as_str(), code = r.kind.details_code(), reason = r.kind.reason(),
             "connection refused"
         ),
@@ -351,7 +393,7 @@ fn log_decision(conn_id: &str, client_ip: IpAddr, facts: &ConnectFacts, decision
                 conn_id, client_ip = %client_ip, local, client_id = %client_id, client_mode = %client_mode,
                 role = n.role.as_str(),
                 outcome = "pairing-required", rule = "pairing-required", reason = n.reason.as_str(),
-                device_id = %n.device.device_id, scopes = %scopes.escape_debug(),
+                device_id = %n.device.device_id, scopes = %printable(&scopes),
                 "device needs approval"
             )
         }

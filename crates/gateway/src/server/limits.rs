@@ -1,6 +1,7 @@
-//! Abuse limits (docs/threat-model.md, H11): failed-auth lockouts
-//! per client address and credential kind, a separate bucket for browsers,
-//! and a cap on unauthenticated sockets per address.
+//! Abuse limits (docs/threat-model.md, H11 and "Lockouts sidestepped"):
+//! failed-auth lockouts per client address and the credential actually
+//! checked, a global failure budget, and a cap on unauthenticated sockets
+//! per address.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use clawgate_protocol::ConnectParams;
 
-use crate::admission::{Decision, Locality, Refusal, RefusalKind};
+use crate::admission::{Decision, EdgeFacts, Locality, Refusal, RefusalKind};
 
 use super::Gateway;
 
@@ -20,6 +21,11 @@ pub const LOCKOUT_MS: u64 = 300_000;
 const MAX_KEYS: usize = 10_000;
 /// Unauthenticated sockets allowed per client address.
 pub const MAX_PREAUTH_PER_IP: usize = 32;
+/// Failed attempts from everyone together within the window before every
+/// further failure is slowed and answered one at a time.
+pub const GLOBAL_MAX_FAILURES: usize = 100;
+/// How long each failure waits, in turn, once the global budget is spent.
+pub const GLOBAL_SLOW_MS: u64 = 1_000;
 
 #[derive(Default)]
 struct Entry {
@@ -85,8 +91,12 @@ pub fn exempt_delay_ms(failures: usize) -> u64 {
     (250u64 << exp).min(5_000)
 }
 
-/// The limiter key part for an address: IPv6 by /64 (one host owns a /64).
+/// The limiter key part for an address: IPv6 by /64 (one host owns a /64),
+/// and all of loopback as one (any local process may use any 127.x).
 pub fn address_key(ip: IpAddr) -> String {
+    if crate::net::is_loopback(ip) {
+        return "loopback".to_owned();
+    }
     match crate::net::canonical(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
@@ -132,13 +142,69 @@ impl PreauthCounter {
     }
 }
 
-/// Which limiter bucket a connection's failures count in, and whether it is
-/// exempt from lockout (a direct-local program in token mode with no loopback
-/// proxy: slowed, never locked out, so a typo cannot lock the owner out).
+/// Failures from everyone: once more than [`GLOBAL_MAX_FAILURES`] fell
+/// within the window, each further failure waits [`GLOBAL_SLOW_MS`] in turn
+/// before it is answered, so spreading guesses over many addresses buys
+/// nothing. Correct secrets never wait here.
+#[derive(Default)]
+pub struct GlobalFailures {
+    /// The newest failure times, at most `GLOBAL_MAX_FAILURES + 1`.
+    recent: Mutex<VecDeque<u64>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl GlobalFailures {
+    /// Count one failure; true when the budget is spent.
+    fn record(&self, now: u64) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        while recent.front().is_some_and(|t| now.saturating_sub(*t) > WINDOW_MS) {
+            recent.pop_front();
+        }
+        recent.push_back(now);
+        while recent.len() > GLOBAL_MAX_FAILURES + 1 {
+            recent.pop_front();
+        }
+        recent.len() > GLOBAL_MAX_FAILURES
+    }
+
+    /// Whether the budget is spent now (for `status`).
+    pub fn exceeded(&self, now: u64) -> bool {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().filter(|t| now.saturating_sub(**t) <= WINDOW_MS).count() > GLOBAL_MAX_FAILURES
+    }
+
+    /// Wait in line, then [`GLOBAL_SLOW_MS`].
+    async fn slow_down(&self) {
+        let _turn = self.turn.lock().await;
+        tokio::time::sleep(std::time::Duration::from_millis(GLOBAL_SLOW_MS)).await;
+    }
+}
+
+/// Which bucket a connection's failures count in, and whether it is exempt
+/// from lockout.
+///
+/// The bucket is the credential the gateway actually checks and the
+/// address: whatever else comes with the credential (a bogus
+/// `deviceToken`, an Origin) does not move it to another bucket. Exempt —
+/// slowed, never locked out, in every auth mode — is the owner's own path:
+/// a direct-local caller with no loopback proxy that could make a remote
+/// client look local, sending no Origin or the gateway's own loopback
+/// Origin (its Control UI). So failures from elsewhere never refuse the
+/// owner's correct secret.
 pub struct LimitKey {
-    browser: bool,
     key: String,
     exempt: bool,
+}
+
+/// What a connect's failures are counted against: the shared secret when
+/// one is presented (it is checked first, whatever else comes with it),
+/// else a device token.
+fn checked_credential(params: &ConnectParams) -> &'static str {
+    let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    match params.auth.as_ref() {
+        Some(a) if !present(&a.token) && !present(&a.password) && present(&a.device_token) => "device-token",
+        _ => "shared-secret",
+    }
 }
 
 impl LimitKey {
@@ -146,58 +212,39 @@ impl LimitKey {
         gw: &Gateway,
         locality: &Locality,
         ip: IpAddr,
-        origin: Option<&str>,
+        edge: &EdgeFacts,
         params: &ConnectParams,
     ) -> LimitKey {
-        let scope = if params.auth.as_ref().is_some_and(|a| a.device_token.is_some()) {
-            "device-token"
-        } else {
-            "shared-secret"
-        };
-        Self::keyed(gw, locality, ip, origin, scope)
+        Self::keyed(gw, locality, ip, edge, checked_credential(params))
     }
 
     /// The key for a bearer credential on relayed HTTP (upstream mode): the
     /// same bucket as a connect's shared secret from that client, so guesses
     /// over HTTP and over WebSocket share one budget.
-    pub fn for_request(gw: &Gateway, locality: &Locality, ip: IpAddr, origin: Option<&str>) -> LimitKey {
-        Self::keyed(gw, locality, ip, origin, "shared-secret")
+    pub fn for_request(gw: &Gateway, locality: &Locality, ip: IpAddr, edge: &EdgeFacts) -> LimitKey {
+        Self::keyed(gw, locality, ip, edge, "shared-secret")
     }
 
-    fn keyed(gw: &Gateway, locality: &Locality, ip: IpAddr, origin: Option<&str>, scope: &str) -> LimitKey {
-        use crate::config::AuthMode;
-        let loopback = crate::net::is_loopback(ip);
-        let browser = origin.is_some();
-        let key = match (browser, loopback) {
-            // Browsers on this host share one bucket: their Origin is theirs to choose.
-            (true, true) => "browser-loopback".to_owned(),
-            _ => format!("{scope}:{}", address_key(ip)),
-        };
-        let proxy_on_loopback = gw.config.loopback_is_ambiguous();
-        let exempt =
-            !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
-        LimitKey { browser, key, exempt }
-    }
-
-    fn limiter<'a>(&self, gw: &'a Gateway) -> &'a AuthLimiter {
-        if self.browser {
-            &gw.browser_limiter
-        } else {
-            &gw.auth_limiter
-        }
+    fn keyed(gw: &Gateway, locality: &Locality, ip: IpAddr, edge: &EdgeFacts, credential: &str) -> LimitKey {
+        let key = format!("{credential}:{}", address_key(ip));
+        let own_page_or_none =
+            edge.origin().is_none_or(|o| crate::admission::origin::is_own_loopback_origin(o, edge.local_port));
+        let exempt = locality.is_direct_local() && !gw.config.loopback_is_ambiguous() && own_page_or_none;
+        LimitKey { key, exempt }
     }
 
     pub fn locked(&self, gw: &Gateway, now: u64) -> Option<u64> {
         if self.exempt {
             return None;
         }
-        self.limiter(gw).locked(&self.key, now)
+        gw.auth_limiter.locked(&self.key, now)
     }
 
-    /// Count one wrong credential outside a connect (no delay: an exempt
-    /// caller is never locked out, and this runs where nothing may wait).
+    /// Count one wrong credential outside a connect (no delay: this runs
+    /// where nothing may wait).
     pub fn record_failure(&self, gw: &Gateway, now: u64) {
-        self.limiter(gw).record_failure(&self.key, now, !self.exempt);
+        gw.global_failures.record(now);
+        gw.auth_limiter.record_failure(&self.key, now, !self.exempt);
     }
 
     /// Count a wrong credential (missing ones do not count); a success clears.
@@ -207,12 +254,16 @@ impl LimitKey {
             Decision::Refuse(Refusal { kind: RefusalKind::Auth { reason, .. }, .. })
                 if AuthReason::counts_as_failure(*reason) =>
             {
-                let n = self.limiter(gw).record_failure(&self.key, now, !self.exempt);
+                let over_budget = gw.global_failures.record(now);
+                let n = gw.auth_limiter.record_failure(&self.key, now, !self.exempt);
+                if over_budget {
+                    gw.global_failures.slow_down().await;
+                }
                 if self.exempt {
                     tokio::time::sleep(std::time::Duration::from_millis(exempt_delay_ms(n))).await;
                 }
             }
-            Decision::Admit(_) => self.limiter(gw).reset(&self.key),
+            Decision::Admit(_) => gw.auth_limiter.reset(&self.key),
             _ => {}
         }
     }
@@ -264,6 +315,31 @@ mod tests {
             address_key("2001:db8:1:2::9".parse().unwrap())
         );
         assert_eq!(address_key("::ffff:203.0.113.5".parse().unwrap()), "203.0.113.5");
+        assert_eq!(address_key("127.0.1.7".parse().unwrap()), address_key("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_checked_credential_decides_the_bucket() {
+        let p = |auth: serde_json::Value| {
+            let v = serde_json::json!({"minProtocol": 4, "maxProtocol": 4, "auth": auth,
+                "client": {"id": "cli", "version": "1", "platform": "linux", "mode": "cli"}});
+            ConnectParams::parse(Some(&v)).unwrap()
+        };
+        assert_eq!(checked_credential(&p(serde_json::json!({"token": "t"}))), "shared-secret");
+        assert_eq!(checked_credential(&p(serde_json::json!({"token": "t", "deviceToken": "x"}))), "shared-secret");
+        assert_eq!(checked_credential(&p(serde_json::json!({"password": "p", "deviceToken": "x"}))), "shared-secret");
+        assert_eq!(checked_credential(&p(serde_json::json!({"deviceToken": "x"}))), "device-token");
+    }
+
+    #[test]
+    fn the_global_budget_is_spent_after_many_failures_from_anywhere() {
+        let g = GlobalFailures::default();
+        for i in 0..GLOBAL_MAX_FAILURES as u64 {
+            assert!(!g.record(1_000 + i));
+        }
+        assert!(g.record(2_000));
+        assert!(g.exceeded(2_000));
+        assert!(!g.exceeded(2_000 + WINDOW_MS + 2_000));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 mod methods;
+pub mod presence;
 pub mod registry;
 mod relay;
 mod session;
@@ -74,10 +75,10 @@ pub struct Gateway {
     pub options: ServerOptions,
     pub registry: Arc<Registry>,
     pub store: Arc<dyn PairingStore>,
-    /// Failed shared-secret and device-token attempts, per address.
+    /// Failed attempts, per credential checked and address.
     pub auth_limiter: limits::AuthLimiter,
-    /// Failed attempts by browsers (keyed apart: their addresses say little).
-    pub browser_limiter: limits::AuthLimiter,
+    /// Failed attempts from everyone together.
+    pub global_failures: limits::GlobalFailures,
     pub preauth: Arc<limits::PreauthCounter>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
@@ -99,7 +100,7 @@ impl Gateway {
             registry: Arc::default(),
             store,
             auth_limiter: Default::default(),
-            browser_limiter: Default::default(),
+            global_failures: Default::default(),
             preauth: Default::default(),
             invokes: Default::default(),
             boot_id: random_uuid(),

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clawgate_protocol::ClientInfo;
 use serde_json::Value;
@@ -13,6 +14,12 @@ use crate::admission::{AdmittedOn, RuleId};
 
 use super::events::may_receive;
 use super::outbox::{Outbound, Outbox};
+use super::presence::{shows_in_presence, Presence};
+use crate::config::SessionLimits;
+
+/// At most one presence broadcast per this interval: a burst of connects
+/// and disconnects becomes one event with the list as it stands.
+const PRESENCE_BROADCAST_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What the gateway knows about an admitted session.
 #[derive(Debug, Clone)]
@@ -62,31 +69,64 @@ struct Entry {
     outbox: Outbox,
     /// The connect it was admitted on, for re-checks after a store change.
     admitted_on: Arc<AdmittedOn>,
+    /// Its keys in the per-address and per-principal session counts.
+    address: IpAddr,
+    principal: String,
+}
+
+/// The live sessions and the counts that cap them, under one lock.
+#[derive(Default)]
+struct Sessions {
+    map: HashMap<u64, Entry>,
+    per_address: HashMap<IpAddr, usize>,
+    per_principal: HashMap<String, usize>,
+}
+
+/// When the last presence broadcast went out, and whether one is due.
+#[derive(Default)]
+struct PresenceFlush {
+    last_sent: Option<Instant>,
+    scheduled: bool,
 }
 
 #[derive(Default)]
 pub struct Registry {
     /// Node ids in use by live (or handshaking) node sessions.
     node_ids: Mutex<std::collections::HashSet<String>>,
-    sessions: Mutex<HashMap<u64, Entry>>,
+    sessions: Mutex<Sessions>,
+    presence: Mutex<Presence>,
+    flush: Mutex<PresenceFlush>,
     next_key: AtomicU64,
     /// Sockets upgraded but not yet admitted.
     pending: AtomicUsize,
     presence_version: AtomicU64,
 }
 
-fn shows_in_presence(info: &SessionInfo) -> bool {
-    !clawgate_protocol::client_info::is_ephemeral_mode(&info.client.mode)
+/// A new session would pass a configured cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCapReached {
+    /// `address` or `principal`.
+    pub per: &'static str,
+    pub limit: usize,
 }
 
-fn merge_list(entry: &mut Value, key: &str, items: &[String]) {
-    if let Some(list) = entry[key].as_array_mut() {
-        for item in items {
-            if !list.iter().any(|v| v == item) {
-                list.push(item.clone().into());
-            }
+/// The key an address is counted under: IPv6 by its /64 (one host
+/// usually holds the whole prefix), IPv4 as itself.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match crate::net::canonical(ip) {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::from(o)
         }
+        v4 => v4,
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section leaves its data whole (single inserts,
+    // removes and counter updates), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Counts for `status`.
@@ -107,7 +147,7 @@ pub struct SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.registry.remove(self.key);
+        Registry::remove(&self.registry, self.key);
     }
 }
 
@@ -146,6 +186,7 @@ impl Registry {
     /// The live session of a node, and a way to reach it.
     pub fn node(&self, node_id: &str) -> Option<(Arc<SessionInfo>, Outbox)> {
         self.lock()
+            .map
             .values()
             .find(|e| e.info.node.as_ref().is_some_and(|n| n.node_id == node_id))
             .map(|e| (e.info.clone(), e.outbox.clone()))
@@ -153,7 +194,7 @@ impl Registry {
 
     /// Every connected node session.
     pub fn nodes(&self) -> Vec<Arc<SessionInfo>> {
-        self.lock().values().filter(|e| e.info.node.is_some()).map(|e| e.info.clone()).collect()
+        self.lock().map.values().filter(|e| e.info.node.is_some()).map(|e| e.info.clone()).collect()
     }
 
     pub fn pending_guard(self: &Arc<Self>) -> PendingGuard {
@@ -161,75 +202,116 @@ impl Registry {
         PendingGuard(self.clone())
     }
 
-    pub fn insert(self: &Arc<Self>, info: Arc<SessionInfo>, outbox: Outbox, admitted_on: AdmittedOn) -> SessionGuard {
+    /// Register an admitted session, unless its address or its principal
+    /// already has as many sessions as `limits` allow.
+    pub fn insert(
+        self: &Arc<Self>,
+        info: Arc<SessionInfo>,
+        outbox: Outbox,
+        admitted_on: AdmittedOn,
+        principal: String,
+        limits: &SessionLimits,
+    ) -> Result<SessionGuard, SessionCapReached> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let visible = shows_in_presence(&info);
-        self.lock().insert(key, Entry { info, outbox, admitted_on: Arc::new(admitted_on) });
-        if visible {
+        let address = address_key(info.client_ip);
+        {
+            let mut sessions = self.lock();
+            let at_address = sessions.per_address.get(&address).copied().unwrap_or(0);
+            if at_address >= limits.max_per_address {
+                return Err(SessionCapReached { per: "address", limit: limits.max_per_address });
+            }
+            let of_principal = sessions.per_principal.get(&principal).copied().unwrap_or(0);
+            if of_principal >= limits.max_per_principal {
+                return Err(SessionCapReached { per: "principal", limit: limits.max_per_principal });
+            }
+            *sessions.per_address.entry(address).or_default() += 1;
+            *sessions.per_principal.entry(principal.clone()).or_default() += 1;
+            let entry = Entry { info: info.clone(), outbox, admitted_on: Arc::new(admitted_on), address, principal };
+            sessions.map.insert(key, entry);
+        }
+        if shows_in_presence(&info) {
+            lock(&self.presence).add(key, &info, super::now_ms());
             self.presence_changed();
         }
-        SessionGuard { registry: self.clone(), key }
+        Ok(SessionGuard { registry: self.clone(), key })
     }
 
-    fn remove(&self, key: u64) {
-        let removed = self.lock().remove(&key);
-        if removed.is_some_and(|e| shows_in_presence(&e.info)) {
+    fn remove(self: &Arc<Self>, key: u64) {
+        let removed = {
+            let mut sessions = self.lock();
+            let removed = sessions.map.remove(&key);
+            if let Some(e) = &removed {
+                decrement(&mut sessions.per_address, &e.address);
+                decrement(&mut sessions.per_principal, &e.principal);
+            }
+            removed
+        };
+        if let Some(e) = removed.filter(|e| shows_in_presence(&e.info)) {
+            lock(&self.presence).remove(key, &e.info, super::now_ms());
             self.presence_changed();
         }
     }
 
-    /// Bump the presence version and tell the operators who may see it.
-    fn presence_changed(&self) {
-        let version = self.presence_version.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Bump the presence version and tell the operators who may see it: at
+    /// once if the last broadcast is old enough, else once when it is (with
+    /// the list as it stands then).
+    fn presence_changed(self: &Arc<Self>) {
+        self.presence_version.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let wait = {
+            let mut flush = lock(&self.flush);
+            if flush.scheduled {
+                return;
+            }
+            match flush.last_sent.map(|t| t + PRESENCE_BROADCAST_INTERVAL).filter(|due| *due > now) {
+                None => {
+                    flush.last_sent = Some(now);
+                    None
+                }
+                Some(due) => {
+                    flush.scheduled = true;
+                    Some(due - now)
+                }
+            }
+        };
+        let Some(wait) = wait else {
+            self.broadcast_presence();
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let registry = self.clone();
+                handle.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    {
+                        let mut flush = lock(&registry.flush);
+                        flush.scheduled = false;
+                        flush.last_sent = Some(Instant::now());
+                    }
+                    registry.broadcast_presence();
+                });
+            }
+            Err(_) => {
+                lock(&self.flush).scheduled = false;
+                self.broadcast_presence();
+            }
+        }
+    }
+
+    fn broadcast_presence(&self) {
         let entries = self.presence();
-        self.broadcast("presence", &serde_json::json!({ "presence": entries, "stateVersion": version }));
+        let version = self.presence_version();
+        self.broadcast("presence", &serde_json::json!({ "presence": *entries, "stateVersion": version }));
     }
 
     /// One entry per device (roles and scopes merged), one per device-less
-    /// connection; short-lived tools (modes cli, backend, probe) are not listed.
-    pub fn presence(&self) -> Vec<Value> {
-        let now = super::now_ms();
-        let map = self.lock();
-        let mut by_key: Vec<(String, Value)> = Vec::new();
-        for e in map.values().filter(|e| shows_in_presence(&e.info)) {
-            let i = &e.info;
-            let key = i.device_id.clone().unwrap_or_else(|| i.conn_id.clone());
-            if let Some((_, entry)) = by_key.iter_mut().find(|(k, _)| *k == key) {
-                merge_list(entry, "roles", std::slice::from_ref(&i.role.as_str().to_owned()));
-                merge_list(entry, "scopes", &i.scopes);
-                continue;
-            }
-            let mut entry = serde_json::json!({
-                "host": i.client.display_name.clone().unwrap_or_else(|| i.client.id.clone()),
-                "ip": i.client_ip.to_string(),
-                "version": i.client.version,
-                "platform": i.client.platform,
-                "mode": i.client.mode,
-                "reason": "connect",
-                "tags": [i.client.id],
-                "ts": now,
-                "onlineSince": i.connected_at_ms,
-                "roles": [i.role.as_str()],
-                "scopes": i.scopes,
-            });
-            if let Some(d) = &i.device_id {
-                entry["deviceId"] = d.clone().into();
-            }
-            if let Some(f) = i.client.device_family.as_ref().filter(|f| !f.is_empty()) {
-                entry["deviceFamily"] = f.clone().into();
-            }
-            if let Some(id) = i.client.instance_id.as_ref() {
-                entry["instanceId"] = id.clone().into();
-            }
-            by_key.push((key, entry));
-        }
-        by_key.into_iter().map(|(_, v)| v).collect()
+    /// session; see [`super::presence`] for who is listed.
+    pub fn presence(&self) -> Arc<Vec<Value>> {
+        lock(&self.presence).snapshot()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
-        // A panic while holding the lock cannot leave the map half-updated
-        // (single inserts and removes), so a poisoned lock is still usable.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        lock(&self.sessions)
     }
 
     pub fn presence_version(&self) -> u64 {
@@ -237,7 +319,8 @@ impl Registry {
     }
 
     pub fn counts(&self) -> Counts {
-        let map = self.lock();
+        let sessions = self.lock();
+        let map = &sessions.map;
         let nodes = map.values().filter(|e| e.info.role == Role::Node).count();
         Counts {
             sessions: map.len(),
@@ -251,9 +334,9 @@ impl Registry {
     pub fn broadcast(&self, event: &str, payload: &Value) -> usize {
         let name: Arc<str> = Arc::from(event);
         let payload: Arc<str> = Arc::from(payload.to_string());
-        let map = self.lock();
+        let sessions = self.lock();
         let mut sent = 0;
-        for entry in map.values() {
+        for entry in sessions.map.values() {
             if may_receive(event, entry.info.role, &entry.info.scopes) {
                 let msg = Outbound::Event { name: name.clone(), payload: payload.clone() };
                 if entry.outbox.push(msg).is_ok() {
@@ -266,9 +349,9 @@ impl Registry {
 
     /// Kill the sessions matching `pred` (e.g. a revoked device); returns how many.
     pub fn kill_where(&self, pred: impl Fn(&SessionInfo) -> bool, code: u16, reason: &str) -> usize {
-        let map = self.lock();
+        let sessions = self.lock();
         let mut n = 0;
-        for entry in map.values().filter(|e| pred(&e.info)) {
+        for entry in sessions.map.values().filter(|e| pred(&e.info)) {
             entry.outbox.kill(code, reason);
             n += 1;
         }
@@ -277,18 +360,27 @@ impl Registry {
 
     /// A snapshot of every live session.
     pub fn sessions(&self) -> Vec<Arc<SessionInfo>> {
-        self.lock().values().map(|e| e.info.clone()).collect()
+        self.lock().map.values().map(|e| e.info.clone()).collect()
     }
 
     /// Every live session with the connect it was admitted on.
     pub fn sessions_with_admission(&self) -> Vec<(Arc<SessionInfo>, Arc<AdmittedOn>)> {
-        self.lock().values().map(|e| (e.info.clone(), e.admitted_on.clone())).collect()
+        self.lock().map.values().map(|e| (e.info.clone(), e.admitted_on.clone())).collect()
     }
 
     /// Close every session (shutdown).
     pub fn close_all(&self, code: u16, reason: &str) {
-        for entry in self.lock().values() {
+        for entry in self.lock().map.values() {
             let _ = entry.outbox.push(Outbound::Close { code, reason: reason.to_owned() });
+        }
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
         }
     }
 }

@@ -47,7 +47,7 @@ pub fn verifier(gw: Arc<Gateway>, edge: EdgeFacts, locality: Locality) -> Creden
 /// The verdict on one request's credential.
 pub fn verdict(gw: &Gateway, edge: &EdgeFacts, locality: &Locality, query: &CredentialQuery<'_>) -> CredentialVerdict {
     let now = now_ms();
-    let limit = LimitKey::for_request(gw, locality, client_ip(locality, edge), edge.origin());
+    let limit = LimitKey::for_request(gw, locality, client_ip(locality, edge), edge);
     let Some(bearer) = query.bearer else {
         // Asked only on the credential routes: who needs no bearer?
         return if needs_no_bearer(gw, edge, locality) {

@@ -40,6 +40,8 @@ pub enum ApplyFailure {
     PairingBusy { hint: String },
     /// A connected node already has this id.
     NodeIdInUse { node_id: String },
+    /// The address or the principal already has as many sessions as allowed.
+    SessionLimit(super::registry::SessionCapReached),
     /// Upstream mode: the session's upstream link could not be opened.
     Upstream(UpstreamFailure),
 }
@@ -111,6 +113,22 @@ fn apply_failure(f: &ApplyFailure) -> Rejection {
             ),
             CLOSE_POLICY,
         ),
+        ApplyFailure::SessionLimit(cap) => (
+            ErrorCode::Unavailable,
+            format!("too many open sessions for this {}", cap.per),
+            details(
+                "SESSION_LIMIT",
+                "session-limit",
+                &format!(
+                    "close some sessions first; the cap is {} per {} (clawgate.sessions.maxPer{})",
+                    cap.limit,
+                    cap.per,
+                    if cap.per == "address" { "Address" } else { "Principal" }
+                ),
+                json!({ "per": cap.per, "limit": cap.limit }),
+            ),
+            CLOSE_TRY_AGAIN,
+        ),
     };
     let close_reason = truncate_reason(&message);
     let message = with_remediation(message, details.get("remediationHint").and_then(Value::as_str).unwrap_or(""));
@@ -178,6 +196,12 @@ pub enum HandshakeError {
         method: String,
     },
     InvalidConnectParams(String),
+    /// A self-reported connect field that does not print as itself or is
+    /// too long (`CONNECT_FIELD_INVALID`, naming the field).
+    ConnectFieldInvalid {
+        field: String,
+        reason: String,
+    },
     /// A frame that is not a request at all.
     InvalidFrame(String),
     /// Unparsable JSON before authentication.
@@ -427,6 +451,17 @@ pub fn handshake(e: &HandshakeError) -> Rejection {
         }
         HandshakeError::InvalidConnectParams(m) => {
             reject(format!("invalid connect params: {m}"), "INVALID_CONNECT_PARAMS")
+        }
+        HandshakeError::ConnectFieldInvalid { field, reason } => {
+            let message = format!("invalid connect params: {field}: {reason}");
+            Rejection {
+                close_reason: truncate_reason(&message),
+                error: Some(
+                    ErrorShape::new(ErrorCode::InvalidRequest, message)
+                        .with_details(json!({ "code": "CONNECT_FIELD_INVALID", "field": field })),
+                ),
+                close_code: CLOSE_POLICY,
+            }
         }
         HandshakeError::InvalidFrame(m) => reject(format!("invalid handshake: {m}"), "INVALID_HANDSHAKE"),
         HandshakeError::UnparsableFrame => {

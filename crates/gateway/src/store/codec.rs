@@ -101,6 +101,10 @@ pub(super) fn check_text(what: &str, value: &str) -> Result<(), StoreError> {
     if value.len() > MAX_FIELD_BYTES {
         return Err(StoreError::InvalidInput(format!("{what} is longer than {MAX_FIELD_BYTES} bytes")));
     }
+    // Shown to approvers on a terminal: nothing that does not print as itself.
+    if clawgate_protocol::text::first_non_printing(value).is_some() {
+        return Err(StoreError::InvalidInput(format!("{what} holds a control or invisible character")));
+    }
     Ok(())
 }
 

@@ -135,8 +135,10 @@ pub(super) fn rename(conn: &Connection, device_id: &str, label: &str) -> OpResul
     if label.chars().count() > MAX_LABEL_CHARS {
         return Err(StoreError::InvalidInput(format!("a device label has at most {MAX_LABEL_CHARS} characters")).into());
     }
-    if label.chars().any(char::is_control) {
-        return Err(StoreError::InvalidInput("a device label cannot hold control characters".into()).into());
+    if label.chars().any(clawgate_protocol::text::is_non_printing) {
+        return Err(
+            StoreError::InvalidInput("a device label cannot hold control or invisible characters".into()).into()
+        );
     }
     let label = (!label.is_empty()).then_some(label);
     let n = conn.execute("UPDATE devices SET label = ?2 WHERE device_id = ?1", params![device_id, label])?;

@@ -456,3 +456,34 @@ async fn through_the_gateway_a_rejection_is_listed_and_lifted() {
     assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
     gw.stop().await;
 }
+
+#[test]
+fn empty_and_short_ids_match_nothing() {
+    let (dir, path) = state_dir();
+    let store = SqliteStore::open(&path).unwrap();
+    let (_, rid) = request(&store, "only-request", "203.0.113.9");
+    let (paired, req) = request(&store, "only-device", "203.0.113.5");
+    store.approve(&req, ApprovedVia::Owner, now_ms()).unwrap();
+    let dev = paired.device_id();
+    // The attack: an empty variable, `clawgate devices approve "$ID"`.
+    for args in [
+        vec!["devices", "approve", "", "--offline"],
+        vec!["devices", "approve", &rid[..3], "--offline"],
+        vec!["devices", "reject", "", "--offline"],
+        vec!["devices", "remove", "", "--offline"],
+        vec!["devices", "remove", &dev[..2], "--offline"],
+        vec!["devices", "rotate", "", "--offline"],
+        vec!["devices", "revoke", "a", "--offline"],
+    ] {
+        let out = run(dir.path(), &args, &[]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?}: {stdout}");
+        assert!(stderr.contains("INVALID_INPUT") && stderr.contains("too short"), "{args:?}: {stderr}");
+    }
+    assert_eq!(store.open_requests(now_ms()).unwrap().len(), 1, "nothing approved or rejected");
+    assert!(store.device(&dev).unwrap().is_some(), "nothing removed");
+    let token = [("OPENCLAW_GATEWAY_TOKEN", "a-long-enough-token-0123456789abcdef")];
+    let out = run(dir.path(), &["auth", "explain", "--device", "proven", "--device-id", "ab"], &token);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success() && stderr.contains("too short"), "{stderr}");
+}

@@ -331,6 +331,10 @@ async fn none_mode_admits_local_programs() {
     let res = c.handshake(connect_params("gateway-client", "backend", "operator", &["operator.write"], None)).await;
     assert_eq!(res["ok"], true);
     assert_eq!(res["payload"]["auth"]["scopes"], json!(["operator.write"]));
+    // The auth mode is shown to admins only.
+    assert!(res["payload"]["snapshot"].get("authMode").is_none());
+    let mut admin = RawConn::open(gw.addr).await;
+    let res = admin.handshake(connect_params("gateway-client", "backend", "operator", &["operator.admin"], None)).await;
     assert_eq!(res["payload"]["snapshot"]["authMode"], "none");
     gw.stop().await;
 }

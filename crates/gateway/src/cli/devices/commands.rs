@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::backend::DeviceAdmin;
 use super::render::{
-    fingerprint, items, print_paired, print_pending, print_rejected, relative, s, scopes_text, short, strings,
-    what_it_is,
+    fingerprint, items, print_paired, print_pending, print_rejected, printable_value, relative, s, scopes_text, short,
+    strings, what_it_is,
 };
 use super::{ApproveArgs, DeviceArgs, ListArgs, RequestArgs, RoleArg, RoleArgs, RotateArgs, UnrejectArgs};
 use crate::cli::error::CliError;
@@ -21,6 +21,7 @@ pub(super) async fn list(backend: &impl DeviceAdmin, args: &ListArgs) -> Result<
     if args.json {
         use std::io::Write;
         let text = serde_json::to_string_pretty(&listing).unwrap_or_default();
+        let text = clawgate_protocol::text::printable_json(&text);
         // A closed pipe (`| head`) is not an error worth a panic.
         let _ = writeln!(std::io::stdout(), "{text}");
         return Ok(ExitCode::SUCCESS);
@@ -65,6 +66,7 @@ fn resolve<'a>(
     ids: impl Iterator<Item = &'a str> + Clone,
     what: &'static str,
 ) -> Result<Option<String>, CliError> {
+    crate::cli::error::check_id_prefix(given, what)?;
     if let Some(exact) = ids.clone().find(|id| *id == given) {
         return Ok(Some(exact.to_owned()));
     }
@@ -199,7 +201,7 @@ pub(super) async fn approve(backend: &impl DeviceAdmin, args: &ApproveArgs) -> R
             println!("  last asked   {}", relative(ts, now));
         }
     }
-    let result = backend.approve(&request_id).await?;
+    let result = printable_value(backend.approve(&request_id).await?);
     let device = s(&result, "deviceId").unwrap_or("?");
     let d = result.get("device").cloned().unwrap_or(Value::Null);
     println!(
@@ -223,7 +225,7 @@ pub(super) async fn reject(backend: &impl DeviceAdmin, args: &RequestArgs) -> Re
     let pending = items(&listing, "pending");
     let id = resolve(&args.request_id, pending.iter().filter_map(|r| s(r, "requestId")), "pending request")?
         .unwrap_or_else(|| args.request_id.clone());
-    let result = backend.reject(&id).await?;
+    let result = printable_value(backend.reject(&id).await?);
     let until = result.get("cooldownUntilMs").and_then(Value::as_u64);
     println!(
         "Rejected pairing request {id} (device {}). It may ask again {}.",
@@ -286,7 +288,7 @@ pub(super) async fn remove(backend: &impl DeviceAdmin, args: &DeviceArgs) -> Res
     if device.as_ref().is_none_or(|d| strings(d, "roles").iter().any(|r| r != "operator")) {
         backend.widen(&[scopes::ADMIN.to_owned()]).await?;
     }
-    let result = backend.remove(&id).await?;
+    let result = printable_value(backend.remove(&id).await?);
     let what = device.as_ref().map(|d| format!(" ({})", what_it_is(d))).unwrap_or_default();
     println!("Removed device {id}{what} and its tokens; it must pair again to connect.");
     if let Some(n) = result.get("closedSessions").and_then(Value::as_u64) {
@@ -320,7 +322,7 @@ pub(super) async fn rotate(backend: &impl DeviceAdmin, args: RotateArgs) -> Resu
     let scopes = scopes.map(|s| s.into_iter().map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect());
     // Another device's token: admin (the CLI has no device of its own).
     backend.widen(&[ADMIN.to_owned()]).await?;
-    let result = backend.rotate(&id, role, scopes).await?;
+    let result = printable_value(backend.rotate(&id, role, scopes).await?);
     println!(
         "Rotated the {} token of device {} (scopes {}); the old token stopped working.",
         role.as_str(),
@@ -343,7 +345,7 @@ pub(super) async fn revoke(backend: &impl DeviceAdmin, args: &RoleArgs) -> Resul
     let (id, device) = paired_device(&listing, args.device_id())?;
     let role = pick_role(args.role, device.as_ref(), &id)?;
     backend.widen(&[ADMIN.to_owned()]).await?;
-    let result = backend.revoke(&id, role).await?;
+    let result = printable_value(backend.revoke(&id, role).await?);
     if result.get("revoked").and_then(Value::as_bool) == Some(false) {
         println!("The {} token of device {} was already revoked; nothing to do.", role.as_str(), short(&id));
     } else {
@@ -370,8 +372,12 @@ mod tests {
         let ids = ["abcdef", "abc123", "ffff"];
         assert_eq!(resolve("ffff", ids.iter().copied(), "x").unwrap(), Some("ffff".into()));
         assert_eq!(resolve("abcd", ids.iter().copied(), "x").unwrap(), Some("abcdef".into()));
-        assert_eq!(resolve("zz", ids.iter().copied(), "x").unwrap(), None);
-        let e = resolve("abc", ids.iter().copied(), "x").unwrap_err();
+        assert_eq!(resolve("zzzz", ids.iter().copied(), "x").unwrap(), None);
+        let e = resolve("abc1", ["abc123", "abc124"].iter().copied(), "x").unwrap_err();
         assert_eq!(e.code(), "AMBIGUOUS_ID");
+        // Empty and too-short prefixes are refused, even with one candidate.
+        for short in ["", " ", "a", "abc"] {
+            assert_eq!(resolve(short, ["abcdef"].iter().copied(), "x").unwrap_err().code(), "INVALID_INPUT");
+        }
     }
 }

@@ -1,7 +1,23 @@
 //! How devices and requests are shown: ids, key fingerprints, times.
+//! Everything from the gateway or the store passes through
+//! [`printable_value`] first: names are self-reported, and a terminal
+//! obeys escape sequences in them.
 
 use clawgate_protocol::device_key::{decode_public_key, derive_device_id};
+use clawgate_protocol::text::printable;
 use serde_json::Value;
+
+/// `v` with every string (keys included) escaped by [`printable`].
+pub(super) fn printable_value(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(printable(&s).into_owned()),
+        Value::Array(a) => Value::Array(a.into_iter().map(printable_value).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (printable(&k).into_owned(), printable_value(v))).collect())
+        }
+        other => other,
+    }
+}
 
 pub(super) fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -200,8 +216,9 @@ pub(super) fn print_paired(d: &Value, now: u64) {
     }
 }
 
+/// The entries under `key`, made printable.
 pub(super) fn items(listing: &Value, key: &str) -> Vec<Value> {
-    listing.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
+    listing.get(key).and_then(Value::as_array).cloned().unwrap_or_default().into_iter().map(printable_value).collect()
 }
 
 #[cfg(test)]
@@ -216,6 +233,15 @@ mod tests {
         assert_eq!(relative(4 * 60_000, 0), "in 4 min");
         assert_eq!(relative(0, 3 * 3_600_000), "3 h ago");
         assert_eq!(relative(0, 2 * 86_400_000), "2 d ago");
+    }
+
+    #[test]
+    fn self_reported_names_print_escaped() {
+        let r = serde_json::json!({"clientId": "cli", "clientMode": "cli",
+            "platform": "linux\u{1b}[1A\r\u{1b}[83C\u{1b}[Koperator.read", "deviceFamily": "a\u{202e}b"});
+        let shown = what_it_is(&printable_value(r));
+        assert!(!shown.chars().any(clawgate_protocol::text::is_non_printing), "{shown:?}");
+        assert!(shown.contains("linux\\u{1b}[1A\\u{d}"), "{shown}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub(super) fn status(c: Call<'_>) -> Reply<'_> {
 }
 
 pub(super) fn presence(c: Call<'_>) -> Reply<'_> {
-    Box::pin(async move { Ok(Value::Array(c.gw.registry.presence())) })
+    Box::pin(async move { Ok(Value::Array((*c.gw.registry.presence()).clone())) })
 }
 
 /// The health snapshot: only keys the protocol schema's health object allows.
@@ -38,7 +38,7 @@ fn status_payload(gw: &Gateway, session: &SessionInfo) -> Value {
         "bind": gw.config.bind.to_string(),
         "connections": gw.registry.counts(),
         "pendingPairingRequests": pending,
-        "lockedOutAddresses": gw.auth_limiter.locked_count(now) + gw.browser_limiter.locked_count(now),
+        "lockedOutAddresses": gw.auth_limiter.locked_count(now),
         "you": {
             "connId": session.conn_id,
             "role": session.role.as_str(),

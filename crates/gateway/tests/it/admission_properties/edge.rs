@@ -110,6 +110,32 @@ proptest! {
         prop_assert_eq!(r.as_ref().map_err(|e| e.status()), Err(403), "{:?}", r);
     }
 
+    /// An identity header (user or required) sent twice is refused (400),
+    /// even from a trusted proxy: one that appends rather than replaces
+    /// would let the client choose which line counts.
+    #[test]
+    fn duplicate_identity_headers_are_refused(
+        host in arb_host(),
+        identity in arb_identity_headers(),
+        twice in any::<prop::sample::Index>(),
+        second_case in any::<bool>(),
+        tp in arb_trusted_proxy(),
+    ) {
+        prop_assume!(!identity.is_empty());
+        let (name, value) = identity[twice.index(identity.len())].clone();
+        let configured: Vec<String> = tp.identity_headers().map(str::to_owned).collect();
+        prop_assume!(configured.contains(&name.to_ascii_lowercase()));
+        let again = if second_case { name.to_ascii_uppercase() } else { name.clone() };
+        let mut config = Config::new(AuthMode::TrustedProxy, None, Some("local-password-0123456789"));
+        config.trusted_proxies = vec!["10.0.0.2".parse().unwrap()];
+        config.trusted_proxy = Some(tp);
+        let mut headers = vec![("Host".to_owned(), host), ("X-Forwarded-For".to_owned(), "203.0.113.5".to_owned())];
+        headers.extend(identity);
+        headers.push((again, format!("{value}-other")));
+        let r = classify_upgrade(&edge("10.0.0.2".parse().unwrap(), headers), &config);
+        prop_assert_eq!(r.as_ref().map_err(|e| e.status()), Err(400), "{:?}", r);
+    }
+
     /// Direct-local means: loopback socket, not a trusted proxy, no proxy
     /// evidence, a loopback Host name (§2.1). Through a trusted proxy, never.
     #[test]

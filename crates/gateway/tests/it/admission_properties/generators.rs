@@ -129,6 +129,8 @@ pub(super) fn arb_host() -> impl Strategy<Value = String> {
         "rebind.attacker.example:18789",
         "localhost.attacker.example",
         "127.0.0.1.nip.io",
+        "[::1]evil.example",
+        "[::1]@evil.example:18789",
         "",
     ])
     .prop_map(str::to_owned)
