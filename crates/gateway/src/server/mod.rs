@@ -15,6 +15,7 @@ pub mod presence;
 pub mod registry;
 mod relay;
 mod session;
+mod session_info;
 mod upstream_bearer;
 mod upstream_http;
 mod watch;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::admission::decision::Role;
 
-use super::registry::SessionInfo;
+use super::session_info::SessionInfo;
 
 /// Whether a session is listed.
 pub fn shows_in_presence(info: &SessionInfo) -> bool {
