@@ -55,8 +55,9 @@ pub fn check_shared_secret(auth: Option<&AuthParams>, config: &Config) -> Creden
 
 /// The full credential check: the shared secret first; failing that, for a
 /// device whose proof verified, its device token (`auth.deviceToken`, else the
-/// value in `auth.token`, as the reference client sends it). `lookup` asks the
-/// store; a device token is never consulted without a same-key proof.
+/// value in `auth.token`, as the reference client sends it). An explicit
+/// `auth.deviceToken` must verify even when the shared secret did. `lookup`
+/// asks the store; a device token is never consulted without a same-key proof.
 pub fn check_credential(
     auth: Option<&AuthParams>,
     config: &Config,
@@ -65,11 +66,19 @@ pub fn check_credential(
     lookups: &mut dyn Lookups,
 ) -> Result<CredentialCheck, StoreError> {
     let shared = check_shared_secret(auth, config);
+    let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
     if matches!(shared, CredentialCheck::Verified(_)) {
+        // A device token that is presented is verified in every mode, even
+        // when the shared secret (or mode none, which asks for nothing)
+        // already let the connection in: a wrong one is never waved through.
+        if let (Some(device), Some(role), Some(candidate)) = (proven, role, explicit) {
+            if !matches!(lookups.device_token(&device.device_id, role, candidate)?, TokenCheck::Valid { .. }) {
+                return Ok(CredentialCheck::Failed(AuthReason::DeviceTokenMismatch));
+            }
+        }
         return Ok(shared);
     }
     let (Some(device), Some(role)) = (proven, role) else { return Ok(shared) };
-    let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
     let Some(candidate) = explicit.or_else(|| auth.and_then(|a| presented(a.token.as_ref()))) else {
         return Ok(shared);
     };

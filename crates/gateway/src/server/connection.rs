@@ -19,6 +19,10 @@ use super::outbox::{outbox, run_writer};
 use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::{session, Gateway};
 
+/// How long a connection closed for an oversized frame keeps reading (and
+/// discarding) what its peer still sends.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
 const WS_READ_BUFFER: usize = 8 * 1024;
 
@@ -96,7 +100,19 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
 
     let (sink, stream) = ws.split();
     let writer = tokio::spawn(run_writer(sink, out_rx));
-    session::run(&gw, admitted, stream, out, writer).await;
+    if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, stream, out, writer).await {
+        drain(ws.get_mut()).await;
+    }
+}
+
+/// Read and discard what the peer still sends, until it closes or
+/// [`DRAIN_FOR`] passes: a socket closed with unread data is reset, and
+/// the peer would lose the close frame it has not read yet.
+async fn drain(stream: &mut Budgeted<TcpStream>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8192];
+    let _ =
+        tokio::time::timeout(DRAIN_FOR, async { while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {} }).await;
 }
 
 /// Answer an edge failure over HTTP, through the one mapping to the wire.

@@ -204,6 +204,8 @@ pub enum RequestError {
         role: String,
     },
     UnknownMethod(String),
+    /// `connect` on a session that is already admitted.
+    ConnectAfterHello,
     /// Listed by the protocol, authorized, but not served by clawgate.
     NotImplemented(String),
     InvalidParams {
@@ -470,6 +472,10 @@ pub fn request(e: &RequestError) -> ErrorShape {
         }
         RequestError::UnknownMethod(m) => ErrorShape::new(ErrorCode::InvalidRequest, format!("unknown method: {m}"))
             .with_details(json!({ "code": "UNKNOWN_METHOD", "method": m })),
+        RequestError::ConnectAfterHello => {
+            ErrorShape::new(ErrorCode::InvalidRequest, "connect is only valid as the first request".to_owned())
+                .with_details(json!({ "code": "ALREADY_CONNECTED" }))
+        }
         RequestError::InvalidParams { method, message } => {
             ErrorShape::new(ErrorCode::InvalidRequest, format!("invalid {method} params: {message}"))
                 .with_details(json!({ "code": "INVALID_PARAMS", "method": method }))

@@ -28,3 +28,4 @@ mod store_crash;
 mod upstream_http;
 mod upstream_real_clients;
 mod upstream_sessions;
+mod wire_defects;
