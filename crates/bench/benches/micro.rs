@@ -87,7 +87,7 @@ impl Lookups for BenchStore {
     fn device_token(&mut self, _: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
         Ok(match &self.0 {
             Some(v) if presented == DEVICE_TOKEN && v.tokens.iter().any(|t| t.role == role) => {
-                TokenCheck::Valid { scopes: vec!["operator.read".into()] }
+                TokenCheck::Valid { scopes: vec!["operator.read".into()], issued_at_ms: 1 }
             }
             _ => TokenCheck::Mismatch,
         })

@@ -18,6 +18,13 @@ fn presented(v: Option<&String>) -> Option<&str> {
     v.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
+/// The device token a connect presents: `auth.deviceToken`, else the value
+/// in `auth.token` (as the reference client sends a stored token).
+pub fn presented_device_token(auth: Option<&AuthParams>) -> Option<&str> {
+    let auth = auth?;
+    presented(auth.device_token.as_ref()).or_else(|| presented(auth.token.as_ref()))
+}
+
 /// Check the shared secret. In token mode the secret may arrive in either
 /// `auth.token` or `auth.password` (a wire quirk real clients rely on), and
 /// symmetrically in password mode. Comparison is constant-time on digests.
@@ -83,9 +90,12 @@ pub fn check_credential(
         return Ok(shared);
     };
     Ok(match lookups.device_token(&device.device_id, role, candidate)? {
-        TokenCheck::Valid { scopes } => {
-            CredentialCheck::Verified(Credential::DeviceToken { device_id: device.device_id.clone(), role, scopes })
-        }
+        TokenCheck::Valid { scopes, issued_at_ms } => CredentialCheck::Verified(Credential::DeviceToken {
+            device_id: device.device_id.clone(),
+            role,
+            scopes,
+            issued_at_ms,
+        }),
         _ if explicit.is_some() => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
         // The value was sent as the shared token: report the shared failure,
         // which tells the client it may retry with its device token.
@@ -147,10 +157,11 @@ pub fn check_connect_credential(
         let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
         if let Some(candidate) = explicit {
             return Ok(match lookups.device_token(&device.device_id, role, candidate)? {
-                TokenCheck::Valid { scopes } => CredentialCheck::Verified(Credential::DeviceToken {
+                TokenCheck::Valid { scopes, issued_at_ms } => CredentialCheck::Verified(Credential::DeviceToken {
                     device_id: device.device_id.clone(),
                     role,
                     scopes,
+                    issued_at_ms,
                 }),
                 _ => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
             });

@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::admission::credential_check::presented_device_token;
 use crate::admission::decision::{DeviceAction, PairingNeeded};
-use crate::admission::{Admission, ConnectFacts, Refusal, RefusalKind, RuleId};
+use crate::admission::{Admission, ConnectFacts, Credential, Refusal, RefusalKind, RuleId};
 use crate::store::{NewRequest, PairingStore, RequestOutcome, StoreError};
 
 use super::wire::{ApplyFailure, Failure};
 use super::{now_ms, Gateway};
 
-/// A device token minted for this session, returned once in hello-ok.
+/// The device token hello-ok hands over: minted for this session, or the
+/// one a device-token reconnect presented, echoed.
 pub struct IssuedToken {
     pub token: String,
     pub issued_at_ms: u64,
@@ -70,6 +72,13 @@ pub async fn admit(
     let device_id = dev.device.device_id.clone();
     let role = admission.role;
     let now = now_ms();
+    // A device-token reconnect gets its own token back, never a new one:
+    // another install of the same identity keeps its token too.
+    let echo = match &admission.credential {
+        Credential::DeviceToken { issued_at_ms, .. } => presented_device_token(facts.params.auth.as_ref())
+            .map(|token| IssuedToken { token: token.to_owned(), issued_at_ms: *issued_at_ms }),
+        _ => None,
+    };
     let result = match &dev.action {
         DeviceAction::Paired { issue_token } => {
             let issue = *issue_token;
@@ -97,7 +106,7 @@ pub async fn admit(
         }
     };
     match result {
-        Ok(token) => Ok(token.map(|token| IssuedToken { token, issued_at_ms: now })),
+        Ok(token) => Ok(token.map(|token| IssuedToken { token, issued_at_ms: now }).or(echo)),
         Err(e) => Err(store_failure(&e)),
     }
 }

@@ -177,7 +177,7 @@ pub async fn run(
             Connect { edge, locality, params, proof: Proof::Challenge { nonce: &nonce }, now_ms: now, locked_out_ms };
         Ok(evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now }))
     };
-    let Evaluated { facts, view, decided } = match evaluated {
+    let Evaluated { facts, view: _, decided } = match evaluated {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
@@ -211,10 +211,7 @@ pub async fn run(
 
     let device_id = admission.device.as_ref().map(|d| d.device.device_id.clone());
     let token_issued_at_ms = match &admission.credential {
-        crate::admission::Credential::DeviceToken { role, .. } => view
-            .as_ref()
-            .and_then(|v| v.tokens.iter().find(|t| t.role == *role && !t.is_revoked()))
-            .map(|t| t.issued_at_ms()),
+        crate::admission::Credential::DeviceToken { issued_at_ms, .. } => Some(*issued_at_ms),
         _ => None,
     };
     // A node gets its id now; a newcomer colliding with a connected node is refused.
@@ -306,6 +303,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),
             scopes: admission.scopes.clone(),
+            method: Some(admission.credential.method().to_owned()),
             device_token: issued.as_ref().map(|t| t.token.clone()),
             issued_at_ms: issued.as_ref().map(|t| t.issued_at_ms),
         },

@@ -231,7 +231,7 @@ mod tests {
             w.lock().unwrap().push(msg);
             Ok::<_, std::convert::Infallible>(w)
         });
-        run_writer(Box::pin(sink), rx).await;
+        let _ = run_writer(Box::pin(sink), rx).await;
         let texts: Vec<String> =
             written.lock().unwrap().iter().filter_map(|m| m.to_text().ok().map(str::to_owned)).collect();
         assert_eq!(texts[0], r#"{"type":"event","event":"tick","payload":{},"seq":1}"#);

@@ -43,6 +43,7 @@ pub use services::{
     MAX_SERVICE_NAME_CHARS, SERVICE_TOKEN_PREFIX,
 };
 pub use sqlite::SqliteStore;
+pub use tokens::MAX_LIVE_TOKENS;
 pub use types::{
     Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection, RequestOutcome,
     RequestState, Role, TokenCheck, TokenInfo,
@@ -128,15 +129,20 @@ pub trait PairingStore: Send + Sync {
     /// Set the operator's label (at most [`MAX_LABEL_CHARS`]; empty clears it).
     fn rename_device(&self, device_id: &str, label: &str, now_ms: u64) -> Result<PairedDevice, StoreError>;
 
-    /// Mint the token of `(device, role)`, replacing any previous one (which
-    /// stops verifying at once). Returns the plaintext, the only time it exists.
+    /// Mint one more token of `(device, role)`. Other live tokens stay live
+    /// (at most [`MAX_LIVE_TOKENS`]; past that the one unused longest is
+    /// dropped). Returns the plaintext, the only time it exists.
     fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError>;
+
+    /// End every live token of `(device, role)` and mint one, in one
+    /// transaction: the old ones stop verifying at once.
+    fn rotate_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError>;
 
     /// Check a presented device token; on `Valid`, records `last_used_at_ms`.
     fn verify_token(&self, device_id: &str, role: Role, presented: &str, now_ms: u64)
         -> Result<TokenCheck, StoreError>;
 
-    /// Revoke the token of `(device, role)`. `Ok(false)`: it already was.
+    /// Revoke every token of `(device, role)`. `Ok(false)`: none was live.
     fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError>;
 
     /// The live device token with this value, whichever device holds it

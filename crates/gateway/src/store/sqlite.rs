@@ -180,7 +180,11 @@ impl PairingStore for SqliteStore {
     }
 
     fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now))
+        self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now, false))
+    }
+
+    fn rotate_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| tokens::rotate(tx, device_id, role, scopes, now))
     }
 
     fn verify_token(

@@ -36,7 +36,7 @@ fn session_outbox() -> (Outbox, mpsc::UnboundedReceiver<Message>, JoinHandle<()>
         Ok::<_, Infallible>(tx)
     });
     let writer = tokio::spawn(async move {
-        run_writer(Box::pin(sink), out_rx).await;
+        let _ = run_writer(Box::pin(sink), out_rx).await;
     });
     (out, rx, writer)
 }

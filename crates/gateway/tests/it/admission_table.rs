@@ -208,7 +208,7 @@ struct ScenarioStore<'a>(&'a Conn);
 impl Lookups for ScenarioStore<'_> {
     fn device_token(&mut self, _: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
         Ok(match self.0.tokens.iter().find(|(r, plain, _)| *r == role && *plain == presented) {
-            Some((_, _, scopes)) => TokenCheck::Valid { scopes: scopes.clone() },
+            Some((_, _, scopes)) => TokenCheck::Valid { scopes: scopes.clone(), issued_at_ms: 1 },
             None if self.0.paired.is_some() => TokenCheck::Mismatch,
             None => TokenCheck::DeviceNotPaired,
         })

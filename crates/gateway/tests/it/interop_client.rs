@@ -101,6 +101,29 @@ async fn reference_client_pairs_locally_and_reconnects_with_only_its_device_toke
     gw.stop().await;
 }
 
+/// Two installs of one identity, each with its own device token, take 20
+/// turns: a token minted for one never knocks out the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_installs_of_one_identity_never_knock_each_other_out() {
+    let gw = TestGateway::token().await;
+    let env = [("CLAWGATE_URL", gw.url()), ("CLAWGATE_TOKEN", TOKEN.to_owned()), ("CLAWGATE_ROUNDS", "20".into())];
+    let (ok, seen, stderr) = tokio::task::spawn_blocking(move || run_scenario("device-shared", &env)).await.unwrap();
+    assert!(ok, "scenario failed: {seen}\n{stderr}");
+    let turns = seen["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 20);
+    assert!(turns.iter().all(|t| t["admitted"] == true && t["code"].is_null()), "{seen}");
+    let by_token: Vec<&Value> = turns.iter().filter(|t| t["with"] == "device-token").collect();
+    assert!(by_token.len() >= 10, "most turns reconnect with the device token alone: {seen}");
+    assert!(by_token
+        .iter()
+        .all(|t| t["rule"] == "device-paired" && t["echoed"] == true && t["method"] == "device-token"));
+    // Each gateway-token turn minted a token and none was replaced.
+    let device_id = seen["deviceId"].as_str().unwrap();
+    let live = gw.gateway.store.tokens(device_id).unwrap().iter().filter(|t| !t.is_revoked()).count();
+    assert!(live >= 2, "both installs hold a live token ({live})");
+    gw.stop().await;
+}
+
 /// The reference client cannot add X-Forwarded-For itself, so an honest test
 /// proxy in front of the gateway does (the client looks remote: 203.0.113.5).
 /// The proxy connects from 127.0.0.2, the gateway's only trusted proxy, so the

@@ -387,17 +387,18 @@ fn service_token(service: Option<&ServicePrincipal>) -> String {
 }
 
 /// The device token check, answered from the view: the described client
-/// presents the live token of (device, role) if the store holds one.
+/// presents a live token of (device, role) if the store holds one.
 fn token_in_view(view: Option<&DeviceView>, device_id: &str, role: Role) -> TokenCheck {
     let Some(view) = view else { return TokenCheck::DeviceNotPaired };
     match &view.device {
         Some(d) if d.device_id == device_id => {}
         _ => return TokenCheck::DeviceNotPaired,
     }
-    match view.tokens.iter().find(|t| t.device_id == device_id && t.role == role) {
-        Some(t) if t.is_revoked() => TokenCheck::Revoked,
-        Some(t) => TokenCheck::Valid { scopes: t.scopes.clone() },
-        None => TokenCheck::Missing,
+    let of_role = || view.tokens.iter().filter(|t| t.device_id == device_id && t.role == role);
+    match (of_role().find(|t| !t.is_revoked()), of_role().next()) {
+        (Some(t), _) => TokenCheck::Valid { scopes: t.scopes.clone(), issued_at_ms: t.issued_at_ms() },
+        (None, Some(_)) => TokenCheck::Revoked,
+        (None, None) => TokenCheck::Missing,
     }
 }
 

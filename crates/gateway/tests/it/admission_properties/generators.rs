@@ -236,7 +236,7 @@ pub(super) fn arb_credential() -> impl Strategy<Value = CredentialCheck> {
         1 => Just(CredentialCheck::Verified(Credential::SharedPassword)),
         2 => Just(CredentialCheck::Verified(Credential::NoneMode)),
         3 => (0u8..3, arb_store_role(), arb_scope_set()).prop_map(|(k, role, scopes)| {
-            CredentialCheck::Verified(Credential::DeviceToken { device_id: device(k).device_id, role, scopes })
+            CredentialCheck::Verified(Credential::DeviceToken { device_id: device(k).device_id, role, scopes, issued_at_ms: 1 })
         }),
         2 => Just(CredentialCheck::Absent),
         2 => select(vec![
@@ -306,7 +306,9 @@ impl Lookups for GeneratedStore<'_> {
         let live =
             self.0.and_then(|v| v.tokens.iter().find(|t| t.device_id == id && t.role == role && !t.is_revoked()));
         Ok(match live {
-            Some(t) if presented == "d" => TokenCheck::Valid { scopes: t.scopes.clone() },
+            Some(t) if presented == "d" => {
+                TokenCheck::Valid { scopes: t.scopes.clone(), issued_at_ms: t.issued_at_ms() }
+            }
             _ => TokenCheck::Mismatch,
         })
     }
