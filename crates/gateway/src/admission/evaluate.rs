@@ -48,7 +48,9 @@ pub struct Connect<'a> {
 #[derive(Debug, Clone)]
 pub struct Evaluated {
     pub facts: ConnectFacts,
-    /// The store's record of the proven device, as read for the decision.
+    /// The store's record of the proven device, as read for the decision
+    /// (before its token was checked); its generation is what applying the
+    /// decision requires the store to still be at.
     pub view: Option<DeviceView>,
     pub decided: Decided,
 }
@@ -68,6 +70,10 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
         Some(retry_after_ms) => (CredentialCheck::RateLimited { retry_after_ms }, None),
         None => {
             let proven = device.proven();
+            // The device's record first: its generation is what applying
+            // the decision checks, so a revoke landing after this read (even
+            // between it and the token check below) is caught there.
+            let view = proven.map(|d| lookups.device_view(&d.device_id)).transpose()?;
             let credential = check_connect_credential(
                 params.auth.as_ref(),
                 config,
@@ -77,7 +83,6 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
                 Role::parse(params.role()),
                 lookups,
             )?;
-            let view = proven.map(|d| lookups.device_view(&d.device_id)).transpose()?;
             (credential, view)
         }
     };

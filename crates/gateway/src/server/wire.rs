@@ -44,6 +44,9 @@ pub enum ApplyFailure {
     StoreUnavailable { hint: String },
     /// Too many open pairing requests (per address or in all).
     PairingBusy { hint: String },
+    /// The store kept changing between deciding and applying (a revoke or
+    /// an approval landing each time): try again.
+    StoreContended { hint: String },
     /// A connected node already has this id.
     NodeIdInUse { node_id: String },
     /// Upstream mode: the session's upstream link could not be opened.
@@ -98,6 +101,12 @@ fn apply_failure(f: &ApplyFailure) -> Rejection {
             ErrorCode::Unavailable,
             "the gateway's pairing store is unavailable".into(),
             details("STORE_UNAVAILABLE", "store-unavailable", hint, json!({})),
+            CLOSE_TRY_AGAIN,
+        ),
+        ApplyFailure::StoreContended { hint } => (
+            ErrorCode::Unavailable,
+            "the gateway's pairing store changed while admitting this connection".into(),
+            details("STORE_BUSY", "store-changed-during-admission", hint, json!({})),
             CLOSE_TRY_AGAIN,
         ),
         ApplyFailure::PairingBusy { hint } => (

@@ -21,6 +21,7 @@
 //! - Tokens are stored only as SHA-256 digests and compared in constant time.
 //! - A store that cannot be read is an error naming the file, never "empty".
 
+mod admission_write;
 mod codec;
 mod devices;
 mod error;
@@ -36,6 +37,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use admission_write::{AdmissionApplied, AdmissionWrite};
 pub use error::{PendingCap, StoreError};
 pub use relay_identities::{browser_identity_key, node_identity_key, RelayDeviceToken, RelayIdentity};
 pub use services::{
@@ -119,6 +121,16 @@ pub trait PairingStore: Send + Sync {
     /// for the same (device, role), if what is now approved covers it, is
     /// closed as approved; a broader one stays open for the owner.
     fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError>;
+
+    /// Apply an admission decision in one transaction, if the store is
+    /// still at `generation` (the one the decision read); otherwise
+    /// [`StoreError::Stale`], and nothing is written.
+    fn apply_admission(
+        &self,
+        generation: u64,
+        write: &AdmissionWrite,
+        now_ms: u64,
+    ) -> Result<AdmissionApplied, StoreError>;
 
     /// Reject an open request and start the (device, role) cooldown.
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError>;

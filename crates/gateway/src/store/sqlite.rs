@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::admission_write::{self, AdmissionApplied, AdmissionWrite};
 use super::codec::{ms, OpResult};
 use super::error::StoreError;
 use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
@@ -76,10 +77,26 @@ impl SqliteStore {
         change: Change,
         f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
     ) -> Result<T, StoreError> {
+        self.write_at(None, now_ms, change, f)
+    }
+
+    /// [`Self::write`], refused with [`StoreError::Stale`] when `expected` is
+    /// given and the generation is another (checked under the write lock,
+    /// before anything is written).
+    fn write_at<T>(
+        &self,
+        expected: Option<u64>,
+        now_ms: u64,
+        change: Change,
+        f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
+    ) -> Result<T, StoreError> {
         let now = ms(now_ms)?;
         let mut conn = self.lock();
         let run = || -> OpResult<T> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(expected) = expected {
+                admission_write::check_generation(&tx, expected)?;
+            }
             let pruned = pending::prune(&tx, now)?;
             let out = f(&tx, now)?;
             if change == Change::State || pruned > 0 {
@@ -165,6 +182,16 @@ impl PairingStore for SqliteStore {
 
     fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError> {
         self.write(now_ms, Change::State, |tx, now| pending::pair_silently(tx, new, now))
+    }
+
+    fn apply_admission(
+        &self,
+        generation: u64,
+        write: &AdmissionWrite,
+        now_ms: u64,
+    ) -> Result<AdmissionApplied, StoreError> {
+        let change = if write.changes_state() { Change::State } else { Change::Bookkeeping };
+        self.write_at(Some(generation), now_ms, change, |tx, now| admission_write::apply(tx, write, now))
     }
 
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {

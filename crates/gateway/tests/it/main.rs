@@ -9,6 +9,7 @@ mod admission_table;
 mod auth_explain;
 mod cli_devices;
 mod cli_first_hour;
+mod decide_apply_race;
 mod device_proof_vectors;
 mod devices;
 mod edge;
