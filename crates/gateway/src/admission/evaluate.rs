@@ -16,7 +16,7 @@ use super::credential_check::check_connect_credential;
 use super::decide::decide;
 use super::decision::Decided;
 use super::device_proof;
-use super::facts::{ConnectFacts, DeviceFact, Locality};
+use super::facts::{owner_locality, ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
 use super::lookups::Lookups;
 
@@ -38,6 +38,9 @@ pub struct Connect<'a> {
     pub locality: Locality,
     pub params: ConnectParams,
     pub proof: Proof<'a>,
+    /// The uid owning the peer's socket, when the edge looked it up (a
+    /// loopback peer on Linux) and found it.
+    pub peer_uid: Option<u32>,
     pub now_ms: u64,
     /// The address is locked out by the failed-auth limiter for this long:
     /// the credential is not even checked, and nothing is read.
@@ -57,7 +60,8 @@ pub struct Evaluated {
 
 /// Run admission on one `connect`.
 pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups) -> Result<Evaluated, StoreError> {
-    let Connect { edge, locality, params, proof, now_ms, locked_out_ms } = connect;
+    let Connect { edge, locality, params, proof, peer_uid, now_ms, locked_out_ms } = connect;
+    let locality = owner_locality(locality, edge.peer.ip(), peer_uid, config);
     let device = match proof {
         Proof::Known(fact) => fact,
         Proof::Challenge { .. } if params.device.is_none() => DeviceFact::None,
@@ -88,6 +92,7 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
     };
     let facts = ConnectFacts {
         locality,
+        peer_uid,
         origin: edge.origin().map(str::to_owned),
         sec_fetch: edge.has_sec_fetch(),
         listener_port: edge.local_port,
@@ -128,6 +133,7 @@ impl AdmittedOn {
             locality: self.facts.locality,
             params: self.facts.params.clone(),
             proof: Proof::Known(self.facts.device.clone()),
+            peer_uid: self.facts.peer_uid,
             now_ms,
             locked_out_ms: None,
         };

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::admission::facts::owner_locality;
 use crate::admission::{classify_upgrade, EdgeFacts};
 
 use super::budget::{Budgeted, UNLIMITED};
@@ -43,6 +44,11 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
             return refuse(&mut stream, EdgeFailure::Upgrade(refusal)).await;
         }
     };
+    // Only a direct-local connection can reach a local-only rule, so only
+    // its socket's owner is asked for; another user's program is remote
+    // from here on, for every rule and for the failed-auth limiter alike.
+    let peer_uid = if locality.is_direct_local() && gw.peer_uids { lookup_peer_uid(&stream, peer) } else { None };
+    let locality = owner_locality(locality, peer.ip(), peer_uid, &gw.config);
 
     // Upstream mode: all but clawgate's own gateway WebSocket and /healthz
     // goes to the upstream (the rule: server/upstream_http.rs).
@@ -90,7 +96,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // broadcasts) from the moment its client can know it is admitted; what
     // arrives meanwhile is written after hello-ok, when the writer starts.
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
-    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, opened, &out).await {
+    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, peer_uid, opened, &out).await {
         Handshake::Admitted(a) => a,
         Handshake::Ended => return,
     };
@@ -113,6 +119,19 @@ async fn drain(stream: &mut Budgeted<TcpStream>) {
     let mut buf = [0u8; 8192];
     let _ =
         tokio::time::timeout(DRAIN_FOR, async { while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {} }).await;
+}
+
+/// The uid owning the peer's socket; `None` when it cannot be found (the
+/// rules then fall back to the address and Host, as at start-up said).
+fn lookup_peer_uid(stream: &TcpStream, peer: SocketAddr) -> Option<u32> {
+    let local = stream.local_addr().ok()?;
+    match crate::net::peer_uid::tcp_peer_uid(local, peer) {
+        Ok(uid) => uid,
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "peer uid lookup failed");
+            None
+        }
+    }
 }
 
 /// Answer an edge failure over HTTP, through the one mapping to the wire.

@@ -58,14 +58,14 @@ async fn evaluate_connect(gw: &Arc<Gateway>, connect: Connect<'_>) -> Result<Eva
     let evaluated = if connect.locked_out_ms.is_none() && may_read_store(&connect.params) {
         let gw = gw.clone();
         let edge = connect.edge.clone();
-        let (locality, params, proof, locked_out_ms) =
-            (connect.locality, connect.params, owned_proof(&connect.proof), connect.locked_out_ms);
+        let (locality, params, proof, peer_uid, locked_out_ms) =
+            (connect.locality, connect.params, owned_proof(&connect.proof), connect.peer_uid, connect.locked_out_ms);
         tokio::task::spawn_blocking(move || {
             let proof = match &proof {
                 OwnedProof::Challenge(nonce) => Proof::Challenge { nonce },
                 OwnedProof::Known(fact) => Proof::Known(fact.clone()),
             };
-            let connect = Connect { edge: &edge, locality, params, proof, now_ms: now, locked_out_ms };
+            let connect = Connect { edge: &edge, locality, params, proof, peer_uid, now_ms: now, locked_out_ms };
             evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
         })
         .await
@@ -147,6 +147,7 @@ pub async fn run(
     ws: &mut Ws,
     edge: &EdgeFacts,
     locality: Locality,
+    peer_uid: Option<u32>,
     opened: Instant,
     out: &Outbox,
 ) -> Handshake {
@@ -209,8 +210,15 @@ pub async fn run(
     // connect is decided again, a few times at most.
     let (facts, admission, issued) = loop {
         attempt += 1;
-        let connect =
-            Connect { edge, locality, params: params.clone(), proof: proof.clone(), now_ms: now, locked_out_ms };
+        let connect = Connect {
+            edge,
+            locality,
+            params: params.clone(),
+            proof: proof.clone(),
+            peer_uid,
+            now_ms: now,
+            locked_out_ms,
+        };
         let evaluated = match evaluate_connect(gw, connect).await {
             Ok(v) => v,
             Err(Some(failure)) => {

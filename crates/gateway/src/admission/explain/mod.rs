@@ -148,6 +148,10 @@ pub struct Description {
     pub min_protocol: Option<u64>,
     #[serde(alias = "max-protocol")]
     pub max_protocol: Option<u64>,
+    /// The uid owning the peer's socket, as the gateway would look it up
+    /// for a loopback peer on Linux. Default: unknown.
+    #[serde(alias = "peer-uid")]
+    pub peer_uid: Option<u32>,
 }
 
 impl Description {
@@ -186,6 +190,9 @@ pub struct Explanation {
     pub params: ConnectParams,
     /// `classify_upgrade`: the locality, or the HTTP refusal before any rule.
     pub edge: Result<Locality, UpgradeRefusal>,
+    /// The described peer uid, and whether it is an owner's
+    /// (`gateway.auth.localOwnerUids`); it matters only for a direct-local edge.
+    pub peer_uid: Option<(u32, bool)>,
     /// What the credential check showed (absent when the edge refused).
     pub credential: Option<CredentialCheck>,
     /// `decide` (absent when the edge refused).
@@ -323,7 +330,17 @@ pub fn explain(
 
     let locality = match classify_upgrade(&edge, config) {
         Ok(l) => l,
-        Err(r) => return Ok(Explanation { peer, headers, params, edge: Err(r), credential: None, decided: None }),
+        Err(r) => {
+            return Ok(Explanation {
+                peer,
+                headers,
+                params,
+                edge: Err(r),
+                peer_uid: None,
+                credential: None,
+                decided: None,
+            })
+        }
     };
 
     let fact = match desc.device {
@@ -338,6 +355,7 @@ pub fn explain(
         locality,
         params: params.clone(),
         proof: Proof::Known(fact),
+        peer_uid: desc.peer_uid,
         now_ms: 0,
         locked_out_ms: None,
     };
@@ -348,6 +366,7 @@ pub fn explain(
         headers,
         params,
         edge: Ok(locality),
+        peer_uid: desc.peer_uid.map(|uid| (uid, config.local_owner_uids.contains(&uid))),
         credential: Some(evaluated.facts.credential),
         decided: Some(evaluated.decided),
     })

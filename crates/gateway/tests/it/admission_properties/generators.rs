@@ -27,6 +27,7 @@ pub(super) fn arb_config() -> impl Strategy<Value = Config> {
             c.trusted_proxy = (mode == AuthMode::TrustedProxy).then_some(tp);
             c.identity_scopes = identity_scopes;
             c.trusted_local_services = services;
+            c.local_owner_uids = vec![OWNER_UID];
             c
         },
     )
@@ -293,6 +294,7 @@ pub(super) fn real_facts(c: &Connect, config: &Config, edge: &EdgeFacts, localit
         locality,
         params: c.params.clone(),
         proof: Proof::Known(c.device.clone()),
+        peer_uid: c.peer_uid,
         now_ms: 1,
         locked_out_ms: None,
     };
@@ -394,12 +396,16 @@ pub(super) struct Connect {
     pub(super) credential: CredentialCheck,
     pub(super) device: DeviceFact,
     pub(super) view: Option<DeviceView>,
+    /// The loopback peer's uid as the edge found it: unknown, the owner's,
+    /// or another user's.
+    pub(super) peer_uid: Option<u32>,
 }
 
 impl Connect {
     pub(super) fn facts(&self, locality: Locality) -> ConnectFacts {
         ConnectFacts {
             locality,
+            peer_uid: self.peer_uid,
             origin: self.origin.clone(),
             sec_fetch: self.sec_fetch,
             listener_port: PORT,
@@ -446,9 +452,13 @@ pub(super) fn device_id_text(k: u8) -> String {
 
 pub(super) fn arb_connect_with(origin: BoxedStrategy<Option<String>>) -> impl Strategy<Value = Connect> {
     let head = (origin, any::<bool>(), arb_client(), arb_role(), arb_scopes(), arb_protocol());
-    let tail = (arb_credential(), arb_device_fact(), arb_auth());
+    let tail = (arb_credential(), arb_device_fact(), arb_auth(), arb_peer_uid());
     (head, tail, any::<bool>()).prop_flat_map(
-        |((origin, sec_fetch, client, role, scopes, protocol), (credential, device, auth), sec_fetch_bias)| {
+        |(
+            (origin, sec_fetch, client, role, scopes, protocol),
+            (credential, device, auth, peer_uid),
+            sec_fetch_bias,
+        )| {
             let p = params(&client, &role, &scopes, protocol, &device, &auth);
             // Sec-Fetch-* is rare for programs: keep it in a quarter of the cases.
             let sec_fetch = sec_fetch && sec_fetch_bias;
@@ -459,9 +469,23 @@ pub(super) fn arb_connect_with(origin: BoxedStrategy<Option<String>>) -> impl St
                 credential: credential.clone(),
                 device: device.clone(),
                 view,
+                peer_uid,
             })
         },
     )
+}
+
+/// The uid in every generated config's `localOwnerUids`, and others.
+pub(super) const OWNER_UID: u32 = 1000;
+pub(super) const FOREIGN_UIDS: &[u32] = &[0, 33, 65534];
+
+/// Unknown half the time; else the owner's or another user's.
+pub(super) fn arb_peer_uid() -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(OWNER_UID)),
+        1 => select(FOREIGN_UIDS.to_vec()).prop_map(Some),
+    ]
 }
 
 pub(super) fn arb_connect() -> impl Strategy<Value = Connect> {
