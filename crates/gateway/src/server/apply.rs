@@ -9,7 +9,9 @@ use serde_json::json;
 use crate::admission::credential_check::presented_device_token;
 use crate::admission::decision::{DeviceAction, PairingNeeded};
 use crate::admission::{Admission, ConnectFacts, Credential, Refusal, RefusalKind, RuleId};
-use crate::store::{AdmissionApplied, AdmissionWrite, NewRequest, PairingStore, RequestOutcome, StoreError};
+use crate::store::{
+    AdmissionApplied, AdmissionWrite, DeviceView, NewRequest, PairingStore, RequestOutcome, StoreError,
+};
 
 use super::wire::{ApplyFailure, Failure};
 use super::{now_ms, Gateway};
@@ -68,14 +70,14 @@ pub enum NotApplied {
     Failed(Failure),
 }
 
-/// Do what an admission needs in the store, if the store is still at
-/// `generation` (the decision's view); returns the device token to hand out.
+/// Do what an admission needs in the store, if what the decision read of
+/// the device (`view`) still holds; returns the device token to hand out.
 pub async fn admit(
     gw: &Arc<Gateway>,
     facts: &ConnectFacts,
     admission: &Admission,
     client_ip: IpAddr,
-    generation: Option<u64>,
+    view: Option<&DeviceView>,
 ) -> Result<Option<IssuedToken>, NotApplied> {
     let Some(dev) = &admission.device else { return Ok(None) };
     let device_id = dev.device.device_id.clone();
@@ -104,7 +106,7 @@ pub async fn admit(
             client_ip,
         )),
     };
-    match apply(gw, generation, write, now).await {
+    match apply(gw, view, write, now).await {
         Ok(AdmissionApplied::Admitted { token }) => {
             Ok(token.map(|token| IssuedToken { token, issued_at_ms: now }).or(echo))
         }
@@ -117,34 +119,35 @@ pub async fn admit(
 }
 
 /// One admission write, off the async workers. A device's decision always
-/// read its view, so `generation` is known.
+/// read its view.
 async fn apply(
     gw: &Arc<Gateway>,
-    generation: Option<u64>,
+    view: Option<&DeviceView>,
     write: AdmissionWrite,
     now: u64,
 ) -> Result<AdmissionApplied, StoreError> {
-    store_op(gw, move |s| match generation {
-        Some(g) => s.apply_admission(g, &write, now),
+    let view = view.cloned();
+    store_op(gw, move |s| match view {
+        Some(read) => s.apply_admission(&read, &write, now),
         None => Err(StoreError::InvalidInput("a device admission without the view it was decided on".into())),
     })
     .await
 }
 
-/// Create or refresh the pending request (if the store is still at
-/// `generation`), announce it, and refuse with its id.
+/// Create or refresh the pending request (if what the decision read of the
+/// device still holds), announce it, and refuse with its id.
 pub async fn pairing_required(
     gw: &Arc<Gateway>,
     facts: &ConnectFacts,
     need: &PairingNeeded,
     client_ip: IpAddr,
-    generation: Option<u64>,
+    view: Option<&DeviceView>,
 ) -> Result<Failure, NotApplied> {
     let request =
         new_request(facts, &need.device.device_id, &need.device.public_key_b64url, need.role, &need.scopes, client_ip);
     let now = now_ms();
     let announce = request.clone();
-    let outcome = match apply(gw, generation, AdmissionWrite::RequestPairing(request), now).await {
+    let outcome = match apply(gw, view, AdmissionWrite::RequestPairing(request), now).await {
         Ok(AdmissionApplied::Requested(outcome)) => Ok(outcome),
         Ok(AdmissionApplied::Admitted { .. }) => {
             Err(StoreError::InvalidInput("a pairing request admitted the device".into()))

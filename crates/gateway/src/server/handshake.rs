@@ -228,11 +228,10 @@ pub async fn run(
             Err(None) => return Handshake::Ended,
         };
         let Evaluated { facts, view, decided } = evaluated;
-        let generation = view.as_ref().map(|v| v.generation);
         let applied = match &decided.decision {
-            Decision::Admit(a) => apply::admit(gw, &facts, a, client_ip, generation).await.map(Ok),
+            Decision::Admit(a) => apply::admit(gw, &facts, a, client_ip, view.as_ref()).await.map(Ok),
             Decision::PairingRequired(need) => {
-                apply::pairing_required(gw, &facts, need, client_ip, generation).await.map(Err)
+                apply::pairing_required(gw, &facts, need, client_ip, view.as_ref()).await.map(Err)
             }
             Decision::Refuse(r) => Ok(Err(Failure::Refused(r.clone()))),
         };

@@ -1,14 +1,16 @@
 //! Applying an admission decision: what a connect writes (a silent pairing,
 //! a device token, a pending request), done in one transaction that first
-//! checks the store is still at the generation the decision read. A revoke
-//! or an approval that landed in between makes it refuse with
-//! [`StoreError::Stale`], and the caller decides again.
+//! checks that what the decision read still holds: the store is at the
+//! generation of the decision's view, or the device's own record is
+//! unchanged. A revoke or an approval that landed in between makes it refuse
+//! with [`StoreError::Stale`], and the caller decides again; a change to
+//! other devices does not.
 
 use rusqlite::Connection;
 
 use super::codec::OpResult;
 use super::error::StoreError;
-use super::types::{NewRequest, RequestOutcome, Role};
+use super::types::{DeviceView, NewRequest, PairedDevice, RequestOutcome, Role, TokenInfo};
 use super::{devices, pending, tokens};
 
 /// What an admission writes.
@@ -24,6 +26,14 @@ pub enum AdmissionWrite {
 }
 
 impl AdmissionWrite {
+    /// The device the admission is for.
+    pub fn device_id(&self) -> &str {
+        match self {
+            AdmissionWrite::Paired { device_id, .. } => device_id,
+            AdmissionWrite::PairSilently(r) | AdmissionWrite::RequestPairing(r) => &r.device_id,
+        }
+    }
+
     /// Does applying it change admission state (and so the generation)?
     /// Recording that a device was seen does not.
     pub(super) fn changes_state(&self) -> bool {
@@ -40,14 +50,32 @@ pub enum AdmissionApplied {
     Requested(RequestOutcome),
 }
 
-/// Refuse unless the store is still at `expected` (read before any write of
-/// this transaction).
-pub(super) fn check_generation(conn: &Connection, expected: u64) -> OpResult<()> {
+/// Refuse unless what the decision read of the device is still so: the
+/// store is at the generation of `read`, or, when something else moved it
+/// (another device paired, a service rotated), this device's record and
+/// tokens are unchanged apart from bookkeeping (last seen, last used).
+/// Checked under the write lock, before anything is written.
+pub(super) fn check_unchanged(conn: &Connection, read: &DeviceView, device_id: &str) -> OpResult<()> {
     let found = super::sqlite::read_generation(conn)?;
-    if found != expected {
-        return Err(StoreError::Stale { expected, found }.into());
+    if found == read.generation {
+        return Ok(());
     }
-    Ok(())
+    let now = DeviceView {
+        generation: found,
+        device: devices::get(conn, device_id)?,
+        tokens: tokens::list(conn, device_id)?,
+    };
+    if relied_on(&now) == relied_on(read) {
+        return Ok(());
+    }
+    Err(StoreError::Stale { expected: read.generation, found }.into())
+}
+
+/// A view without its bookkeeping: what an admission decision relies on.
+fn relied_on(view: &DeviceView) -> (Option<PairedDevice>, Vec<TokenInfo>) {
+    let device = view.device.clone().map(|d| PairedDevice { last_seen_at_ms: None, remote_ip: None, ..d });
+    let tokens = view.tokens.iter().map(|t| TokenInfo { last_used_at_ms: None, ..t.clone() }).collect();
+    (device, tokens)
 }
 
 pub(super) fn apply(conn: &Connection, write: &AdmissionWrite, now: i64) -> OpResult<AdmissionApplied> {

@@ -122,12 +122,13 @@ pub trait PairingStore: Send + Sync {
     /// closed as approved; a broader one stays open for the owner.
     fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError>;
 
-    /// Apply an admission decision in one transaction, if the store is
-    /// still at `generation` (the one the decision read); otherwise
-    /// [`StoreError::Stale`], and nothing is written.
+    /// Apply an admission decision in one transaction, if what the decision
+    /// read (`read`, the device's view) still holds: the store is at its
+    /// generation, or the device's record and tokens are unchanged but for
+    /// bookkeeping. Otherwise [`StoreError::Stale`], and nothing is written.
     fn apply_admission(
         &self,
-        generation: u64,
+        read: &DeviceView,
         write: &AdmissionWrite,
         now_ms: u64,
     ) -> Result<AdmissionApplied, StoreError>;

@@ -80,12 +80,12 @@ impl SqliteStore {
         self.write_at(None, now_ms, change, f)
     }
 
-    /// [`Self::write`], refused with [`StoreError::Stale`] when `expected` is
-    /// given and the generation is another (checked under the write lock,
-    /// before anything is written).
+    /// [`Self::write`], refused with [`StoreError::Stale`] when `expected`
+    /// (a device's view as a decision read it) is given and no longer holds
+    /// (checked under the write lock, before anything is written).
     fn write_at<T>(
         &self,
-        expected: Option<u64>,
+        expected: Option<(&DeviceView, &str)>,
         now_ms: u64,
         change: Change,
         f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
@@ -94,8 +94,8 @@ impl SqliteStore {
         let mut conn = self.lock();
         let run = || -> OpResult<T> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(expected) = expected {
-                admission_write::check_generation(&tx, expected)?;
+            if let Some((read, device_id)) = expected {
+                admission_write::check_unchanged(&tx, read, device_id)?;
             }
             let pruned = pending::prune(&tx, now)?;
             let out = f(&tx, now)?;
@@ -186,12 +186,13 @@ impl PairingStore for SqliteStore {
 
     fn apply_admission(
         &self,
-        generation: u64,
+        read: &DeviceView,
         write: &AdmissionWrite,
         now_ms: u64,
     ) -> Result<AdmissionApplied, StoreError> {
         let change = if write.changes_state() { Change::State } else { Change::Bookkeeping };
-        self.write_at(Some(generation), now_ms, change, |tx, now| admission_write::apply(tx, write, now))
+        let expected = Some((read, write.device_id()));
+        self.write_at(expected, now_ms, change, |tx, now| admission_write::apply(tx, write, now))
     }
 
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {

@@ -107,8 +107,8 @@ impl PairingStore for Interleaving {
     fn pair_silently(&self, new: &NewRequest, now: u64) -> Result<PairedDevice, StoreError> {
         self.inner.pair_silently(new, now)
     }
-    fn apply_admission(&self, g: u64, write: &AdmissionWrite, now: u64) -> Result<AdmissionApplied, StoreError> {
-        self.inner.apply_admission(g, write, now)
+    fn apply_admission(&self, read: &DeviceView, w: &AdmissionWrite, now: u64) -> Result<AdmissionApplied, StoreError> {
+        self.inner.apply_admission(read, w, now)
     }
     fn reject(&self, request_id: &str, now: u64) -> Result<Rejection, StoreError> {
         self.inner.reject(request_id, now)
@@ -233,6 +233,40 @@ async fn an_approval_between_decide_and_apply_admits_and_opens_no_stale_request(
     gw.stop().await;
 }
 
+/// Another device pairing in between moves the generation but changes
+/// nothing this decision relied on: applied at once, no retry needed.
+#[tokio::test]
+async fn a_change_to_another_device_does_not_disturb_the_admission() {
+    let store = Interleaving::new();
+    let gw = start(&store, false).await;
+    let id = DeviceIdentity::generate();
+    let other = DeviceIdentity::generate();
+    let first = connect(&gw, &[], connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN)), &id).await;
+    assert_eq!(first["ok"], true, "{first}");
+
+    let other_id = other.device_id();
+    let other_key = other.public_key_b64url();
+    store.arm(After::View, u32::MAX, move |s| {
+        let request = NewRequest {
+            device_id: other_id.clone(),
+            public_key: other_key.clone(),
+            role: Role::Operator,
+            scopes: vec!["operator.read".to_owned()],
+            client_id: None,
+            client_mode: None,
+            display_name: None,
+            platform: None,
+            device_family: None,
+            remote_ip: None,
+        };
+        s.pair_silently(&request, now()).unwrap();
+        s.rename_device(&other_id, &format!("other {}", now()), now()).unwrap();
+    });
+    let res = connect(&gw, &[], connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN)), &id).await;
+    assert_eq!(res["ok"], true, "{res}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_store_that_keeps_changing_is_reported_after_a_few_attempts() {
     let store = Interleaving::new();
@@ -242,8 +276,10 @@ async fn a_store_that_keeps_changing_is_reported_after_a_few_attempts() {
     assert_eq!(first["ok"], true, "{first}");
 
     let device_id = id.device_id();
+    let renames = std::sync::atomic::AtomicU32::new(0);
     store.arm(After::View, u32::MAX, move |s| {
-        s.rename_device(&device_id, &format!("label {}", now()), now()).unwrap();
+        let n = renames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        s.rename_device(&device_id, &format!("label {n}"), now()).unwrap();
     });
     let res = connect(&gw, &[], connect_params("cli", "cli", "operator", &["operator.read"], Some(TOKEN)), &id).await;
     assert_eq!(res["error"]["code"], "UNAVAILABLE", "{res}");
