@@ -4,6 +4,8 @@
 //! - admission: `admission::evaluate` (the server's pipeline, over an
 //!   in-memory store) for a local token connect and for a paired device;
 //! - device proof: `device_proof::verify` of a v3 signature (and signing it);
+//! - peer uid: the sock_diag lookup of a loopback peer's owner, which a
+//!   direct-local handshake adds (Linux);
 //! - frames: parsing a `connect` request and a `health` request, parsing what
 //!   a client reads (hello-ok, an event), serialising responses and events.
 //!
@@ -88,7 +90,7 @@ impl Lookups for BenchStore {
     fn device_token(&mut self, _: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
         Ok(match &self.0 {
             Some(v) if presented == DEVICE_TOKEN && v.tokens.iter().any(|t| t.role == role) => {
-                TokenCheck::Valid { scopes: vec!["operator.read".into()] }
+                TokenCheck::Valid { scopes: vec!["operator.read".into()], issued_at_ms: 1 }
             }
             _ => TokenCheck::Mismatch,
         })
@@ -121,6 +123,7 @@ fn admission(c: &mut Criterion) {
                 locality,
                 params: black_box(&token_params).clone(),
                 proof: Proof::Known(DeviceFact::None),
+                peer_uid: None,
                 now_ms: NOW_MS,
                 locked_out_ms: None,
             };
@@ -140,6 +143,7 @@ fn admission(c: &mut Criterion) {
                 locality,
                 params: black_box(&p).clone(),
                 proof: Proof::Known(DeviceFact::Proven(verified.clone())),
+                peer_uid: None,
                 now_ms: NOW_MS,
                 locked_out_ms: None,
             };
@@ -202,5 +206,19 @@ fn frames(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, admission, device_proofs, frames);
+/// What a direct-local handshake adds on Linux: one sock_diag round trip
+/// asking for the owner of the peer's socket.
+fn peer_uid(c: &mut Criterion) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback listener");
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("loopback connect");
+    let (server, peer) = listener.accept().expect("accept");
+    let local = server.local_addr().unwrap();
+    assert!(clawgate::net::peer_uid::tcp_peer_uid(local, peer).unwrap().is_some(), "sock_diag answers");
+    c.bench_function("peer uid lookup (sock_diag)", |b| {
+        b.iter(|| clawgate::net::peer_uid::tcp_peer_uid(black_box(local), black_box(peer)).unwrap())
+    });
+    drop(client);
+}
+
+criterion_group!(benches, admission, device_proofs, frames, peer_uid);
 criterion_main!(benches);

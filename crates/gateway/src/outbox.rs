@@ -134,8 +134,9 @@ fn with_seq(frame: &str, seq: u64) -> String {
 
 /// Drain the queue into the socket until a close, a kill, or a write error.
 /// Frames ready together are written together and flushed once. A kill
-/// interrupts even a write blocked on a peer that stopped reading.
-pub async fn run_writer<S>(mut sink: S, mut rx: OutboxReceiver)
+/// interrupts even a write blocked on a peer that stopped reading. Returns
+/// the sink, so the connection can take its socket back.
+pub async fn run_writer<S>(mut sink: S, mut rx: OutboxReceiver) -> S
 where
     S: Sink<Message> + Unpin,
 {
@@ -202,6 +203,7 @@ where
         let _ = sink.close().await;
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), finish).await;
+    sink
 }
 
 #[cfg(test)]
@@ -229,7 +231,7 @@ mod tests {
             w.lock().unwrap().push(msg);
             Ok::<_, std::convert::Infallible>(w)
         });
-        run_writer(Box::pin(sink), rx).await;
+        let _ = run_writer(Box::pin(sink), rx).await;
         let texts: Vec<String> =
             written.lock().unwrap().iter().filter_map(|m| m.to_text().ok().map(str::to_owned)).collect();
         assert_eq!(texts[0], r#"{"type":"event","event":"tick","payload":{},"seq":1}"#);

@@ -30,8 +30,15 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
 
 /// The device id: lowercase hex SHA-256 of the raw public key (64 characters).
 pub fn derive_device_id(public_key: &[u8; 32]) -> String {
+    fingerprint(public_key)
+}
+
+/// Lowercase hex SHA-256 of any bytes: the device id a key of these bytes
+/// would have. A verifier uses it on a key of the wrong length to tell "the
+/// id matches, the key is unusable" from "the id does not match".
+pub fn fingerprint(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(public_key);
+    let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     for b in digest.iter() {
         out.push(HEX[usize::from(b >> 4)] as char);
@@ -66,6 +73,16 @@ pub fn decode_public_key(text: &str) -> Option<[u8; 32]> {
         return decode_pem_spki(text);
     }
     decode(text)?.try_into().ok()
+}
+
+/// The raw bytes of a base64 `device.publicKey`, whatever their length
+/// (`None` for PEM or text that is not base64).
+pub fn decode_public_key_bytes(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if text.contains("-----BEGIN") {
+        return None;
+    }
+    decode(text)
 }
 
 /// Decode `device.signature` leniently; it must be 64 bytes.

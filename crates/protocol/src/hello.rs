@@ -56,6 +56,10 @@ pub struct Snapshot {
 pub struct HelloAuth {
     pub role: String,
     pub scopes: Vec<String>,
+    /// Which credential verified: `none`, `token`, `password`,
+    /// `device-token` or `trusted-proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,8 +14,8 @@ pub enum Credential {
     SharedPassword,
     /// Auth mode `none`: nothing to present (only allowed on a loopback bind).
     NoneMode,
-    /// A device token issued to this (proven) device for this role.
-    DeviceToken { device_id: String, role: Role, scopes: Vec<String> },
+    /// A device token issued to this (proven) device for this role, at `issued_at_ms`.
+    DeviceToken { device_id: String, role: Role, scopes: Vec<String>, issued_at_ms: u64 },
     /// A service principal's token (`cgs_<id>_<secret>` in `auth.token`):
     /// its fixed role and scopes are the ceiling of what it gets.
     ServiceToken {
@@ -38,14 +38,17 @@ impl Credential {
         matches!(self, Credential::SharedToken | Credential::SharedPassword | Credential::NoneMode)
     }
 
-    /// How the connection authenticated, in OpenClaw's words.
+    /// How the connection authenticated, in OpenClaw's words: hello-ok's
+    /// `auth.method`, both clawgate's own and the one merged into a relayed
+    /// upstream hello-ok. OpenClaw's vocabulary has no service tokens; one
+    /// is sent in `auth.token`, so it is a `token` there ([`Self::kind_name`]
+    /// tells them apart).
     pub fn method(&self) -> &'static str {
         match self {
-            Credential::SharedToken => "token",
+            Credential::SharedToken | Credential::ServiceToken { .. } => "token",
             Credential::SharedPassword => "password",
             Credential::NoneMode => "none",
             Credential::DeviceToken { .. } => "device-token",
-            Credential::ServiceToken { .. } => "service-token",
             Credential::ProxyUser { .. } => "trusted-proxy",
         }
     }

@@ -18,6 +18,13 @@ fn presented(v: Option<&String>) -> Option<&str> {
     v.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
+/// The device token a connect presents: `auth.deviceToken`, else the value
+/// in `auth.token` (as the reference client sends a stored token).
+pub fn presented_device_token(auth: Option<&AuthParams>) -> Option<&str> {
+    let auth = auth?;
+    presented(auth.device_token.as_ref()).or_else(|| presented(auth.token.as_ref()))
+}
+
 /// Check the shared secret. In token mode the secret may arrive in either
 /// `auth.token` or `auth.password` (a wire quirk real clients rely on), and
 /// symmetrically in password mode. Comparison is constant-time on digests.
@@ -55,8 +62,9 @@ pub fn check_shared_secret(auth: Option<&AuthParams>, config: &Config) -> Creden
 
 /// The full credential check: the shared secret first; failing that, for a
 /// device whose proof verified, its device token (`auth.deviceToken`, else the
-/// value in `auth.token`, as the reference client sends it). `lookup` asks the
-/// store; a device token is never consulted without a same-key proof.
+/// value in `auth.token`, as the reference client sends it). An explicit
+/// `auth.deviceToken` must verify even when the shared secret did. `lookup`
+/// asks the store; a device token is never consulted without a same-key proof.
 pub fn check_credential(
     auth: Option<&AuthParams>,
     config: &Config,
@@ -65,18 +73,29 @@ pub fn check_credential(
     lookups: &mut dyn Lookups,
 ) -> Result<CredentialCheck, StoreError> {
     let shared = check_shared_secret(auth, config);
+    let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
     if matches!(shared, CredentialCheck::Verified(_)) {
+        // A device token that is presented is verified in every mode, even
+        // when the shared secret (or mode none, which asks for nothing)
+        // already let the connection in: a wrong one is never waved through.
+        if let (Some(device), Some(role), Some(candidate)) = (proven, role, explicit) {
+            if !matches!(lookups.device_token(&device.device_id, role, candidate)?, TokenCheck::Valid { .. }) {
+                return Ok(CredentialCheck::Failed(AuthReason::DeviceTokenMismatch));
+            }
+        }
         return Ok(shared);
     }
     let (Some(device), Some(role)) = (proven, role) else { return Ok(shared) };
-    let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
     let Some(candidate) = explicit.or_else(|| auth.and_then(|a| presented(a.token.as_ref()))) else {
         return Ok(shared);
     };
     Ok(match lookups.device_token(&device.device_id, role, candidate)? {
-        TokenCheck::Valid { scopes } => {
-            CredentialCheck::Verified(Credential::DeviceToken { device_id: device.device_id.clone(), role, scopes })
-        }
+        TokenCheck::Valid { scopes, issued_at_ms } => CredentialCheck::Verified(Credential::DeviceToken {
+            device_id: device.device_id.clone(),
+            role,
+            scopes,
+            issued_at_ms,
+        }),
         _ if explicit.is_some() => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
         // The value was sent as the shared token: report the shared failure,
         // which tells the client it may retry with its device token.
@@ -138,10 +157,11 @@ pub fn check_connect_credential(
         let explicit = auth.and_then(|a| presented(a.device_token.as_ref()));
         if let Some(candidate) = explicit {
             return Ok(match lookups.device_token(&device.device_id, role, candidate)? {
-                TokenCheck::Valid { scopes } => CredentialCheck::Verified(Credential::DeviceToken {
+                TokenCheck::Valid { scopes, issued_at_ms } => CredentialCheck::Verified(Credential::DeviceToken {
                     device_id: device.device_id.clone(),
                     role,
                     scopes,
+                    issued_at_ms,
                 }),
                 _ => CredentialCheck::Failed(AuthReason::DeviceTokenMismatch),
             });

@@ -33,6 +33,7 @@ fn params(client: (&str, &str), role: &str, scopes: &[&str]) -> ConnectParams {
 fn facts(locality: Locality, origin: Option<&str>, p: ConnectParams, credential: CredentialCheck) -> ConnectFacts {
     ConnectFacts {
         locality,
+        peer_uid: None,
         origin: origin.map(Into::into),
         sec_fetch: false,
         listener_port: 18789,

@@ -4,8 +4,9 @@
 //! [`verify`] is pure: the caller passes the socket's challenge nonce and the
 //! clock. Checks run in OpenClaw's order and the first failure wins:
 //!
-//! 1. `device.id` is the lowercase hex SHA-256 of the raw 32-byte public key
-//!    (a key that does not decode counts as a mismatch);
+//! 1. `device.id` is the lowercase hex SHA-256 of the raw public key (a key
+//!    that does not decode counts as a mismatch; one whose bytes match the id
+//!    but are not a 32-byte key is an invalid key, not a mismatch);
 //! 2. `|now − signedAt| ≤ 120 000 ms`;
 //! 3. the trimmed `device.nonce` is non-empty;
 //! 4. the trimmed nonce equals the challenge nonce;
@@ -123,7 +124,13 @@ pub fn verify(params: &ConnectParams, expected_nonce: &str, now_ms: u64) -> Resu
     let device = params.device.as_ref().ok_or(ProofError::DeviceMissing)?;
 
     // 1. The id is the fingerprint of the key.
-    let public_key = decode_public_key(&device.public_key).ok_or(ProofError::DeviceIdMismatch)?;
+    let Some(public_key) = decode_public_key(&device.public_key) else {
+        // The id may still be the fingerprint of what was sent: then the id
+        // is right and the key is what is wrong (e.g. 31 bytes).
+        let id_matches = device_key::decode_public_key_bytes(&device.public_key)
+            .is_some_and(|bytes| device_key::fingerprint(&bytes) == device.id);
+        return Err(if id_matches { ProofError::PublicKeyInvalid } else { ProofError::DeviceIdMismatch });
+    };
     if derive_device_id(&public_key) != device.id {
         return Err(ProofError::DeviceIdMismatch);
     }
@@ -167,8 +174,8 @@ pub fn verify(params: &ConnectParams, expected_nonce: &str, now_ms: u64) -> Resu
     };
 
     // 6. Canonical form of the key. OpenClaw re-normalizes the key here and
-    // can refuse with `PublicKeyInvalid`; the key was already decoded in
-    // step 1, so this cannot fail.
+    // can refuse with `PublicKeyInvalid`; a key of the wrong length was
+    // already refused so in step 1, so this cannot fail.
     Ok(VerifiedDevice {
         device_id: device.id.clone(),
         public_key,

@@ -196,6 +196,18 @@ fn undecodable_key_is_an_id_mismatch() {
 }
 
 #[test]
+fn a_short_key_whose_id_matches_is_an_invalid_key() {
+    let mut case = Case::new();
+    let short = [7u8; 31];
+    case.public_key = URL_SAFE_NO_PAD.encode(short);
+    case.id = clawgate_protocol::device_key::fingerprint(&short);
+    assert_eq!(case.verify(), Err(ProofError::PublicKeyInvalid));
+    // The same key under another id is still a mismatch.
+    case.id = "0".repeat(64);
+    assert_eq!(case.verify(), Err(ProofError::DeviceIdMismatch));
+}
+
+#[test]
 fn skew_boundary() {
     let mut case = Case::new();
     case.signed_at = NOW - MAX_SIGNATURE_SKEW_MS;

@@ -16,7 +16,7 @@ use super::credential_check::check_connect_credential;
 use super::decide::decide;
 use super::decision::Decided;
 use super::device_proof;
-use super::facts::{ConnectFacts, DeviceFact, Locality};
+use super::facts::{owner_locality, ConnectFacts, DeviceFact, Locality};
 use super::ingress::EdgeFacts;
 use super::lookups::Lookups;
 use super::trusted_proxy;
@@ -39,6 +39,9 @@ pub struct Connect<'a> {
     pub locality: Locality,
     pub params: ConnectParams,
     pub proof: Proof<'a>,
+    /// The uid owning the peer's socket, when the edge looked it up (a
+    /// loopback peer on Linux) and found it.
+    pub peer_uid: Option<u32>,
     pub now_ms: u64,
     /// The address is locked out by the failed-auth limiter for this long:
     /// the credential is not even checked, and nothing is read.
@@ -49,14 +52,17 @@ pub struct Connect<'a> {
 #[derive(Debug, Clone)]
 pub struct Evaluated {
     pub facts: ConnectFacts,
-    /// The store's record of the proven device, as read for the decision.
+    /// The store's record of the proven device, as read for the decision
+    /// (before its token was checked); its generation is what applying the
+    /// decision requires the store to still be at.
     pub view: Option<DeviceView>,
     pub decided: Decided,
 }
 
 /// Run admission on one `connect`.
 pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups) -> Result<Evaluated, StoreError> {
-    let Connect { edge, locality, params, proof, now_ms, locked_out_ms } = connect;
+    let Connect { edge, locality, params, proof, peer_uid, now_ms, locked_out_ms } = connect;
+    let locality = owner_locality(locality, edge.peer.ip(), peer_uid, config);
     let device = match proof {
         Proof::Known(fact) => fact,
         Proof::Challenge { .. } if params.device.is_none() => DeviceFact::None,
@@ -69,6 +75,10 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
         Some(retry_after_ms) => (CredentialCheck::RateLimited { retry_after_ms }, None),
         None => {
             let proven = device.proven();
+            // The device's record first: its generation is what applying
+            // the decision checks, so a revoke landing after this read (even
+            // between it and the token check below) is caught there.
+            let view = proven.map(|d| lookups.device_view(&d.device_id)).transpose()?;
             let credential = check_connect_credential(
                 params.auth.as_ref(),
                 config,
@@ -78,7 +88,6 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
                 Role::parse(params.role()),
                 lookups,
             )?;
-            let view = proven.map(|d| lookups.device_view(&d.device_id)).transpose()?;
             (credential, view)
         }
     };
@@ -92,6 +101,7 @@ pub fn evaluate(connect: Connect<'_>, config: &Config, lookups: &mut dyn Lookups
     };
     let facts = ConnectFacts {
         locality,
+        peer_uid,
         origin: edge.origin().map(str::to_owned),
         sec_fetch: edge.has_sec_fetch(),
         listener_port: edge.local_port,
@@ -133,6 +143,7 @@ impl AdmittedOn {
             locality: self.facts.locality,
             params: self.facts.params.clone(),
             proof: Proof::Known(self.facts.device.clone()),
+            peer_uid: self.facts.peer_uid,
             now_ms,
             locked_out_ms: None,
         };

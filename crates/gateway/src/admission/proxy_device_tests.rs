@@ -52,6 +52,7 @@ fn connect(credential: Credential, proxy_user: Option<&str>, scopes: &[&str]) ->
             public_key_b64url: KEY.into(),
             payload_version: PayloadVersion::V3,
         }),
+        peer_uid: None,
     }
 }
 
@@ -113,7 +114,12 @@ fn another_user_needs_pairing_with_reason_user_mismatch() {
     let (reason, _) = pairing_reason(decide(&user("bob", &[READ]), &config(None), Some(&view)).decision);
     assert_eq!(reason, PairingReason::UserMismatch);
     // Nor does a device token beside another user (or none) count.
-    let token = Credential::DeviceToken { device_id: "ab".repeat(32), role: Role::Operator, scopes: vec![READ.into()] };
+    let token = Credential::DeviceToken {
+        device_id: "ab".repeat(32),
+        role: Role::Operator,
+        scopes: vec![READ.into()],
+        issued_at_ms: 1,
+    };
     let view = paired_to(Some("alice"), &[READ]);
     for beside in [Some("bob"), None] {
         let f = connect(token.clone(), beside, &[READ]);

@@ -31,7 +31,7 @@ pub struct ExplainArgs {
     /// Read the description from a JSON file (same fields as the flags, in
     /// camelCase: peer, host, origin, headers, clientId, clientMode, role,
     /// scopes, credential, device, deviceId, publicKey, platform,
-    /// deviceFamily, minProtocol, maxProtocol). Flags override it.
+    /// deviceFamily, minProtocol, maxProtocol, peerUid). Flags override it.
     #[arg(long, value_name = "CONN.JSON")]
     file: Option<PathBuf>,
     /// Socket peer address, IP or IP:port [default: 127.0.0.1].
@@ -78,6 +78,10 @@ pub struct ExplainArgs {
     /// client.platform [default: the paired record's, else linux].
     #[arg(long)]
     platform: Option<String>,
+    /// The uid owning the peer's socket, as the gateway looks it up for a
+    /// loopback peer on Linux [default: unknown].
+    #[arg(long)]
+    peer_uid: Option<u32>,
     /// minProtocol [default: 4].
     #[arg(long)]
     min_protocol: Option<u64>,
@@ -132,6 +136,9 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
     set(&mut d.service, &args.service);
     set(&mut d.platform, &args.platform);
     set(&mut d.listener, &args.listener);
+    if args.peer_uid.is_some() {
+        d.peer_uid = args.peer_uid;
+    }
     d.headers.extend(args.headers.iter().cloned());
     if let Some(s) = &args.scopes {
         d.scopes = s.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();

@@ -229,6 +229,7 @@ pub fn load(
         token,
         password,
         local_owner: g.auth.local_owner.unwrap_or(true),
+        local_owner_uids: g.auth.local_owner_uids.clone().unwrap_or_else(|| vec![crate::net::peer_uid::own_uid()]),
         trusted_proxies,
         allowed_origins,
         auto_approve_local: g.nodes.pairing.auto_approve_local.unwrap_or(true),

@@ -146,6 +146,9 @@ pub struct AuthSection {
     pub password: Option<String>,
     /// Off turns the `local-owner` rule off (docs/admission.md).
     pub local_owner: Option<bool>,
+    /// The uids whose loopback programs count as the owner's (Linux; default:
+    /// the gateway's own uid). docs/admission.md, peer uid.
+    pub local_owner_uids: Option<Vec<u32>>,
     pub trusted_proxy: Option<TrustedProxySection>,
     /// Proxy user → the scopes that user may ask for (`"*"`: any other user).
     #[serde(default)]
@@ -204,6 +207,9 @@ pub struct Config {
     /// The shared password (password mode, or trusted-proxy fallback), if any.
     pub password: Option<ResolvedSecret>,
     pub local_owner: bool,
+    /// A loopback peer whose socket is owned by another uid is not
+    /// direct-local (where the uid can be looked up).
+    pub local_owner_uids: Vec<u32>,
     pub trusted_proxies: Vec<IpNet>,
     /// Exact origins allowed besides the gateway's own loopback origins.
     pub allowed_origins: Vec<String>,
@@ -315,6 +321,7 @@ impl Config {
             token: token.map(secret),
             password: password.map(secret),
             local_owner: true,
+            local_owner_uids: vec![crate::net::peer_uid::own_uid()],
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             auto_approve_local: true,

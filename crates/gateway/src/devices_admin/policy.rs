@@ -160,8 +160,9 @@ fn token_gate(actor: &Actor, device_id: &str, role: Role, action: Action) -> Res
     Ok(())
 }
 
-/// Replace the token of (device, role); the old one stops working at once.
-/// Scopes default to the current token's, else the approval; they must stay
+/// Replace the tokens of (device, role) with one new token; every old one
+/// stops working at once. Scopes default to the newest live token's, else
+/// the approval; they must stay
 /// within the approval and, for operator tokens, within the actor's scopes.
 pub fn rotate(
     store: &dyn PairingStore,
@@ -197,7 +198,7 @@ pub fn rotate(
             return Err(AdminError::deny(ACTION, DenyReason::CallerMissingScope(scope)));
         }
     }
-    let token = store.issue_token(device_id, role, &scopes, now)?;
+    let token = store.rotate_token(device_id, role, &scopes, now)?;
     Ok(Rotation {
         device_id: device_id.to_owned(),
         role,
@@ -208,7 +209,7 @@ pub fn rotate(
     })
 }
 
-/// Revoke the token of (device, role); the device stays paired.
+/// Revoke every token of (device, role); the device stays paired.
 pub fn revoke(
     store: &dyn PairingStore,
     actor: &Actor,
@@ -220,8 +221,8 @@ pub fn revoke(
     token_gate(actor, device_id, role, ACTION)?;
     if role == Role::Operator {
         let tokens = store.tokens(device_id)?;
-        let live = tokens.iter().find(|t| t.role == role && !t.is_revoked());
-        if let Some(scope) = live.and_then(|t| actor.lacks(&t.scopes).into_iter().next()) {
+        let mut live = tokens.iter().filter(|t| t.role == role && !t.is_revoked());
+        if let Some(scope) = live.find_map(|t| actor.lacks(&t.scopes).into_iter().next()) {
             return Err(AdminError::deny(ACTION, DenyReason::CallerMissingScope(scope)));
         }
     }

@@ -3,6 +3,7 @@
 
 mod forwarded;
 mod ipnet;
+pub mod peer_uid;
 
 pub use forwarded::{client_ip_through_proxies, ForwardedError};
 pub use ipnet::IpNet;

@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::admission::credential_check::presented_device_token;
 use crate::admission::decision::{DeviceAction, PairingNeeded};
-use crate::admission::{Admission, ConnectFacts, Refusal, RefusalKind, RuleId};
-use crate::store::{NewRequest, PairingStore, RequestOutcome, StoreError};
+use crate::admission::{Admission, ConnectFacts, Credential, Refusal, RefusalKind, RuleId};
+use crate::store::{
+    AdmissionApplied, AdmissionWrite, DeviceView, NewRequest, PairingStore, RequestOutcome, StoreError,
+};
 
 use super::wire::{ApplyFailure, Failure};
 use super::{now_ms, Gateway};
 
-/// A device token minted for this session, returned once in hello-ok.
+/// The device token hello-ok hands over: minted for this session, or the
+/// one a device-token reconnect presented, echoed.
 pub struct IssuedToken {
     pub token: String,
     pub issued_at_ms: u64,
@@ -61,81 +65,96 @@ fn store_failure(e: &StoreError) -> ApplyFailure {
     ApplyFailure::StoreUnavailable { hint: "the gateway could not use its pairing store; see the gateway log".into() }
 }
 
-/// Do what an admission needs in the store; returns the device token to hand out.
+/// Why applying a decision did not happen.
+pub enum NotApplied {
+    /// The store changed since the decision read it: decide again.
+    Stale,
+    Failed(Failure),
+}
+
+/// Do what an admission needs in the store, if what the decision read of
+/// the device (`view`) still holds; returns the device token to hand out.
 pub async fn admit(
     gw: &Arc<Gateway>,
     facts: &ConnectFacts,
     admission: &Admission,
     client_ip: IpAddr,
-) -> Result<Option<IssuedToken>, ApplyFailure> {
+    view: Option<&DeviceView>,
+) -> Result<Option<IssuedToken>, NotApplied> {
     let Some(dev) = &admission.device else { return Ok(None) };
     let device_id = dev.device.device_id.clone();
     let role = admission.role;
     let now = now_ms();
-    let result = match &dev.action {
-        DeviceAction::Paired { issue_token } => {
-            let issue = *issue_token;
-            let ip = client_ip.to_string();
-            store_op(gw, move |s| {
-                s.touch_last_seen(&device_id, Some(&ip), now)?;
-                if !issue {
-                    return Ok(None);
-                }
-                let paired = s.device(&device_id)?;
-                let scopes = token_scopes(role, paired.as_ref().map(|d| d.approved_scopes.as_slice()).unwrap_or(&[]));
-                s.issue_token(&device_id, role, &scopes, now).map(Some)
-            })
-            .await
-        }
-        DeviceAction::PairSilently { .. } => {
-            let request =
-                new_request(facts, &device_id, &dev.device.public_key_b64url, role, &admission.scopes, client_ip, None);
-            store_op(gw, move |s| {
-                let paired = s.pair_silently(&request, now)?;
-                let scopes = token_scopes(role, &paired.approved_scopes);
-                s.issue_token(&paired.device_id, role, &scopes, now).map(Some)
-            })
-            .await
-        }
-        DeviceAction::ProxyAutoApprove { user, .. } => {
-            let request = new_request(
-                facts,
-                &device_id,
-                &dev.device.public_key_b64url,
-                role,
-                &admission.scopes,
-                client_ip,
-                Some(user),
-            );
-            store_op(gw, move |s| {
-                let paired = s.pair_proxy_auto(&request, now)?;
-                let scopes = token_scopes(role, &paired.approved_scopes);
-                s.issue_token(&paired.device_id, role, &scopes, now).map(Some)
-            })
-            .await
-        }
+    // A device-token reconnect gets its own token back, never a new one:
+    // another install of the same identity keeps its token too.
+    let echo = match &admission.credential {
+        Credential::DeviceToken { issued_at_ms, .. } => presented_device_token(facts.params.auth.as_ref())
+            .map(|token| IssuedToken { token: token.to_owned(), issued_at_ms: *issued_at_ms }),
+        _ => None,
     };
-    match result {
-        Ok(token) => Ok(token.map(|token| IssuedToken { token, issued_at_ms: now })),
-        Err(e) => Err(store_failure(&e)),
+    let write = match &dev.action {
+        DeviceAction::Paired { issue_token } => AdmissionWrite::Paired {
+            device_id,
+            role,
+            remote_ip: Some(client_ip.to_string()),
+            issue_token: *issue_token,
+        },
+        DeviceAction::PairSilently { .. } => AdmissionWrite::PairSilently(new_request(
+            facts,
+            &device_id,
+            &dev.device.public_key_b64url,
+            role,
+            &admission.scopes,
+            client_ip,
+            None,
+        )),
+        DeviceAction::ProxyAutoApprove { user, .. } => AdmissionWrite::PairProxyAuto(new_request(
+            facts,
+            &device_id,
+            &dev.device.public_key_b64url,
+            role,
+            &admission.scopes,
+            client_ip,
+            Some(user),
+        )),
+    };
+    match apply(gw, view, write, now).await {
+        Ok(AdmissionApplied::Admitted { token }) => {
+            Ok(token.map(|token| IssuedToken { token, issued_at_ms: now }).or(echo))
+        }
+        Ok(AdmissionApplied::Requested(_)) => Err(NotApplied::Failed(Failure::Apply(store_failure(
+            &StoreError::InvalidInput("an admission opened a pairing request".into()),
+        )))),
+        Err(StoreError::Stale { .. }) => Err(NotApplied::Stale),
+        Err(e) => Err(NotApplied::Failed(Failure::Apply(store_failure(&e)))),
     }
 }
 
-/// A device token carries operator scopes only for the operator role.
-fn token_scopes(role: crate::store::Role, approved: &[String]) -> Vec<String> {
-    match role {
-        crate::store::Role::Operator => approved.to_vec(),
-        crate::store::Role::Node => Vec::new(),
-    }
+/// One admission write, off the async workers. A device's decision always
+/// read its view.
+async fn apply(
+    gw: &Arc<Gateway>,
+    view: Option<&DeviceView>,
+    write: AdmissionWrite,
+    now: u64,
+) -> Result<AdmissionApplied, StoreError> {
+    let view = view.cloned();
+    store_op(gw, move |s| match view {
+        Some(read) => s.apply_admission(&read, &write, now),
+        None => Err(StoreError::InvalidInput("a device admission without the view it was decided on".into())),
+    })
+    .await
 }
 
-/// Create or refresh the pending request, announce it, and refuse with its id.
+/// Create or refresh the pending request (if what the decision read of the
+/// device still holds), announce it, and refuse with its id.
 pub async fn pairing_required(
     gw: &Arc<Gateway>,
     facts: &ConnectFacts,
     need: &PairingNeeded,
     client_ip: IpAddr,
-) -> Failure {
+    view: Option<&DeviceView>,
+) -> Result<Failure, NotApplied> {
     let request = new_request(
         facts,
         &need.device.device_id,
@@ -147,7 +166,13 @@ pub async fn pairing_required(
     );
     let now = now_ms();
     let announce = request.clone();
-    let outcome = store_op(gw, move |s| s.request_pairing(&request, now)).await;
+    let outcome = match apply(gw, view, AdmissionWrite::RequestPairing(request), now).await {
+        Ok(AdmissionApplied::Requested(outcome)) => Ok(outcome),
+        Ok(AdmissionApplied::Admitted { .. }) => {
+            Err(StoreError::InvalidInput("a pairing request admitted the device".into()))
+        }
+        Err(e) => Err(e),
+    };
     let kind = match outcome {
         Ok(outcome) => {
             if let RequestOutcome::Superseded { old, .. } = &outcome {
@@ -169,6 +194,7 @@ pub async fn pairing_required(
                 approved_scopes: need.approved_scopes.clone(),
             }
         }
+        Err(StoreError::Stale { .. }) => return Err(NotApplied::Stale),
         Err(StoreError::PairingRejected { until_ms, .. }) => {
             // The request the pairing hint speaks of is gone: say how this ends.
             let retry_after_ms = until_ms.saturating_sub(now);
@@ -179,14 +205,14 @@ pub async fn pairing_required(
                 need.device.device_id.get(..12).unwrap_or(&need.device.device_id)
             );
             let kind = RefusalKind::PairingRejected { retry_after_ms };
-            return Failure::Refused(Refusal { kind, rule: RuleId::PairingRequired, hint });
+            return Ok(Failure::Refused(Refusal { kind, rule: RuleId::PairingRequired, hint }));
         }
         Err(StoreError::TooManyPending(_)) => {
-            return Failure::Apply(ApplyFailure::PairingBusy { hint: need.hint.clone() })
+            return Ok(Failure::Apply(ApplyFailure::PairingBusy { hint: need.hint.clone() }))
         }
-        Err(e) => return Failure::Apply(store_failure(&e)),
+        Err(e) => return Ok(Failure::Apply(store_failure(&e))),
     };
-    Failure::Refused(Refusal { kind, rule: RuleId::PairingRequired, hint: need.hint.clone() })
+    Ok(Failure::Refused(Refusal { kind, rule: RuleId::PairingRequired, hint: need.hint.clone() }))
 }
 
 /// The `device.pair.requested` payload: only the keys its (closed) schema allows.

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::admission::facts::owner_locality;
 use crate::admission::{classify_upgrade, EdgeFacts};
 use crate::config::Trust;
 
@@ -19,6 +20,10 @@ use super::http::{self, error_body, HeadError};
 use super::outbox::{outbox, run_writer};
 use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::{session, Gateway};
+
+/// How long a connection closed for an oversized frame keeps reading (and
+/// discarding) what its peer still sends.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
 const WS_READ_BUFFER: usize = 8 * 1024;
@@ -42,6 +47,11 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
             return refuse(&mut stream, EdgeFailure::Upgrade(refusal)).await;
         }
     };
+    // Only a direct-local connection can reach a local-only rule, so only
+    // its socket's owner is asked for; another user's program is remote
+    // from here on, for every rule and for the failed-auth limiter alike.
+    let peer_uid = if locality.is_direct_local() && gw.peer_uids { lookup_peer_uid(&stream, peer) } else { None };
+    let locality = owner_locality(locality, peer.ip(), peer_uid, &gw.config);
 
     // Upstream mode: all but clawgate's own gateway WebSocket and /healthz
     // goes to the upstream (the rule: server/upstream_http.rs).
@@ -89,7 +99,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // broadcasts) from the moment its client can know it is admitted; what
     // arrives meanwhile is written after hello-ok, when the writer starts.
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
-    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, opened, &out).await {
+    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, peer_uid, opened, &out).await {
         Handshake::Admitted(a) => a,
         Handshake::Ended => return,
     };
@@ -99,7 +109,32 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
 
     let (sink, stream) = ws.split();
     let writer = tokio::spawn(run_writer(sink, out_rx));
-    session::run(&gw, admitted, stream, out, writer).await;
+    if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, stream, out, writer).await {
+        drain(ws.get_mut()).await;
+    }
+}
+
+/// Read and discard what the peer still sends, until it closes or
+/// [`DRAIN_FOR`] passes: a socket closed with unread data is reset, and
+/// the peer would lose the close frame it has not read yet.
+async fn drain(stream: &mut Budgeted<TcpStream>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8192];
+    let _ =
+        tokio::time::timeout(DRAIN_FOR, async { while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {} }).await;
+}
+
+/// The uid owning the peer's socket; `None` when it cannot be found (the
+/// rules then fall back to the address and Host, as at start-up said).
+fn lookup_peer_uid(stream: &TcpStream, peer: SocketAddr) -> Option<u32> {
+    let local = stream.local_addr().ok()?;
+    match crate::net::peer_uid::tcp_peer_uid(local, peer) {
+        Ok(uid) => uid,
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "peer uid lookup failed");
+            None
+        }
+    }
 }
 
 /// Answer an edge failure over HTTP, through the one mapping to the wire.

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use crate::admission::decision::Role;
 use crate::admission::{evaluate, may_read_store, Connect, Evaluated, Proof, StoreLookups};
 
-use super::apply::{self, IssuedToken};
+use super::apply::{self, IssuedToken, NotApplied};
 use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
 use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts, Locality};
@@ -45,6 +45,55 @@ pub struct Admitted {
     pub registration: SessionGuard,
     /// Upstream mode: the session's upstream link, opened before hello-ok.
     pub relay: Option<Box<super::relay::PendingRelay>>,
+}
+
+/// How often one connect is decided before a store that keeps changing
+/// under it is reported instead.
+const MAX_APPLY_ATTEMPTS: u32 = 3;
+
+/// Run admission on one connect. A connect that may need the store (a
+/// device, a device or service token) is evaluated off the async workers;
+/// any other is evaluated in place, as no lookup can happen (measured in
+/// docs/benchmarks.md: the hop is a fifth of a token handshake's CPU).
+/// `Err(None)`: the blocking task was lost (the gateway is going down).
+async fn evaluate_connect(gw: &Arc<Gateway>, connect: Connect<'_>) -> Result<Evaluated, Option<Failure>> {
+    let now = connect.now_ms;
+    let evaluated = if connect.locked_out_ms.is_none() && may_read_store(&connect.params) {
+        let gw = gw.clone();
+        let edge = connect.edge.clone();
+        let (locality, params, proof, peer_uid, locked_out_ms) =
+            (connect.locality, connect.params, owned_proof(&connect.proof), connect.peer_uid, connect.locked_out_ms);
+        tokio::task::spawn_blocking(move || {
+            let proof = match &proof {
+                OwnedProof::Challenge(nonce) => Proof::Challenge { nonce },
+                OwnedProof::Known(fact) => Proof::Known(fact.clone()),
+            };
+            let connect = Connect { edge: &edge, locality, params, proof, peer_uid, now_ms: now, locked_out_ms };
+            evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+        })
+        .await
+        .map_err(|_| None)?
+    } else {
+        evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+    };
+    evaluated.map_err(|e| {
+        tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
+        let hint = "the gateway could not read its pairing store; see the gateway log".into();
+        Some(Failure::Apply(ApplyFailure::StoreUnavailable { hint }))
+    })
+}
+
+/// A [`Proof`] that can cross to the blocking pool.
+enum OwnedProof {
+    Challenge(String),
+    Known(crate::admission::facts::DeviceFact),
+}
+
+fn owned_proof(proof: &Proof<'_>) -> OwnedProof {
+    match proof {
+        Proof::Challenge { nonce } => OwnedProof::Challenge((*nonce).to_owned()),
+        Proof::Known(fact) => OwnedProof::Known(fact.clone()),
+    }
 }
 
 async fn send(ws: &mut Ws, frame: Frame) -> bool {
@@ -101,6 +150,7 @@ pub async fn run(
     ws: &mut Ws,
     edge: &EdgeFacts,
     locality: Locality,
+    peer_uid: Option<u32>,
     opened: Instant,
     out: &Outbox,
 ) -> Handshake {
@@ -167,64 +217,64 @@ pub async fn run(
     // handshake's CPU).
     let limit = LimitKey::for_connection(gw, &locality, client_ip, edge, &params);
     let locked_out_ms = limit.locked(gw, now);
-    let evaluated = if locked_out_ms.is_none() && may_read_store(&params) {
-        let gw = gw.clone();
-        let edge = edge.clone();
-        tokio::task::spawn_blocking(move || {
-            let connect = Connect {
-                edge: &edge,
-                locality,
-                params,
-                proof: Proof::Challenge { nonce: &nonce },
-                now_ms: now,
-                locked_out_ms,
-            };
-            evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
-        })
-        .await
-    } else {
-        let connect =
-            Connect { edge, locality, params, proof: Proof::Challenge { nonce: &nonce }, now_ms: now, locked_out_ms };
-        Ok(evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now }))
-    };
-    let Evaluated { facts, view, decided } = match evaluated {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
-            let hint = "the gateway could not read its pairing store; see the gateway log".into();
-            reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::StoreUnavailable { hint })).await;
-            return Handshake::Ended;
-        }
-        Err(_) => return Handshake::Ended,
-    };
-    log_decision(&conn_id, client_ip, &facts, &decided.decision);
-    limit.account(gw, &decided.decision, now).await;
-
-    let (admission, issued) = match decided.decision {
-        Decision::Admit(a) => match apply::admit(gw, &facts, &a, client_ip).await {
-            Ok(issued) => (a, issued),
-            Err(f) => {
-                reject(ws, Some(&request.id), Failure::Apply(f)).await;
+    let mut proof = Proof::Challenge { nonce: &nonce };
+    let mut attempt = 0;
+    // Decide, then apply. Applying refuses when the store moved on since the
+    // decision read it (a revoke or an approval in between); then the same
+    // connect is decided again, a few times at most.
+    let (facts, admission, issued) = loop {
+        attempt += 1;
+        let connect = Connect {
+            edge,
+            locality,
+            params: params.clone(),
+            proof: proof.clone(),
+            peer_uid,
+            now_ms: now,
+            locked_out_ms,
+        };
+        let evaluated = match evaluate_connect(gw, connect).await {
+            Ok(v) => v,
+            Err(Some(failure)) => {
+                reject(ws, Some(&request.id), failure).await;
                 return Handshake::Ended;
             }
-        },
-        Decision::PairingRequired(need) => {
-            let f = apply::pairing_required(gw, &facts, &need, client_ip).await;
-            reject(ws, Some(&request.id), f).await;
-            return Handshake::Ended;
+            Err(None) => return Handshake::Ended,
+        };
+        let Evaluated { facts, view, decided } = evaluated;
+        let applied = match &decided.decision {
+            Decision::Admit(a) => apply::admit(gw, &facts, a, client_ip, view.as_ref()).await.map(Ok),
+            Decision::PairingRequired(need) => {
+                apply::pairing_required(gw, &facts, need, client_ip, view.as_ref()).await.map(Err)
+            }
+            Decision::Refuse(r) => Ok(Err(Failure::Refused(r.clone()))),
+        };
+        if matches!(applied, Err(NotApplied::Stale)) && attempt < MAX_APPLY_ATTEMPTS {
+            tracing::debug!(conn_id = %conn_id, attempt, "the store changed under the decision; deciding again");
+            proof = Proof::Known(facts.device.clone());
+            continue;
         }
-        Decision::Refuse(r) => {
-            reject(ws, Some(&request.id), Failure::Refused(r)).await;
-            return Handshake::Ended;
+        log_decision(&conn_id, client_ip, &facts, &decided.decision);
+        limit.account(gw, &decided.decision, now).await;
+        match (applied, decided.decision) {
+            (Ok(Ok(issued)), Decision::Admit(a)) => break (facts, a, issued),
+            (Ok(Err(failure)), _) | (Err(NotApplied::Failed(failure)), _) => {
+                reject(ws, Some(&request.id), failure).await;
+                return Handshake::Ended;
+            }
+            (Err(NotApplied::Stale), _) => {
+                tracing::warn!(conn_id = %conn_id, "the store kept changing while admitting a connection");
+                let hint = "the pairing store kept changing while this connection was admitted; connect again".into();
+                reject(ws, Some(&request.id), Failure::Apply(ApplyFailure::StoreContended { hint })).await;
+                return Handshake::Ended;
+            }
+            (Ok(Ok(_)), _) => return Handshake::Ended,
         }
     };
 
     let device_id = admission.device.as_ref().map(|d| d.device.device_id.clone());
     let token_issued_at_ms = match &admission.credential {
-        crate::admission::Credential::DeviceToken { role, .. } => view
-            .as_ref()
-            .and_then(|v| v.tokens.iter().find(|t| t.role == *role && !t.is_revoked()))
-            .map(|t| t.issued_at_ms()),
+        crate::admission::Credential::DeviceToken { issued_at_ms, .. } => Some(*issued_at_ms),
         _ => None,
     };
     // A node gets its id now; a newcomer colliding with a connected node is refused.
@@ -336,6 +386,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),
             scopes: admission.scopes.clone(),
+            method: Some(admission.credential.method().to_owned()),
             device_token: issued.as_ref().map(|t| t.token.clone()),
             issued_at_ms: issued.as_ref().map(|t| t.issued_at_ms),
         },

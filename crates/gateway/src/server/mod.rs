@@ -86,6 +86,9 @@ pub struct Gateway {
     /// Upstream mode: the OpenClaw gateway behind clawgate (from
     /// `config.upstream`); `None` when clawgate serves on its own.
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    /// Whether the uid owning a loopback peer's socket can be looked up here
+    /// (probed once at start; docs/admission.md, peer uid).
+    pub peer_uids: bool,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -94,8 +97,20 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: Config, options: ServerOptions, store: Arc<dyn PairingStore>) -> Arc<Gateway> {
         let upstream = config.upstream.clone().map(|u| Arc::new(crate::upstream::Upstream::new(u)));
+        let peer_uids = match crate::net::peer_uid::probe() {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(
+                    reason = %why,
+                    "the uid of a loopback peer cannot be looked up here: gateway.auth.localOwnerUids is not \
+                     enforced, and a loopback connection counts as local by its address and Host alone"
+                );
+                false
+            }
+        };
         Arc::new(Gateway {
             upstream,
+            peer_uids,
             config,
             options,
             registry: Arc::default(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clawgate_protocol::HelloOk;
 use serde_json::Value;
 
-use crate::admission::{Admission, ConnectFacts, Credential, EdgeFacts, Principal};
+use crate::admission::{Admission, ConnectFacts, EdgeFacts, Principal};
 use crate::upstream::{
     merge_hello, open_session_link, recovery_scope, DownstreamFields, RelayAuth, RelayLink, SessionLinkRequest,
     Upstream, UpstreamFailure, UpstreamLink, UrlRewrite,
@@ -47,7 +47,7 @@ pub async fn open_for_admitted(
         link: opened.link,
         rewrite: url_rewrite(upstream, edge),
         auth: RelayAuth {
-            method: auth_method(&admission.credential),
+            method: admission.credential.method(),
             recovery_scope: recovery_scope(&principal_key(&admission.principal)),
         },
     })
@@ -75,17 +75,6 @@ fn url_rewrite(upstream: &Upstream, edge: &EdgeFacts) -> Option<UrlRewrite> {
     }
     let tls = edge.tls || edge.origin().is_some_and(|o| o.trim().to_ascii_lowercase().starts_with("https://"));
     Some(UrlRewrite::new(&upstream.config().url.authority(), host, tls))
-}
-
-/// `auth.method` in OpenClaw's words.
-fn auth_method(credential: &Credential) -> &'static str {
-    match credential {
-        Credential::SharedToken | Credential::ServiceToken { .. } => "token",
-        Credential::SharedPassword => "password",
-        Credential::NoneMode => "none",
-        Credential::DeviceToken { .. } => "device-token",
-        Credential::ProxyUser { .. } => "trusted-proxy",
-    }
 }
 
 /// Who the session is, for its recovery scope: the same principal gets the

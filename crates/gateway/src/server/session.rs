@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clawgate_protocol::frame::FrameError;
 use clawgate_protocol::{Frame, RequestFrame, ResponseFrame};
-use futures_util::stream::SplitStream;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -21,13 +21,21 @@ use super::{methods, Gateway};
 /// The 11th consecutive "unauthorized role" answer closes the connection.
 const MAX_CONSECUTIVE_ROLE_ERRORS: u32 = 10;
 
+/// What the session leaves behind: the socket, when the peer may still be
+/// sending and must be drained for it to read the close frame (see
+/// [`super::connection`]).
+pub enum Ended {
+    Done,
+    Drain(Box<Ws>),
+}
+
 pub async fn run(
     gw: &Arc<Gateway>,
     admitted: Admitted,
     mut stream: SplitStream<Ws>,
     out: Outbox,
-    mut writer: JoinHandle<()>,
-) {
+    mut writer: JoinHandle<SplitSink<Ws, Message>>,
+) -> Ended {
     let info = admitted.info;
     let _node_id = admitted.node_id;
     let _registration = admitted.registration;
@@ -35,10 +43,13 @@ pub async fn run(
     let mut killed = out.killed();
     let mut role_errors = 0u32;
     let mut writer_done = false;
+    let mut sink = None;
+    let mut too_large = false;
     loop {
         let next = tokio::select! {
             _ = killed.changed() => break,
-            _ = &mut writer => {
+            done = &mut writer => {
+                sink = done.ok();
                 writer_done = true;
                 break;
             }
@@ -54,11 +65,17 @@ pub async fn run(
             Some(Ok(_)) => continue,
             Some(Err(WsError::Capacity(_))) => {
                 out.kill(wire::CLOSE_TOO_LARGE, "payload too large");
+                too_large = true;
                 break;
             }
             Some(Err(_)) => break,
         };
         let response = match RequestFrame::parse(&text) {
+            // The session is admitted already: a second connect is answered,
+            // not relayed or served, and the socket stays usable.
+            Ok(req) if req.method == "connect" => {
+                ResponseFrame::err(req.id, wire::request(&RequestError::ConnectAfterHello))
+            }
             Ok(req) => {
                 let authorized = methods::authorize(&req.method, &info);
                 // The flood guard: a client that keeps calling methods of the
@@ -121,7 +138,13 @@ pub async fn run(
     // Let the writer finish what is queued and close the socket.
     if !writer_done {
         let _ = out.push(super::outbox::Outbound::Close { code: wire::CLOSE_NORMAL, reason: String::new() });
-        let _ = writer.await;
+        sink = writer.await.ok();
+    }
+    // The rest of an oversized frame is still on its way: closing now would
+    // reset the connection and lose the close frame with it.
+    match sink.map(|sink| stream.reunite(sink)) {
+        Some(Ok(ws)) if too_large => Ended::Drain(Box::new(ws)),
+        _ => Ended::Done,
     }
 }
 

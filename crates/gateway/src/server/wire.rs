@@ -38,6 +38,9 @@ pub enum ApplyFailure {
     StoreUnavailable { hint: String },
     /// Too many open pairing requests (per address or in all).
     PairingBusy { hint: String },
+    /// The store kept changing between deciding and applying (a revoke or
+    /// an approval landing each time): try again.
+    StoreContended { hint: String },
     /// A connected node already has this id.
     NodeIdInUse { node_id: String },
     /// The address or the principal already has as many sessions as allowed.
@@ -94,6 +97,12 @@ fn apply_failure(f: &ApplyFailure) -> Rejection {
             ErrorCode::Unavailable,
             "the gateway's pairing store is unavailable".into(),
             details("STORE_UNAVAILABLE", "store-unavailable", hint, json!({})),
+            CLOSE_TRY_AGAIN,
+        ),
+        ApplyFailure::StoreContended { hint } => (
+            ErrorCode::Unavailable,
+            "the gateway's pairing store changed while admitting this connection".into(),
+            details("STORE_BUSY", "store-changed-during-admission", hint, json!({})),
             CLOSE_TRY_AGAIN,
         ),
         ApplyFailure::PairingBusy { hint } => (
@@ -222,6 +231,8 @@ pub enum RequestError {
         role: String,
     },
     UnknownMethod(String),
+    /// `connect` on a session that is already admitted.
+    ConnectAfterHello,
     /// Listed by the protocol, authorized, but not served by clawgate.
     NotImplemented(String),
     InvalidParams {
@@ -493,6 +504,10 @@ pub fn request(e: &RequestError) -> ErrorShape {
         }
         RequestError::UnknownMethod(m) => ErrorShape::new(ErrorCode::InvalidRequest, format!("unknown method: {m}"))
             .with_details(json!({ "code": "UNKNOWN_METHOD", "method": m })),
+        RequestError::ConnectAfterHello => {
+            ErrorShape::new(ErrorCode::InvalidRequest, "connect is only valid as the first request".to_owned())
+                .with_details(json!({ "code": "ALREADY_CONNECTED" }))
+        }
         RequestError::InvalidParams { method, message } => {
             ErrorShape::new(ErrorCode::InvalidRequest, format!("invalid {method} params: {message}"))
                 .with_details(json!({ "code": "INVALID_PARAMS", "method": method }))

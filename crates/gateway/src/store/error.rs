@@ -54,6 +54,11 @@ pub enum StoreError {
     )]
     Busy { path: String },
 
+    /// The store changed since the decision read it (at `expected`; now
+    /// `found`): decide again.
+    #[error("the pairing store changed while the connection was being admitted (generation {expected}, now {found})")]
+    Stale { expected: u64, found: u64 },
+
     #[error("the pairing store {path} failed: {source}")]
     Sqlite {
         path: String,
@@ -183,6 +188,7 @@ impl StoreError {
             StoreError::Foreign { .. } => "STORE_FOREIGN",
             StoreError::TooNew { .. } => "STORE_TOO_NEW",
             StoreError::Busy { .. } => "STORE_BUSY",
+            StoreError::Stale { .. } => "STORE_STALE",
             StoreError::Sqlite { .. } => "STORE_FAILED",
             StoreError::InvalidInput(_) => "STORE_INVALID_INPUT",
             StoreError::TooManyPending(_) => "PAIRING_CAP",

@@ -21,6 +21,7 @@
 //! - Tokens are stored only as SHA-256 digests and compared in constant time.
 //! - A store that cannot be read is an error naming the file, never "empty".
 
+mod admission_write;
 mod codec;
 mod devices;
 mod error;
@@ -38,6 +39,7 @@ mod proxy_user_tests;
 #[cfg(test)]
 mod tests;
 
+pub use admission_write::{AdmissionApplied, AdmissionWrite};
 pub use error::{PendingCap, StoreError};
 pub use relay_identities::{browser_identity_key, node_identity_key, RelayDeviceToken, RelayIdentity};
 pub use services::{
@@ -45,6 +47,7 @@ pub use services::{
     MAX_SERVICE_NAME_CHARS, SERVICE_TOKEN_PREFIX,
 };
 pub use sqlite::SqliteStore;
+pub use tokens::MAX_LIVE_TOKENS;
 pub use types::{
     Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection,
     RejectionCooldown, RequestOutcome, RequestState, Role, TokenCheck, TokenInfo,
@@ -125,6 +128,16 @@ pub trait PairingStore: Send + Sync {
     /// (`approved_via = proxy-auto`, rule `proxy-device-auto-approve`); as
     /// [`PairingStore::pair_silently`] otherwise.
     fn pair_proxy_auto(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError>;
+    /// Apply an admission decision in one transaction, if what the decision
+    /// read (`read`, the device's view) still holds: the store is at its
+    /// generation, or the device's record and tokens are unchanged but for
+    /// bookkeeping. Otherwise [`StoreError::Stale`], and nothing is written.
+    fn apply_admission(
+        &self,
+        read: &DeviceView,
+        write: &AdmissionWrite,
+        now_ms: u64,
+    ) -> Result<AdmissionApplied, StoreError>;
 
     /// Reject an open request and start the (device, role) cooldown.
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError>;
@@ -142,15 +155,20 @@ pub trait PairingStore: Send + Sync {
     /// Set the operator's label (at most [`MAX_LABEL_CHARS`]; empty clears it).
     fn rename_device(&self, device_id: &str, label: &str, now_ms: u64) -> Result<PairedDevice, StoreError>;
 
-    /// Mint the token of `(device, role)`, replacing any previous one (which
-    /// stops verifying at once). Returns the plaintext, the only time it exists.
+    /// Mint one more token of `(device, role)`. Other live tokens stay live
+    /// (at most [`MAX_LIVE_TOKENS`]; past that the one unused longest is
+    /// dropped). Returns the plaintext, the only time it exists.
     fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError>;
+
+    /// End every live token of `(device, role)` and mint one, in one
+    /// transaction: the old ones stop verifying at once.
+    fn rotate_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError>;
 
     /// Check a presented device token; on `Valid`, records `last_used_at_ms`.
     fn verify_token(&self, device_id: &str, role: Role, presented: &str, now_ms: u64)
         -> Result<TokenCheck, StoreError>;
 
-    /// Revoke the token of `(device, role)`. `Ok(false)`: it already was.
+    /// Revoke every token of `(device, role)`. `Ok(false)`: none was live.
     fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError>;
 
     /// The live device token with this value, whichever device holds it

@@ -21,7 +21,7 @@ pub const APPLICATION_ID: i32 = 0x434C_4757;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one step per version. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -148,6 +148,32 @@ CREATE TABLE relay_identities (
 /// verifies a bearer device token without knowing the device).
 const V4: &str = r#"
 CREATE INDEX IF NOT EXISTS device_tokens_by_digest ON device_tokens (token_sha256);
+"#;
+
+/// v6: several live device tokens per (device, role), one row each. A
+/// migrated token keeps its issue time (`created_at_ms` is now when this
+/// token was issued); a digest is unique across all tokens.
+const V6: &str = r#"
+CREATE TABLE device_tokens_v6 (
+    token_id        INTEGER PRIMARY KEY,
+    device_id       TEXT NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
+    role            TEXT NOT NULL CHECK (role IN ('operator', 'node')),
+    token_sha256    BLOB NOT NULL CHECK (length(token_sha256) = 32),
+    scopes          TEXT NOT NULL,
+    created_at_ms   INTEGER NOT NULL,
+    rotated_at_ms   INTEGER,
+    revoked_at_ms   INTEGER,
+    last_used_at_ms INTEGER
+) STRICT;
+INSERT INTO device_tokens_v6 (device_id, role, token_sha256, scopes, created_at_ms, rotated_at_ms,
+                              revoked_at_ms, last_used_at_ms)
+    SELECT device_id, role, token_sha256, scopes, COALESCE(rotated_at_ms, created_at_ms), rotated_at_ms,
+           revoked_at_ms, last_used_at_ms
+    FROM device_tokens;
+DROP TABLE device_tokens;
+ALTER TABLE device_tokens_v6 RENAME TO device_tokens;
+CREATE UNIQUE INDEX device_tokens_by_digest ON device_tokens (token_sha256);
+CREATE INDEX device_tokens_by_device_role ON device_tokens (device_id, role);
 "#;
 
 /// v5: devices of trusted-proxy users. A pairing and a pending request name

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::admission_write::{self, AdmissionApplied, AdmissionWrite};
 use super::codec::{ms, OpResult};
 use super::error::StoreError;
 use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
@@ -76,10 +77,26 @@ impl SqliteStore {
         change: Change,
         f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
     ) -> Result<T, StoreError> {
+        self.write_at(None, now_ms, change, f)
+    }
+
+    /// [`Self::write`], refused with [`StoreError::Stale`] when `expected`
+    /// (a device's view as a decision read it) is given and no longer holds
+    /// (checked under the write lock, before anything is written).
+    fn write_at<T>(
+        &self,
+        expected: Option<(&DeviceView, &str)>,
+        now_ms: u64,
+        change: Change,
+        f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
+    ) -> Result<T, StoreError> {
         let now = ms(now_ms)?;
         let mut conn = self.lock();
         let run = || -> OpResult<T> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some((read, device_id)) = expected {
+                admission_write::check_unchanged(&tx, read, device_id)?;
+            }
             let pruned = pending::prune(&tx, now)?;
             let out = f(&tx, now)?;
             if change == Change::State || pruned > 0 {
@@ -174,6 +191,17 @@ impl PairingStore for SqliteStore {
         self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::ProxyAuto, now))
     }
 
+    fn apply_admission(
+        &self,
+        read: &DeviceView,
+        write: &AdmissionWrite,
+        now_ms: u64,
+    ) -> Result<AdmissionApplied, StoreError> {
+        let change = if write.changes_state() { Change::State } else { Change::Bookkeeping };
+        let expected = Some((read, write.device_id()));
+        self.write_at(expected, now_ms, change, |tx, now| admission_write::apply(tx, write, now))
+    }
+
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {
         self.write(now_ms, Change::State, |tx, now| pending::reject(tx, request_id, now))
     }
@@ -196,7 +224,11 @@ impl PairingStore for SqliteStore {
     }
 
     fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now))
+        self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now, false))
+    }
+
+    fn rotate_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
+        self.write(now_ms, Change::State, |tx, now| tokens::rotate(tx, device_id, role, scopes, now))
     }
 
     fn verify_token(

@@ -165,7 +165,7 @@ fn reopening_keeps_everything() {
     assert_eq!(device.approved_via, ApprovedVia::Silent);
     assert_eq!(
         store.verify_token(&id, Role::Operator, &token, T0).unwrap(),
-        TokenCheck::Valid { scopes: strings(&["operator.read"]) }
+        TokenCheck::Valid { scopes: strings(&["operator.read"]), issued_at_ms: T0 }
     );
     assert!(store.request(&pending, T0).unwrap().unwrap().is_open());
     assert_eq!(store.generation().unwrap(), generation);
@@ -634,7 +634,7 @@ fn tokens_issue_verify_rotate_revoke() {
     assert!(first.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert_eq!(
         s.verify_token(&id, Role::Operator, &first, T0 + 1).unwrap(),
-        TokenCheck::Valid { scopes: strings(&["operator.read"]) }
+        TokenCheck::Valid { scopes: strings(&["operator.read"]), issued_at_ms: T0 }
     );
     let info = &s.tokens(&id).unwrap()[0];
     assert_eq!(info.last_used_at_ms, Some(T0 + 1));
@@ -643,29 +643,93 @@ fn tokens_issue_verify_rotate_revoke() {
     assert_eq!(s.verify_token(&id, Role::Operator, "not-the-token", T0).unwrap(), TokenCheck::Mismatch);
     assert_eq!(s.verify_token(&id, Role::Node, &first, T0).unwrap(), TokenCheck::Missing);
 
-    // Rotation: the old token stops verifying at once.
+    // Issuing another never invalidates the first: both verify.
     let second = s.issue_token(&id, Role::Operator, &strings(&["operator.write"]), T0 + 2).unwrap();
     assert_ne!(first, second);
-    assert_eq!(s.verify_token(&id, Role::Operator, &first, T0 + 3).unwrap(), TokenCheck::Mismatch);
+    assert!(matches!(s.verify_token(&id, Role::Operator, &first, T0 + 3).unwrap(), TokenCheck::Valid { .. }));
     assert_eq!(
         s.verify_token(&id, Role::Operator, &second, T0 + 3).unwrap(),
-        TokenCheck::Valid { scopes: strings(&["operator.write"]) }
+        TokenCheck::Valid { scopes: strings(&["operator.write"]), issued_at_ms: T0 + 2 }
     );
-    let info = &s.tokens(&id).unwrap()[0];
-    assert_eq!(info.rotated_at_ms, Some(T0 + 2));
-    assert_eq!(info.issued_at_ms(), T0 + 2);
+    assert_eq!(s.tokens(&id).unwrap().len(), 2);
 
-    // Revocation.
-    assert!(s.revoke_token(&id, Role::Operator, T0 + 4).unwrap());
-    assert!(!s.revoke_token(&id, Role::Operator, T0 + 5).unwrap());
-    assert_eq!(s.verify_token(&id, Role::Operator, &second, T0 + 6).unwrap(), TokenCheck::Revoked);
-    assert_eq!(s.verify_token(&id, Role::Operator, "guess", T0 + 6).unwrap(), TokenCheck::Mismatch);
-    assert_eq!(s.tokens(&id).unwrap()[0].revoked_at_ms, Some(T0 + 4));
+    // Rotation ends both and mints one.
+    let third = s.rotate_token(&id, Role::Operator, &strings(&["operator.read"]), T0 + 4).unwrap();
+    assert_eq!(s.verify_token(&id, Role::Operator, &first, T0 + 5).unwrap(), TokenCheck::Revoked);
+    assert_eq!(s.verify_token(&id, Role::Operator, &second, T0 + 5).unwrap(), TokenCheck::Revoked);
+    assert!(matches!(s.verify_token(&id, Role::Operator, &third, T0 + 5).unwrap(), TokenCheck::Valid { .. }));
+    let info = &s.tokens(&id).unwrap()[0];
+    assert_eq!((info.rotated_at_ms, info.issued_at_ms(), info.is_revoked()), (Some(T0 + 4), T0 + 4, false));
+
+    // Revocation ends every live one.
+    let fourth = s.issue_token(&id, Role::Operator, &[], T0 + 6).unwrap();
+    assert!(s.revoke_token(&id, Role::Operator, T0 + 7).unwrap());
+    assert!(!s.revoke_token(&id, Role::Operator, T0 + 8).unwrap());
+    for t in [&third, &fourth] {
+        assert_eq!(s.verify_token(&id, Role::Operator, t, T0 + 9).unwrap(), TokenCheck::Revoked);
+    }
+    assert_eq!(s.verify_token(&id, Role::Operator, "guess", T0 + 9).unwrap(), TokenCheck::Mismatch);
+    assert!(s.tokens(&id).unwrap().iter().all(|t| t.is_revoked()));
     assert_eq!(s.revoke_token(&id, Role::Node, T0).unwrap_err().code(), "DEVICE_TOKEN_MISSING");
 
     // Reissuing after a revoke gives a live token again.
-    let third = s.issue_token(&id, Role::Operator, &[], T0 + 7).unwrap();
-    assert!(matches!(s.verify_token(&id, Role::Operator, &third, T0 + 8).unwrap(), TokenCheck::Valid { .. }));
+    let fifth = s.issue_token(&id, Role::Operator, &[], T0 + 10).unwrap();
+    assert!(matches!(s.verify_token(&id, Role::Operator, &fifth, T0 + 11).unwrap(), TokenCheck::Valid { .. }));
+}
+
+#[test]
+fn a_v4_token_survives_the_move_to_several_tokens_per_role() {
+    let t = TempStore::new();
+    let (id, _) = dev(1);
+    {
+        let raw = rusqlite::Connection::open(&t.path).unwrap();
+        raw.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        for (i, step) in schema::MIGRATIONS[..4].iter().enumerate() {
+            raw.execute_batch(step).unwrap();
+            raw.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+        }
+        raw.execute(
+            "INSERT INTO devices (device_id, public_key, roles, approved_scopes, approved_via, created_at_ms,
+                 approved_at_ms) VALUES (?1, 'k', '[\"operator\"]', '[\"operator.read\"]', 'silent', 1, 1)",
+            [&id],
+        )
+        .unwrap();
+        raw.execute(
+            "INSERT INTO device_tokens (device_id, role, token_sha256, scopes, created_at_ms, rotated_at_ms)
+             VALUES (?1, 'operator', ?2, '[\"operator.read\"]', 1, 5)",
+            rusqlite::params![&id, &SecretDigest::of(b"old-token").as_bytes()[..]],
+        )
+        .unwrap();
+    }
+    fs::set_permissions(&t.path, fs::Permissions::from_mode(0o600)).unwrap();
+    let s = t.open();
+    assert_eq!(
+        s.verify_token(&id, Role::Operator, "old-token", T0).unwrap(),
+        TokenCheck::Valid { scopes: strings(&["operator.read"]), issued_at_ms: 5 }
+    );
+    let newer = s.issue_token(&id, Role::Operator, &[], T0).unwrap();
+    assert!(matches!(s.verify_token(&id, Role::Operator, "old-token", T0).unwrap(), TokenCheck::Valid { .. }));
+    assert!(matches!(s.verify_token(&id, Role::Operator, &newer, T0).unwrap(), TokenCheck::Valid { .. }));
+}
+
+#[test]
+fn at_most_eight_live_tokens_and_the_one_unused_longest_is_dropped() {
+    let t = TempStore::new();
+    let s = t.open();
+    let (id, _) = dev(1);
+    s.pair_silently(&req(1, Role::Operator, &["operator.read"]), T0).unwrap();
+    let issued: Vec<String> =
+        (0..MAX_LIVE_TOKENS as u64).map(|i| s.issue_token(&id, Role::Operator, &[], T0 + i).unwrap()).collect();
+    // The first is in use; the second is the one unused longest.
+    assert!(matches!(s.verify_token(&id, Role::Operator, &issued[0], T0 + 100).unwrap(), TokenCheck::Valid { .. }));
+    let ninth = s.issue_token(&id, Role::Operator, &[], T0 + 101).unwrap();
+    let live =
+        |tok: &str| matches!(s.verify_token(&id, Role::Operator, tok, T0 + 102).unwrap(), TokenCheck::Valid { .. });
+    assert!(live(&ninth));
+    assert!(live(&issued[0]), "a token in use stays");
+    assert!(!live(&issued[1]), "the one unused longest is dropped");
+    assert!(issued[2..].iter().all(|tok| live(tok)));
+    assert_eq!(s.tokens(&id).unwrap().len(), MAX_LIVE_TOKENS);
 }
 
 #[test]
@@ -683,7 +747,7 @@ fn a_live_token_is_found_by_its_value_alone() {
     assert_eq!(s.device_token_by_value(&token[1..], T0 + 1).unwrap(), None);
 
     // Rotated, revoked, or the device removed: no longer live.
-    let rotated = s.issue_token(&id, Role::Operator, &[], T0 + 2).unwrap();
+    let rotated = s.rotate_token(&id, Role::Operator, &[], T0 + 2).unwrap();
     assert_eq!(s.device_token_by_value(&token, T0 + 3).unwrap(), None);
     assert!(s.device_token_by_value(&rotated, T0 + 3).unwrap().is_some());
     s.revoke_token(&id, Role::Operator, T0 + 4).unwrap();
@@ -726,10 +790,11 @@ fn the_file_never_holds_a_token() {
         }
     };
     scan(&t.all_bytes());
-    // The table holds 32-byte digests, the digest of the current token.
+    // The table holds 32-byte digests; the newest row, the newest token's.
     {
         let conn = s.conn.lock().unwrap();
-        let mut stmt = conn.prepare("SELECT * FROM device_tokens WHERE role = 'operator'").unwrap();
+        let mut stmt =
+            conn.prepare("SELECT * FROM device_tokens WHERE role = 'operator' ORDER BY token_id DESC").unwrap();
         let columns = stmt.column_count();
         let mut rows = stmt.query([]).unwrap();
         let row = rows.next().unwrap().unwrap();

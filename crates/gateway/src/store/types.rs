@@ -133,16 +133,16 @@ pub struct TokenInfo {
     pub device_id: String,
     pub role: Role,
     pub scopes: Vec<String>,
-    /// When the first token of this (device, role) was issued.
+    /// When this token was issued.
     pub created_at_ms: u64,
-    /// When the current token replaced an earlier one.
+    /// Set when a rotation minted this token (ending the earlier ones).
     pub rotated_at_ms: Option<u64>,
     pub revoked_at_ms: Option<u64>,
     pub last_used_at_ms: Option<u64>,
 }
 
 impl TokenInfo {
-    /// When the current token was issued.
+    /// When this token was issued.
     pub fn issued_at_ms(&self) -> u64 {
         self.rotated_at_ms.unwrap_or(self.created_at_ms)
     }
@@ -297,9 +297,9 @@ pub struct LiveToken {
 /// The answer to a presented device token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCheck {
-    /// It is the current token of (device, role); its scopes.
-    Valid { scopes: Vec<String> },
-    /// Not the current token (wrong, or replaced by a rotation).
+    /// It is a live token of (device, role): its scopes and issue time.
+    Valid { scopes: Vec<String>, issued_at_ms: u64 },
+    /// Not a token of (device, role), live or recently revoked.
     Mismatch,
     /// It was the token, and it has been revoked.
     Revoked,

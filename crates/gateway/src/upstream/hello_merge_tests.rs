@@ -41,6 +41,7 @@ fn ours() -> HelloOk {
         auth: HelloAuth {
             role: "operator".into(),
             scopes: vec!["operator.read".into()],
+            method: Some("token".into()),
             device_token: Some("dt".into()),
             issued_at_ms: Some(5),
         },

@@ -35,7 +35,9 @@ fn session_outbox() -> (Outbox, mpsc::UnboundedReceiver<Message>, JoinHandle<()>
         let _ = tx.send(msg);
         Ok::<_, Infallible>(tx)
     });
-    let writer = tokio::spawn(run_writer(Box::pin(sink), out_rx));
+    let writer = tokio::spawn(async move {
+        let _ = run_writer(Box::pin(sink), out_rx).await;
+    });
     (out, rx, writer)
 }
 

@@ -74,6 +74,8 @@ struct Conn {
     paired: Option<PairedDevice>,
     /// Device tokens the store holds: (role, plaintext, scopes).
     tokens: Vec<(Role, &'static str, Vec<String>)>,
+    /// The uid owning the peer's socket, as the edge found it.
+    peer_uid: Option<u32>,
 }
 
 fn token_config() -> Config {
@@ -107,6 +109,7 @@ fn conn(peer: &'static str, params: Value) -> Conn {
         device: None,
         paired: None,
         tokens: Vec::new(),
+        peer_uid: None,
     }
 }
 
@@ -129,6 +132,11 @@ impl Conn {
 
     fn paired(mut self, p: PairedDevice) -> Self {
         self.paired = Some(p);
+        self
+    }
+
+    fn uid(mut self, uid: u32) -> Self {
+        self.peer_uid = Some(uid);
         self
     }
 
@@ -195,6 +203,7 @@ impl Conn {
             locality,
             params,
             proof: Proof::Challenge { nonce: NONCE },
+            peer_uid: self.peer_uid,
             now_ms: NOW,
             locked_out_ms: None,
         };
@@ -210,7 +219,7 @@ struct ScenarioStore<'a>(&'a Conn);
 impl Lookups for ScenarioStore<'_> {
     fn device_token(&mut self, _: &str, role: Role, presented: &str) -> Result<TokenCheck, StoreError> {
         Ok(match self.0.tokens.iter().find(|(r, plain, _)| *r == role && *plain == presented) {
-            Some((_, _, scopes)) => TokenCheck::Valid { scopes: scopes.clone() },
+            Some((_, _, scopes)) => TokenCheck::Valid { scopes: scopes.clone(), issued_at_ms: 1 },
             None if self.0.paired.is_some() => TokenCheck::Mismatch,
             None => TokenCheck::DeviceNotPaired,
         })
@@ -746,6 +755,27 @@ fn s28_password_fallback_for_local_callers() {
     assert_eq!(a.credential.method(), "password");
     assert_eq!(a.scopes, strings(&[WRITE]));
     assert_eq!(a.rule, RuleId::LocalOwner);
+}
+
+/// clawgate: a loopback program of another user than `localOwnerUids`
+/// (default: the gateway's own uid), holding the token, is not the owner:
+/// no local-owner (the hint names the key), no silent pairing; the owner's
+/// own uid changes nothing.
+#[test]
+fn another_users_program_on_loopback_is_not_the_owner() {
+    let owner = token_config().local_owner_uids[0];
+    let other = owner.wrapping_add(1);
+    let backend = || conn(L, params(("gateway-client", "backend"), "operator", &[READ], token(T)));
+    assert_eq!(admitted(&backend().uid(owner)).rule, RuleId::LocalOwner);
+    let r = refused(&backend().uid(other));
+    assert_eq!(r.kind.details_code(), "DEVICE_IDENTITY_REQUIRED");
+    assert!(r.hint.contains("gateway.auth.localOwnerUids"), "{}", r.hint);
+
+    let device = || conn(L, params(("cli", "cli"), "operator", &[READ], token(T))).with_device(&identity(), Sign::V3);
+    assert_eq!(admitted(&device().uid(owner)).rule, RuleId::SilentLocalPairing);
+    assert_eq!(pairing(&device().uid(other)).reason, PairingReason::NotPaired);
+    let allowed = device().uid(other).config(|c| c.local_owner_uids.push(other));
+    assert_eq!(admitted(&allowed).rule, RuleId::SilentLocalPairing);
 }
 
 // Not here:

@@ -167,3 +167,23 @@ fn a_service_principal_is_read_from_the_store() {
     assert_eq!(v["rule"], "service-principal");
     assert_eq!(v["code"], "SCOPE_NOT_GRANTED");
 }
+
+#[test]
+fn a_peer_uid_outside_local_owner_uids_is_not_the_owner() {
+    let dir = state_dir();
+    std::fs::write(dir.path().join("config.json5"), "{ gateway: { auth: { localOwnerUids: [1000] } } }").unwrap();
+    let owner =
+        explain_json(dir.path(), &["--credential", "shared-token", "--scopes", "operator.read", "--peer-uid", "1000"]);
+    assert_eq!(owner["rule"], "local-owner", "{owner:#}");
+    assert_eq!(owner["peerUid"], serde_json::json!({ "uid": 1000, "owner": true }));
+
+    let other =
+        explain_json(dir.path(), &["--credential", "shared-token", "--scopes", "operator.read", "--peer-uid", "33"]);
+    assert_eq!(other["outcome"], "refuse", "{other:#}");
+    assert_eq!(other["code"], "DEVICE_IDENTITY_REQUIRED");
+    assert_eq!(other["peerUid"], serde_json::json!({ "uid": 33, "owner": false }));
+    assert!(other["hint"].as_str().unwrap().contains("gateway.auth.localOwnerUids"), "{other:#}");
+    let (_, text, _) =
+        explain(dir.path(), &["--credential", "shared-token", "--scopes", "operator.read", "--peer-uid", "33"]);
+    assert!(text.contains("peer uid:    33, not in gateway.auth.localOwnerUids"), "{text}");
+}

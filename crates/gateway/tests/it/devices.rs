@@ -40,11 +40,14 @@ async fn local_device_pairs_silently_and_reconnects_with_its_token() {
     let paired = gw.gateway.store.device(&id.device_id()).unwrap().expect("paired");
     assert_eq!(paired.approved_via, ApprovedVia::Silent);
 
-    // Reconnect with only the device token: admitted, no new token handed out.
+    // Reconnect with only the device token: admitted, no new token minted;
+    // its own token is echoed back, as the device-token method.
     let params = with_device_token(connect_params("cli", "cli", "operator", &[READ], None), &token);
     let (mut c2, res) = connect(&gw, &[], params, &id).await;
     assert_eq!(res["ok"], true, "{res}");
-    assert!(res["payload"]["auth"].get("deviceToken").is_none());
+    assert_eq!(res["payload"]["auth"]["deviceToken"], token.as_str());
+    assert_eq!(res["payload"]["auth"]["method"], "device-token");
+    assert_eq!(gw.gateway.store.tokens(&id.device_id()).unwrap().len(), 1, "nothing new was minted");
     assert_eq!(c2.call("s", "status", None).await["payload"]["you"]["rule"], "device-paired");
 
     // Asking for more than the token grants is a scope mismatch, never an upgrade.

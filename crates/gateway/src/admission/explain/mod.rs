@@ -151,6 +151,10 @@ pub struct Description {
     /// The trust level of the listener: `local` (default, the main port),
     /// `proxy` or `remote` (`gateway.listeners`).
     pub listener: Option<String>,
+    /// The uid owning the peer's socket, as the gateway would look it up
+    /// for a loopback peer on Linux. Default: unknown.
+    #[serde(alias = "peer-uid")]
+    pub peer_uid: Option<u32>,
 }
 
 impl Description {
@@ -191,6 +195,9 @@ pub struct Explanation {
     pub edge: Result<Locality, UpgradeRefusal>,
     /// The trust level of the listener it arrived on.
     pub listener: Trust,
+    /// The described peer uid, and whether it is an owner's
+    /// (`gateway.auth.localOwnerUids`); it matters only for a direct-local edge.
+    pub peer_uid: Option<(u32, bool)>,
     /// What the credential check showed (absent when the edge refused).
     pub credential: Option<CredentialCheck>,
     /// The trusted-proxy user the request came with, if any.
@@ -348,6 +355,7 @@ pub fn explain(
                 credential: None,
                 proxy_user: None,
                 bound_user: None,
+                peer_uid: None,
                 decided: None,
             })
         }
@@ -365,6 +373,7 @@ pub fn explain(
         locality,
         params: params.clone(),
         proof: Proof::Known(fact),
+        peer_uid: desc.peer_uid,
         now_ms: 0,
         locked_out_ms: None,
     };
@@ -376,6 +385,7 @@ pub fn explain(
         params,
         edge: Ok(locality),
         listener: trust,
+        peer_uid: desc.peer_uid.map(|uid| (uid, config.local_owner_uids.contains(&uid))),
         credential: Some(evaluated.facts.credential),
         proxy_user: evaluated.facts.proxy_user,
         bound_user: paired.and_then(|d| d.proxy_user.clone()),
@@ -417,17 +427,18 @@ fn service_token(service: Option<&ServicePrincipal>) -> String {
 }
 
 /// The device token check, answered from the view: the described client
-/// presents the live token of (device, role) if the store holds one.
+/// presents a live token of (device, role) if the store holds one.
 fn token_in_view(view: Option<&DeviceView>, device_id: &str, role: Role) -> TokenCheck {
     let Some(view) = view else { return TokenCheck::DeviceNotPaired };
     match &view.device {
         Some(d) if d.device_id == device_id => {}
         _ => return TokenCheck::DeviceNotPaired,
     }
-    match view.tokens.iter().find(|t| t.device_id == device_id && t.role == role) {
-        Some(t) if t.is_revoked() => TokenCheck::Revoked,
-        Some(t) => TokenCheck::Valid { scopes: t.scopes.clone() },
-        None => TokenCheck::Missing,
+    let of_role = || view.tokens.iter().filter(|t| t.device_id == device_id && t.role == role);
+    match (of_role().find(|t| !t.is_revoked()), of_role().next()) {
+        (Some(t), _) => TokenCheck::Valid { scopes: t.scopes.clone(), issued_at_ms: t.issued_at_ms() },
+        (None, Some(_)) => TokenCheck::Revoked,
+        (None, None) => TokenCheck::Missing,
     }
 }
 

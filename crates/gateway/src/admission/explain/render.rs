@@ -19,6 +19,19 @@ pub fn outcome(e: &Explanation) -> &'static str {
     }
 }
 
+/// What the peer uid does to a direct-local edge.
+fn peer_uid_text(e: &Explanation) -> Option<String> {
+    let (uid, owner) = e.peer_uid?;
+    Some(match (&e.edge, owner) {
+        (Ok(Locality::DirectLocal), true) => format!("{uid}, in gateway.auth.localOwnerUids: the owner's program"),
+        (Ok(Locality::DirectLocal), false) => format!(
+            "{uid}, not in gateway.auth.localOwnerUids: another user's program, so not direct-local \
+             (no local-owner, no silent pairing)"
+        ),
+        _ => format!("{uid} (looked up only for a direct-local edge)"),
+    })
+}
+
 fn locality_text(l: &Locality) -> String {
     match l {
         Locality::DirectLocal => "direct-local (loopback socket, no proxy evidence, loopback Host)".into(),
@@ -109,6 +122,9 @@ pub fn render_text(e: &Explanation) -> String {
     match &e.edge {
         Ok(l) => {
             let _ = writeln!(out, "edge:        {}", locality_text(l));
+            if let Some(note) = peer_uid_text(e) {
+                let _ = writeln!(out, "peer uid:    {note}");
+            }
         }
         Err(r) => {
             let _ = writeln!(out, "edge:        refused at the upgrade, HTTP {} {}", r.status(), r.code());
@@ -194,6 +210,9 @@ pub fn render_json(e: &Explanation) -> Value {
         }
         Ok(l) => {
             v["stage"] = json!("decide");
+            if let Some((uid, owner)) = e.peer_uid {
+                v["peerUid"] = json!({ "uid": uid, "owner": owner });
+            }
             v["locality"] = match l {
                 Locality::DirectLocal => json!({ "kind": "direct-local" }),
                 Locality::Remote { client_ip, via_proxy } => {

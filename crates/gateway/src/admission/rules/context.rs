@@ -88,8 +88,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Direct-local, and not a program of another uid (the edge already
+    /// made such a peer remote; checked again so `decide` alone keeps it).
     pub fn direct_local(&self) -> bool {
-        self.facts.locality.is_direct_local()
+        self.facts.locality.is_direct_local() && self.foreign_local_uid().is_none()
+    }
+
+    /// The uid of a loopback peer that is not the owner's, when known.
+    pub fn foreign_local_uid(&self) -> Option<u32> {
+        self.facts.foreign_local_uid(self.config)
     }
 }
 

@@ -173,6 +173,8 @@ pub(super) fn silent_local_pairing(ctx: &Ctx) -> Step {
     let silent_reason = matches!(reason, PairingReason::NotPaired | PairingReason::ScopeUpgrade);
     let why_not = if ctx.owner.is_none() {
         Some("needs the owner's secret")
+    } else if ctx.foreign_local_uid().is_some() {
+        Some("a program of another uid than gateway.auth.localOwnerUids")
     } else if !ctx.direct_local() {
         Some("not direct-local")
     } else if ctx.browser && !own_loopback_page {

@@ -28,6 +28,9 @@ pub(super) fn local_owner(ctx: &Ctx) -> Step {
     if ctx.browser {
         return pass("browsers never count as local programs");
     }
+    if let Some(uid) = ctx.foreign_local_uid() {
+        return pass(format!("a program of uid {uid}, not in gateway.auth.localOwnerUids"));
+    }
     if !ctx.direct_local() {
         return pass("not direct-local");
     }

@@ -51,8 +51,12 @@ pub(super) fn no_identity(ctx: &Ctx) -> Verdict {
     let f = ctx.facts;
     let client = &f.params.client;
     let local_owner_off = f.locality.is_direct_local() && !ctx.config.local_owner;
+    let foreign_uid = ctx.foreign_local_uid();
     let hint = if f.credential == CredentialCheck::Absent {
         "send the gateway token in auth.token, pair a device, or use a service token (clawgate services add)"
+    } else if foreign_uid.is_some() {
+        "this program runs as another user than the gateway's owner: add its uid to gateway.auth.localOwnerUids, \
+         pair a device (clawgate devices approve), or use a service token (clawgate services add)"
     } else if local_owner_off {
         "gateway.auth.localOwner is false: pair a device (clawgate devices approve) or use a service token"
     } else {

@@ -130,11 +130,14 @@ fn node_json(live: Option<&SessionInfo>, paired: Option<&PairedDevice>, node_id:
 
 /// Connected nodes first, then paired node devices that are offline.
 async fn known_nodes(gw: &Arc<Gateway>) -> Result<Vec<Value>, RequestError> {
+    // The sessions first: a node is registered only after its pairing was
+    // written, so every live node seen here is in the store read next (the
+    // other order could show a node that paired in between as unpaired).
+    let live = gw.registry.nodes();
     let paired = store_op(gw, |s| s.list_devices())
         .await
         .map_err(|e| RequestError::Store { code: e.code(), message: e.to_string() })?;
     let paired: Vec<PairedDevice> = paired.into_iter().filter(|d| d.has_role(Role::Node)).collect();
-    let live = gw.registry.nodes();
     let mut nodes = Vec::new();
     for s in &live {
         let Some(info) = &s.node else { continue };

@@ -25,6 +25,7 @@ pub(super) fn facts(
     }
     ConnectFacts {
         locality,
+        peer_uid: None,
         origin: origin.map(str::to_owned),
         sec_fetch: false,
         listener_port: PORT,

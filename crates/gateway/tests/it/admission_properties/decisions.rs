@@ -105,3 +105,38 @@ proptest! {
         prop_assert!(matches!(d, Decision::Refuse(_)), "not refused without a credential: {:?}", d);
     }
 }
+
+proptest! {
+    #![proptest_config(proptest_config(800))]
+
+    /// Through the whole pipeline (the edge's locality, the credential
+    /// check, the rules): a loopback peer whose socket belongs to a uid
+    /// outside `localOwnerUids` is never direct-local and never reaches a
+    /// loopback-only rule, and knowing the owner's uid changes nothing.
+    #[test]
+    fn a_known_foreign_uid_never_yields_local_only_rules(
+        c in arb_connect(),
+        config in arb_config(),
+        foreign in select(FOREIGN_UIDS.to_vec()),
+    ) {
+        let edge = EdgeFacts::new(SocketAddr::from(([127, 0, 0, 1], 40000)), PORT, vec![
+            ("host".to_owned(), format!("localhost:{PORT}")),
+        ]);
+        let mut c = c;
+        c.peer_uid = Some(foreign);
+        let f = real_facts(&c, &config, &edge, Locality::DirectLocal);
+        prop_assert!(!f.locality.is_direct_local(), "uid {} is direct-local", foreign);
+        let d = check_decision(&f, &config, c.view.as_ref())?;
+        prop_assert!(!LOOPBACK_ONLY.contains(&d.rule()), "uid {} decided by {}", foreign, d.rule());
+
+        c.peer_uid = Some(OWNER_UID);
+        let owner = real_facts(&c, &config, &edge, Locality::DirectLocal);
+        c.peer_uid = None;
+        let unknown = real_facts(&c, &config, &edge, Locality::DirectLocal);
+        prop_assert_eq!(owner.locality, unknown.locality, "the owner's uid is like an unknown one");
+        prop_assert_eq!(
+            decide(&owner, &config, c.view.as_ref()).decision.rule(),
+            decide(&unknown, &config, c.view.as_ref()).decision.rule()
+        );
+    }
+}

@@ -27,6 +27,7 @@ pub(super) fn arb_config() -> impl Strategy<Value = Config> {
             c.trusted_proxy = (mode == AuthMode::TrustedProxy).then_some(tp);
             c.identity_scopes = identity_scopes;
             c.trusted_local_services = services;
+            c.local_owner_uids = vec![OWNER_UID];
             c
         },
     )
@@ -245,7 +246,7 @@ pub(super) fn arb_credential() -> impl Strategy<Value = CredentialCheck> {
         1 => Just(CredentialCheck::Verified(Credential::SharedPassword)),
         2 => Just(CredentialCheck::Verified(Credential::NoneMode)),
         3 => (0u8..3, arb_store_role(), arb_scope_set()).prop_map(|(k, role, scopes)| {
-            CredentialCheck::Verified(Credential::DeviceToken { device_id: device(k).device_id, role, scopes })
+            CredentialCheck::Verified(Credential::DeviceToken { device_id: device(k).device_id, role, scopes, issued_at_ms: 1 })
         }),
         2 => Just(CredentialCheck::Absent),
         2 => select(vec![
@@ -302,6 +303,7 @@ pub(super) fn real_facts(c: &Connect, config: &Config, edge: &EdgeFacts, localit
         locality,
         params: c.params.clone(),
         proof: Proof::Known(c.device.clone()),
+        peer_uid: c.peer_uid,
         now_ms: 1,
         locked_out_ms: None,
     };
@@ -315,7 +317,9 @@ impl Lookups for GeneratedStore<'_> {
         let live =
             self.0.and_then(|v| v.tokens.iter().find(|t| t.device_id == id && t.role == role && !t.is_revoked()));
         Ok(match live {
-            Some(t) if presented == "d" => TokenCheck::Valid { scopes: t.scopes.clone() },
+            Some(t) if presented == "d" => {
+                TokenCheck::Valid { scopes: t.scopes.clone(), issued_at_ms: t.issued_at_ms() }
+            }
             _ => TokenCheck::Mismatch,
         })
     }
@@ -391,12 +395,16 @@ pub(super) struct Connect {
     pub(super) proxy_user: Option<String>,
     pub(super) device: DeviceFact,
     pub(super) view: Option<DeviceView>,
+    /// The loopback peer's uid as the edge found it: unknown, the owner's,
+    /// or another user's.
+    pub(super) peer_uid: Option<u32>,
 }
 
 impl Connect {
     pub(super) fn facts(&self, locality: Locality) -> ConnectFacts {
         ConnectFacts {
             locality,
+            peer_uid: self.peer_uid,
             origin: self.origin.clone(),
             sec_fetch: self.sec_fetch,
             listener_port: PORT,
@@ -444,9 +452,19 @@ pub(super) fn device_id_text(k: u8) -> String {
 
 pub(super) fn arb_connect_with(origin: BoxedStrategy<Option<String>>) -> impl Strategy<Value = Connect> {
     let head = (origin, any::<bool>(), arb_client(), arb_role(), arb_scopes(), arb_protocol());
-    let tail = (arb_credential(), arb_device_fact(), arb_auth(), select(vec![None, Some("alice"), Some("bob")]));
+    let tail = (
+        arb_credential(),
+        arb_device_fact(),
+        arb_auth(),
+        select(vec![None, Some("alice"), Some("bob")]),
+        arb_peer_uid(),
+    );
     (head, tail, any::<bool>()).prop_flat_map(
-        |((origin, sec_fetch, client, role, scopes, protocol), (credential, device, auth, beside), sec_fetch_bias)| {
+        |(
+            (origin, sec_fetch, client, role, scopes, protocol),
+            (credential, device, auth, beside, peer_uid),
+            sec_fetch_bias,
+        )| {
             // The proxy names the credential's own user; beside another
             // credential (a device token) it may name anyone, or nobody.
             let proxy_user = match credential.verified() {
@@ -464,9 +482,23 @@ pub(super) fn arb_connect_with(origin: BoxedStrategy<Option<String>>) -> impl St
                 proxy_user: proxy_user.clone(),
                 device: device.clone(),
                 view,
+                peer_uid,
             })
         },
     )
+}
+
+/// The uid in every generated config's `localOwnerUids`, and others.
+pub(super) const OWNER_UID: u32 = 1000;
+pub(super) const FOREIGN_UIDS: &[u32] = &[0, 33, 65534];
+
+/// Unknown half the time; else the owner's or another user's.
+pub(super) fn arb_peer_uid() -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(OWNER_UID)),
+        1 => select(FOREIGN_UIDS.to_vec()).prop_map(Some),
+    ]
 }
 
 pub(super) fn arb_connect() -> impl Strategy<Value = Connect> {

@@ -63,6 +63,11 @@ pub(super) fn check_decision(
     if !f.locality.is_direct_local() {
         prop_assert!(!LOOPBACK_ONLY.contains(&rule), "remote connection decided by {}", rule);
     }
+    // Another user's program on this host is not the owner's: a loopback
+    // peer of a known uid outside localOwnerUids never reaches one either.
+    if let Some(uid) = f.foreign_local_uid(config) {
+        prop_assert!(!LOOPBACK_ONLY.contains(&rule), "a program of uid {} decided by {}", uid, rule);
+    }
     if config.loopback_is_ambiguous() {
         prop_assert_ne!(rule, RuleId::SilentLocalPairing, "silent pairing behind a loopback proxy");
     }

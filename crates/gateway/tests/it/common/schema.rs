@@ -18,8 +18,22 @@ fn schema() -> &'static Value {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!("protocol schema missing at {} ({e}): run `npm ci --prefix interop` first", path.display())
         });
-        serde_json::from_str(&text).expect("schema is JSON")
+        let mut schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        add_server_auth_method(&mut schema);
+        schema
     })
+}
+
+/// `hello-ok.auth.method` is in OpenClaw's 2026.9.6 server schema but not in
+/// the 2026.9.1 protocol package (whose `auth` is closed): add it, with the
+/// server's vocabulary, so a method outside it still fails.
+fn add_server_auth_method(schema: &mut Value) {
+    let auth = &mut schema["definitions"]["HelloOk"]["properties"]["auth"]["properties"];
+    assert!(auth.is_object(), "HelloOk.auth has no properties in the protocol schema");
+    auth["method"] = serde_json::json!({
+        "type": "string",
+        "enum": ["none", "token", "password", "tailscale", "device-token", "bootstrap-token", "trusted-proxy"],
+    });
 }
 
 fn check(name: &str, schema: &Value, instance: &Value) {
