@@ -21,6 +21,8 @@ pub struct ConfigSources {
     pub token: Option<String>,
     /// `--upstream URL`: turns upstream mode on (`gateway.upstream`).
     pub upstream_url: Option<String>,
+    /// `--admin ADDR`: the admin listener (`gateway.admin.bind`).
+    pub admin: Option<String>,
 }
 
 impl ConfigSources {
@@ -221,6 +223,8 @@ pub fn load(
         },
     )?;
 
+    let admin = super::admin::resolve(g.admin.as_ref(), sources.admin.as_deref())?;
+
     Ok(Config {
         bind,
         port,
@@ -236,6 +240,7 @@ pub fn load(
         trusted_local_services,
         upstream,
         listeners,
+        admin,
     })
 }
 

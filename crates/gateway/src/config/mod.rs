@@ -1,6 +1,7 @@
 //! Gateway configuration: OpenClaw's `gateway.*` key names, JSON5 on disk,
 //! closed objects (an unknown key is an error naming it).
 
+pub mod admin;
 pub mod error;
 mod listeners;
 mod load;
@@ -56,6 +57,8 @@ pub struct GatewaySection {
     /// Listeners beside the main one, each with a trust level.
     #[serde(default)]
     pub listeners: Vec<ListenerSection>,
+    /// The admin listener (metrics and health).
+    pub admin: Option<admin::AdminSection>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -183,6 +186,8 @@ pub struct Config {
     pub upstream: Option<crate::upstream::config::UpstreamConfig>,
     /// Listeners beside the main one (which is `bind`:`port`, trust `local`).
     pub listeners: Vec<Listener>,
+    /// The admin listener's address (`gateway.admin.bind`, `--admin`); `None`: off.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -285,6 +290,7 @@ impl Config {
             trusted_local_services: None,
             upstream: None,
             listeners: Vec::new(),
+            admin: None,
         }
     }
 

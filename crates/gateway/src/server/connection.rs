@@ -33,7 +33,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     };
 
     let edge = EdgeFacts::new(peer, local_port, head.headers.clone()).on_listener(trust);
-    let locality = match classify_upgrade(&edge, &gw.config) {
+    let locality = match classify_upgrade(&edge, &gw.config()) {
         Ok(l) => l,
         Err(refusal) => {
             tracing::info!(peer = %peer, status = refusal.status(), code = refusal.code(), reason = refusal.message(), "upgrade refused");

@@ -157,8 +157,11 @@ pub async fn run(
     // handshake's CPU).
     let limit = LimitKey::for_connection(gw, &locality, client_ip, edge.origin(), &params);
     let locked_out_ms = limit.locked(gw, now);
+    // The config in force as this connect is judged (a reload swaps it for later ones).
+    let config = gw.config();
     let evaluated = if locked_out_ms.is_none() && may_read_store(&params) {
         let gw = gw.clone();
+        let config = config.clone();
         let edge = edge.clone();
         tokio::task::spawn_blocking(move || {
             let connect = Connect {
@@ -169,13 +172,13 @@ pub async fn run(
                 now_ms: now,
                 locked_out_ms,
             };
-            evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+            evaluate(connect, &config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
         })
         .await
     } else {
         let connect =
             Connect { edge, locality, params, proof: Proof::Challenge { nonce: &nonce }, now_ms: now, locked_out_ms };
-        Ok(evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now }))
+        Ok(evaluate(connect, &config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now }))
     };
     let Evaluated { facts, view, decided } = match evaluated {
         Ok(Ok(v)) => v,
@@ -188,6 +191,7 @@ pub async fn run(
         Err(_) => return Handshake::Ended,
     };
     log_decision(&conn_id, client_ip, &facts, &decided.decision);
+    super::decision_record::record(gw, &conn_id, client_ip, &facts, &decided.decision, opened);
     limit.account(gw, &decided.decision, now).await;
 
     let (admission, issued) = match decided.decision {
@@ -237,8 +241,12 @@ pub async fn run(
         Some(upstream) => {
             let node_id = node.as_ref().map(|n| n.node_id.as_str());
             match super::relay::open_for_admitted(gw, upstream, &facts, &admission, node_id, edge).await {
-                Ok(pending) => Some(Box::new(pending)),
+                Ok(pending) => {
+                    gw.metrics.upstream_link(None);
+                    Some(Box::new(pending))
+                }
                 Err(failure) => {
+                    gw.metrics.upstream_link(Some(failure.code()));
                     tracing::warn!(
                         conn_id = %conn_id, code = failure.code(), key_to_fix = failure.key_to_fix(),
                         error = %failure, "admitted, but the upstream link could not be opened"
@@ -301,7 +309,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             health: health_payload(gw),
             state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
             uptime_ms: gw.uptime_ms(),
-            auth_mode: Some(gw.config.auth_mode.as_str().to_owned()),
+            auth_mode: Some(gw.config().auth_mode.as_str().to_owned()),
         },
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),

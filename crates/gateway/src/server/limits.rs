@@ -173,9 +173,9 @@ impl LimitKey {
             (true, true) => "browser-loopback".to_owned(),
             _ => format!("{scope}:{}", address_key(ip)),
         };
-        let proxy_on_loopback = gw.config.loopback_is_ambiguous();
+        let proxy_on_loopback = gw.config().loopback_is_ambiguous();
         let exempt =
-            !browser && locality.is_direct_local() && gw.config.auth_mode == AuthMode::Token && !proxy_on_loopback;
+            !browser && locality.is_direct_local() && gw.config().auth_mode == AuthMode::Token && !proxy_on_loopback;
         LimitKey { browser, key, exempt }
     }
 

@@ -1,9 +1,12 @@
 //! The gateway server: HTTP and WebSocket on one port, the connection state
 //! machine (challenge → connect → session), broadcasts and shutdown.
 
+pub mod admin;
 mod apply;
+pub mod auth_log;
 mod budget;
 mod connection;
+mod decision_record;
 mod edge_failure;
 pub mod events;
 mod handshake;
@@ -11,8 +14,10 @@ pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 mod methods;
+pub mod metrics;
 pub mod registry;
 mod relay;
+pub mod reload;
 mod session;
 mod upstream_bearer;
 mod upstream_http;
@@ -70,7 +75,8 @@ impl Default for ServerOptions {
 
 /// Shared state of one running gateway.
 pub struct Gateway {
-    pub config: Config,
+    /// Swapped whole by a reload; read once per connection (see [`Gateway::config`]).
+    config: arc_swap::ArcSwap<Config>,
     pub options: ServerOptions,
     pub registry: Arc<Registry>,
     pub store: Arc<dyn PairingStore>,
@@ -81,6 +87,9 @@ pub struct Gateway {
     pub preauth: Arc<limits::PreauthCounter>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
+    pub metrics: metrics::Metrics,
+    /// The recent admission decisions, for `clawgate auth log`.
+    pub auth_log: auth_log::AuthLog,
     /// Upstream mode: the OpenClaw gateway behind clawgate (from
     /// `config.upstream`); `None` when clawgate serves on its own.
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
@@ -94,7 +103,9 @@ impl Gateway {
         let upstream = config.upstream.clone().map(|u| Arc::new(crate::upstream::Upstream::new(u)));
         Arc::new(Gateway {
             upstream,
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
+            metrics: Default::default(),
+            auth_log: Default::default(),
             options,
             registry: Arc::default(),
             store,
@@ -106,6 +117,18 @@ impl Gateway {
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// The configuration in force now. A connection reads it once and keeps
+    /// that value for its handshake; a reload swaps it for the next ones.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Put `config` in force for the connections judged from now on (a
+    /// reload: [`reload::apply`] also judges the live sessions again).
+    pub(crate) fn swap_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
     }
 
     /// Resolves once shutdown has begun.

@@ -60,6 +60,7 @@ pub async fn run(
         };
         let response = match RequestFrame::parse(&text) {
             Ok(req) => {
+                gw.metrics.rpc_request(&req.method);
                 let authorized = methods::authorize(&req.method, &info);
                 // The flood guard: a client that keeps calling methods of the
                 // other role is misbehaving, not confused.

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod admin_metrics;
 mod admission_properties;
 mod admission_table;
 mod auth_explain;
@@ -25,6 +26,7 @@ mod nodes;
 mod offline_changes;
 mod openclaw_upstream;
 mod proxy_users;
+mod reload;
 mod services;
 mod store_crash;
 mod upstream_http;
