@@ -8,6 +8,7 @@ mod admin_metrics;
 mod admission_properties;
 mod admission_table;
 mod auth_explain;
+mod cli_auth_log;
 mod cli_devices;
 mod cli_first_hour;
 mod device_proof_vectors;
