@@ -192,8 +192,14 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(admin) = admin {
         tokio::spawn(clawgate::server::admin::serve(admin, gateway.clone()));
     }
-    let reloader =
-        Reloader { gateway: gateway.clone(), config: args.config.clone(), sources: reload_sources, url, addr };
+    let reloader = Reloader {
+        gateway: gateway.clone(),
+        config: args.config.clone(),
+        sources: reload_sources,
+        url,
+        addr,
+        started_at_ms: info.started_at_ms,
+    };
     tokio::spawn(reloader.on_hangup(state.path.clone()));
     let served = serve_listeners(listeners, gateway, shutdown_signal()).await;
     runtime_file::remove_own(&state.path);
@@ -307,6 +313,7 @@ struct Reloader {
     sources: ConfigSources,
     url: String,
     addr: std::net::SocketAddr,
+    started_at_ms: u64,
 }
 
 impl Reloader {
@@ -337,7 +344,8 @@ impl Reloader {
         for warning in warnings.into_iter().chain(loaded.config.startup_warnings()) {
             tracing::warn!("{warning}");
         }
-        let info = runtime_info(&loaded.config, &self.url, self.addr, loaded.config_file.clone());
+        let mut info = runtime_info(&loaded.config, &self.url, self.addr, loaded.config_file.clone());
+        info.started_at_ms = self.started_at_ms;
         match clawgate::server::reload::apply(&self.gateway, loaded.config).await {
             Err(e) => tracing::error!(code = e.code(), key = e.key, "config reload refused: {e}"),
             Ok(done) => {

@@ -28,6 +28,7 @@ mod offline_changes;
 mod openclaw_upstream;
 mod proxy_users;
 mod reload;
+mod reload_binary;
 mod services;
 mod store_crash;
 mod upstream_http;
