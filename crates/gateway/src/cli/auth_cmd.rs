@@ -22,6 +22,9 @@ pub enum AuthCommand {
     /// Explain how the gateway would decide a described connection: the
     /// outcome, the rule, the refusal code and hint, and every rule considered.
     Explain(Box<ExplainArgs>),
+    /// The running gateway's recent admission decisions: time, client
+    /// address, client id and mode, device, rule, outcome and code.
+    Log(Box<super::auth_log_cmd::LogArgs>),
 }
 
 #[derive(Args)]
@@ -108,6 +111,7 @@ fn parse_device(s: &str) -> Result<DeviceDesc, String> {
 pub fn run(cmd: AuthCommand) -> Result<ExitCode, CliError> {
     match cmd {
         AuthCommand::Explain(args) => explain_cmd(*args),
+        AuthCommand::Log(args) => super::auth_log_cmd::run(*args),
     }
 }
 

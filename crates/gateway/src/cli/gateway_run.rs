@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// CLAWGATE_UPSTREAM_TOKEN[_FILE] or gateway.upstream in the config file.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
+    /// Serve /metrics, /healthz and /readyz on this address, e.g.
+    /// 127.0.0.1:9464 (gateway.admin.bind). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
@@ -122,8 +126,10 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         }),
         token: args.token.clone(),
         upstream_url: args.upstream.clone(),
+        admin: args.admin.clone(),
         ..Default::default()
     };
+    let reload_sources = sources.clone();
     // A token generated now is written only once the listener is bound.
     let mut new_token: Option<String> = None;
     let loaded = load_config_with(&args.config, sources, &mut |state: &StateDir| {
@@ -160,6 +166,16 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         listeners.push((bound, extra.trust));
     }
 
+    let admin = match config.admin {
+        None => None,
+        Some(at) => {
+            let bound = tokio::net::TcpListener::bind(at).await.map_err(|e| bind_error(at, e, &state))?;
+            let local = bound.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+            tracing::info!(target: STARTUP, admin = %local, "admin listener on http://{local} (/metrics, /healthz, /readyz)");
+            Some(bound)
+        }
+    };
+
     state.ensure()?;
     state.check_writable()?;
     if let Some(token) = &new_token {
@@ -176,6 +192,18 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         log_upstream(upstream).await;
     }
     let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
+    if let Some(admin) = admin {
+        tokio::spawn(clawgate::server::admin::serve(admin, gateway.clone()));
+    }
+    let reloader = Reloader {
+        gateway: gateway.clone(),
+        config: args.config.clone(),
+        sources: reload_sources,
+        url,
+        addr,
+        started_at_ms: info.started_at_ms,
+    };
+    tokio::spawn(reloader.on_hangup(state.path.clone()));
     let served = serve_listeners(listeners, gateway, shutdown_signal()).await;
     runtime_file::remove_own(&state.path);
     served.map_err(|e| CliError::io("the gateway stopped", e))?;
@@ -278,6 +306,65 @@ async fn log_upstream(upstream: &clawgate::upstream::UpstreamConfig) {
              yet, sessions get UPSTREAM_UNAVAILABLE until it does",
             upstream.url
         ),
+    }
+}
+
+/// What a SIGHUP needs to load the config again the way the start did.
+struct Reloader {
+    gateway: std::sync::Arc<Gateway>,
+    config: ConfigArgs,
+    sources: ConfigSources,
+    url: String,
+    addr: std::net::SocketAddr,
+    started_at_ms: u64,
+}
+
+impl Reloader {
+    /// On each SIGHUP: load and check the config as at start; a valid one
+    /// replaces the config in force and every live session is judged again
+    /// (`clawgate::server::reload`); an invalid one is refused, logged, and
+    /// the old one stays.
+    async fn on_hangup(self, state_path: PathBuf) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            self.reload(&state_path).await;
+        }
+    }
+
+    async fn reload(&self, state_path: &std::path::Path) {
+        let loaded = super::config_args::load_config(&self.config, self.sources.clone()).and_then(|loaded| {
+            let warnings = check_secret_strength(&loaded.config)?;
+            Ok((loaded, warnings))
+        });
+        let (loaded, warnings) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(code = e.code(), error = %e, "config reload refused; the config in force is kept");
+                return;
+            }
+        };
+        for warning in warnings.into_iter().chain(loaded.config.startup_warnings()) {
+            tracing::warn!("{warning}");
+        }
+        let mut info = runtime_info(&loaded.config, &self.url, self.addr, loaded.config_file.clone());
+        info.started_at_ms = self.started_at_ms;
+        match clawgate::server::reload::apply(&self.gateway, loaded.config).await {
+            Err(e) => tracing::error!(code = e.code(), key = e.key, "config reload refused: {e}"),
+            Ok(done) => {
+                // The runtime file tells client commands which secret is in force now.
+                if let Err(e) = runtime_file::write(state_path, &info) {
+                    tracing::warn!(error = %e, "cannot update the runtime file after the reload");
+                }
+                tracing::info!(
+                    checked = done.checked,
+                    closed = done.closed,
+                    "config reloaded: {} live sessions judged again, {} closed",
+                    done.checked,
+                    done.closed
+                );
+            }
+        }
     }
 }
 

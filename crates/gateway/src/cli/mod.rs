@@ -1,6 +1,7 @@
 //! The `clawgate` command line.
 
 mod auth_cmd;
+mod auth_log_cmd;
 mod client_conn;
 mod config_args;
 mod devices;

@@ -21,6 +21,8 @@ pub struct ConfigSources {
     pub token: Option<String>,
     /// `--upstream URL`: turns upstream mode on (`gateway.upstream`).
     pub upstream_url: Option<String>,
+    /// `--admin ADDR`: the admin listener (`gateway.admin.bind`).
+    pub admin: Option<String>,
 }
 
 impl ConfigSources {
@@ -222,6 +224,8 @@ pub fn load(
         },
     )?;
 
+    let admin = super::admin::resolve(g.admin.as_ref(), sources.admin.as_deref())?;
+
     Ok(Config {
         bind,
         port,
@@ -239,6 +243,7 @@ pub fn load(
         upstream,
         listeners,
         session_limits,
+        admin,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Gateway configuration: OpenClaw's `gateway.*` key names, JSON5 on disk,
 //! closed objects (an unknown key is an error naming it).
 
+pub mod admin;
 pub mod error;
 mod listeners;
 mod load;
@@ -92,6 +93,8 @@ pub struct GatewaySection {
     /// Listeners beside the main one, each with a trust level.
     #[serde(default)]
     pub listeners: Vec<ListenerSection>,
+    /// The admin listener (metrics and health).
+    pub admin: Option<admin::AdminSection>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -227,6 +230,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// `clawgate.sessions`.
     pub session_limits: SessionLimits,
+    /// The admin listener's address (`gateway.admin.bind`, `--admin`); `None`: off.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -331,6 +336,7 @@ impl Config {
             upstream: None,
             listeners: Vec::new(),
             session_limits: SessionLimits::default(),
+            admin: None,
         }
     }
 

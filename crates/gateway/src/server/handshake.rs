@@ -69,12 +69,12 @@ async fn evaluate_connect(gw: &Arc<Gateway>, connect: Connect<'_>) -> Result<Eva
                 OwnedProof::Known(fact) => Proof::Known(fact.clone()),
             };
             let connect = Connect { edge: &edge, locality, params, proof, peer_uid, now_ms: now, locked_out_ms };
-            evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+            evaluate(connect, &gw.config(), &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
         })
         .await
         .map_err(|_| None)?
     } else {
-        evaluate(connect, &gw.config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+        evaluate(connect, &gw.config(), &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
     };
     evaluated.map_err(|e| {
         tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
@@ -255,6 +255,7 @@ pub async fn run(
             continue;
         }
         log_decision(&conn_id, client_ip, &facts, &decided.decision);
+        super::decision_record::record(gw, &conn_id, client_ip, &facts, &decided.decision, opened);
         limit.account(gw, &decided.decision, now).await;
         match (applied, decided.decision) {
             (Ok(Ok(issued)), Decision::Admit(a)) => break (facts, a, issued),
@@ -297,8 +298,12 @@ pub async fn run(
         Some(upstream) => {
             let node_id = node.as_ref().map(|n| n.node_id.as_str());
             match super::relay::open_for_admitted(gw, upstream, &facts, &admission, node_id, edge).await {
-                Ok(pending) => Some(Box::new(pending)),
+                Ok(pending) => {
+                    gw.metrics.upstream_link(None);
+                    Some(Box::new(pending))
+                }
                 Err(failure) => {
+                    gw.metrics.upstream_link(Some(failure.code()));
                     tracing::warn!(
                         conn_id = %conn_id, code = failure.code(), key_to_fix = failure.key_to_fix(),
                         error = %failure, "admitted, but the upstream link could not be opened"
@@ -337,7 +342,7 @@ pub async fn run(
     let principal = principal_key(&admission.principal);
     let admitted_on = AdmittedOn { edge: edge.clone(), facts };
     let registration =
-        match gw.registry.insert(info.clone(), out.clone(), admitted_on, principal, &gw.config.session_limits) {
+        match gw.registry.insert(info.clone(), out.clone(), admitted_on, principal, &gw.config().session_limits) {
             Ok(r) => r,
             Err(cap) => {
                 tracing::info!(conn_id = %conn_id, client_ip = %client_ip, per = cap.per, limit = cap.limit,
@@ -381,7 +386,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             uptime_ms: gw.uptime_ms(),
             auth_mode: (info.role == Role::Operator
                 && clawgate_protocol::scopes::satisfied_by(&info.scopes, clawgate_protocol::scopes::ADMIN))
-            .then(|| gw.config.auth_mode.as_str().to_owned()),
+            .then(|| gw.config().auth_mode.as_str().to_owned()),
         },
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),

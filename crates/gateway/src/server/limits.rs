@@ -229,7 +229,7 @@ impl LimitKey {
         let key = format!("{credential}:{}", address_key(ip));
         let own_page_or_none =
             edge.origin().is_none_or(|o| crate::admission::origin::is_own_loopback_origin(o, edge.local_port));
-        let exempt = locality.is_direct_local() && !gw.config.loopback_is_ambiguous() && own_page_or_none;
+        let exempt = locality.is_direct_local() && !gw.config().loopback_is_ambiguous() && own_page_or_none;
         LimitKey { key, exempt }
     }
 

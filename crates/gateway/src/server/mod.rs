@@ -1,9 +1,12 @@
 //! The gateway server: HTTP and WebSocket on one port, the connection state
 //! machine (challenge → connect → session), broadcasts and shutdown.
 
+pub mod admin;
 mod apply;
+pub mod auth_log;
 mod budget;
 mod connection;
+mod decision_record;
 mod edge_failure;
 pub mod events;
 mod handshake;
@@ -11,9 +14,11 @@ pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 mod methods;
+pub mod metrics;
 pub mod presence;
 pub mod registry;
 mod relay;
+pub mod reload;
 mod session;
 mod session_info;
 mod upstream_bearer;
@@ -72,7 +77,8 @@ impl Default for ServerOptions {
 
 /// Shared state of one running gateway.
 pub struct Gateway {
-    pub config: Config,
+    /// Swapped whole by a reload; read once per connection (see [`Gateway::config`]).
+    config: arc_swap::ArcSwap<Config>,
     pub options: ServerOptions,
     pub registry: Arc<Registry>,
     pub store: Arc<dyn PairingStore>,
@@ -83,6 +89,9 @@ pub struct Gateway {
     pub preauth: Arc<limits::PreauthCounter>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
+    pub metrics: metrics::Metrics,
+    /// The recent admission decisions, for `clawgate auth log`.
+    pub auth_log: auth_log::AuthLog,
     /// Upstream mode: the OpenClaw gateway behind clawgate (from
     /// `config.upstream`); `None` when clawgate serves on its own.
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
@@ -111,7 +120,9 @@ impl Gateway {
         Arc::new(Gateway {
             upstream,
             peer_uids,
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
+            metrics: Default::default(),
+            auth_log: Default::default(),
             options,
             registry: Arc::default(),
             store,
@@ -123,6 +134,18 @@ impl Gateway {
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// The configuration in force now. A connection reads it once and keeps
+    /// that value for its handshake; a reload swaps it for the next ones.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Put `config` in force for the connections judged from now on (a
+    /// reload: [`reload::apply`] also judges the live sessions again).
+    pub(crate) fn swap_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
     }
 
     /// Resolves once shutdown has begun.

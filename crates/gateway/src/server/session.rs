@@ -77,6 +77,7 @@ pub async fn run(
                 ResponseFrame::err(req.id, wire::request(&RequestError::ConnectAfterHello))
             }
             Ok(req) => {
+                gw.metrics.rpc_request(&req.method);
                 let authorized = methods::authorize(&req.method, &info);
                 // The flood guard: a client that keeps calling methods of the
                 // other role is misbehaving, not confused.

@@ -78,8 +78,8 @@ pub fn verdict(gw: &Gateway, edge: &EdgeFacts, locality: &Locality, query: &Cred
 /// service token. Store errors count as "no" (nothing is swapped).
 fn is_clawgate_bearer(gw: &Gateway, bearer: &str, now: u64) -> bool {
     let auth = AuthParams { token: Some(bearer.to_owned()), ..Default::default() };
-    if gw.config.auth_mode != AuthMode::None {
-        if let CredentialCheck::Verified(_) = check_shared_secret(Some(&auth), &gw.config) {
+    if gw.config().auth_mode != AuthMode::None {
+        if let CredentialCheck::Verified(_) = check_shared_secret(Some(&auth), &gw.config()) {
             return true;
         }
     }
@@ -104,9 +104,9 @@ fn is_clawgate_bearer(gw: &Gateway, bearer: &str, now: u64) -> bool {
 
 /// Auth mode `none`, or a trusted proxy's user in trusted-proxy mode.
 fn needs_no_bearer(gw: &Gateway, edge: &EdgeFacts, locality: &Locality) -> bool {
-    match gw.config.auth_mode {
+    match gw.config().auth_mode {
         AuthMode::None => true,
-        AuthMode::TrustedProxy => proxy_user(edge, locality, &gw.config).is_ok(),
+        AuthMode::TrustedProxy => proxy_user(edge, locality, &gw.config()).is_ok(),
         AuthMode::Token | AuthMode::Password => false,
     }
 }

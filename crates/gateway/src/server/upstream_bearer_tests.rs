@@ -18,7 +18,7 @@ fn ask(gw: &Gateway, peer: &str, headers: &[(&str, &str)], bearer: Option<&str>,
     let peer: SocketAddr = peer.parse().unwrap();
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let edge = EdgeFacts::new(peer, 18789, headers.clone());
-    let locality = classify_upgrade(&edge, &gw.config).expect("edge checks pass");
+    let locality = classify_upgrade(&edge, &gw.config()).expect("edge checks pass");
     let target = if swap_path { "/control-ui-config.json" } else { "/v1/models" };
     verdict(gw, &edge, &locality, &CredentialQuery { peer, target, swap_path, bearer, headers: &headers })
 }
@@ -96,7 +96,7 @@ fn a_trusted_proxy_user_needs_no_bearer_and_a_forged_one_gets_nothing() {
     let forged = [("host", "gw.example.test"), ("x-forwarded-user", "alice")];
     let peer: SocketAddr = "198.51.100.7:1234".parse().unwrap();
     let edge = EdgeFacts::new(peer, 18789, forged.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
-    if let Ok(locality) = classify_upgrade(&edge, &gw.config) {
+    if let Ok(locality) = classify_upgrade(&edge, &gw.config()) {
         let query = CredentialQuery {
             peer,
             target: "/control-ui-config.json",

@@ -55,7 +55,7 @@ pub fn goes_upstream(head: &RequestHead) -> bool {
 /// The relay's options from clawgate's configuration: the trusted proxy's
 /// identity headers never reach the upstream.
 fn relay_options(gw: &Gateway) -> HttpRelayOptions {
-    let strip_headers = match &gw.config.trusted_proxy {
+    let strip_headers = match &gw.config().trusted_proxy {
         Some(tp) => tp.identity_headers().map(str::to_owned).collect(),
         None => Vec::new(),
     };

@@ -68,7 +68,7 @@ async fn recheck(gw: &Arc<Gateway>, session: &SessionInfo, admitted_on: Arc<Admi
     let now = now_ms();
     let rechecked = store_op(gw, move |store| {
         let mut lookups = Recording { inner: StoreLookups { store, now_ms: now }, service: None };
-        let evaluated = admitted_on.reevaluate(&config.config, now, &mut lookups)?;
+        let evaluated = admitted_on.reevaluate(&config.config(), now, &mut lookups)?;
         Ok((evaluated, lookups.service))
     })
     .await;

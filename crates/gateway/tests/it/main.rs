@@ -4,9 +4,11 @@
 
 mod common;
 
+mod admin_metrics;
 mod admission_properties;
 mod admission_table;
 mod auth_explain;
+mod cli_auth_log;
 mod cli_devices;
 mod cli_first_hour;
 mod decide_apply_race;
@@ -31,6 +33,8 @@ mod offline_changes;
 mod openclaw_upstream;
 mod peer_uid;
 mod proxy_users;
+mod reload;
+mod reload_binary;
 mod services;
 mod store_crash;
 mod upstream_http;

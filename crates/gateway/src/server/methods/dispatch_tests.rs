@@ -94,14 +94,15 @@ async fn extensions_are_routed_and_authorized_but_not_advertised() {
     let store = Arc::new(SqliteStore::open_in_memory().unwrap());
     let gw = Gateway::new(Config::new(AuthMode::Token, Some("t"), None), ServerOptions::default(), store);
     let extensions: Vec<&MethodEntry> = table::all().iter().filter(|e| !e.advertised).collect();
-    assert_eq!(extensions.iter().map(|e| e.name).collect::<Vec<_>>(), ["device.pair.unreject"]);
+    assert_eq!(extensions.iter().map(|e| e.name).collect::<Vec<_>>(), ["device.pair.unreject", "clawgate.auth.log"]);
     for entry in extensions {
+        let scope = if entry.name == "clawgate.auth.log" { scopes::ADMIN } else { scopes::PAIRING };
         assert!(method_scope(entry.name).is_none(), "{} is a protocol method: advertise it", entry.name);
         assert!(!advertised().iter().any(|m| m == entry.name));
-        assert_eq!(entry.requirement, Requirement::Scope(MethodScope::Operator(scopes::PAIRING)));
-        assert_eq!(authorize(entry.name, &session(Role::Operator, &[scopes::PAIRING])), Ok(()));
+        assert_eq!(entry.requirement, Requirement::Scope(MethodScope::Operator(scope)));
+        assert_eq!(authorize(entry.name, &session(Role::Operator, &[scope])), Ok(()));
         assert!(authorize(entry.name, &session(Role::Operator, &[scopes::READ])).is_err());
-        let answer = serve(&gw, &session(Role::Operator, &[scopes::PAIRING]), entry.name, Some(json!({}))).await;
+        let answer = serve(&gw, &session(Role::Operator, &[scope]), entry.name, Some(json!({ "bogus": 1 }))).await;
         assert!(matches!(answer, Err(RequestError::InvalidParams { .. })), "{}: {answer:?}", entry.name);
     }
 }

@@ -3,6 +3,7 @@
 //! or answered as not implemented (listed by the protocol, not served here)
 //! or unknown.
 
+mod auth_log;
 mod authorize;
 mod call;
 mod devices;
@@ -28,6 +29,12 @@ use super::Gateway;
 /// Methods this gateway serves, for `hello-ok.features.methods`.
 pub fn advertised() -> Vec<String> {
     table::all().iter().filter(|e| e.advertised).map(|e| e.name.to_owned()).collect()
+}
+
+/// A method of the protocol schema or of clawgate's table (metric labels
+/// name these; any other counts as `other`).
+pub fn is_known(method: &str) -> bool {
+    table::lookup(method).is_some() || method_scope(method).is_some()
 }
 
 /// Whether `method` is relayed to the upstream gateway (upstream mode only).

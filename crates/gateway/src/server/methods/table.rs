@@ -10,7 +10,7 @@ use clawgate_protocol::methods::{method_scope, MethodScope};
 use clawgate_protocol::scopes;
 
 use super::call::LocalHandler;
-use super::{devices, nodes, system};
+use super::{auth_log, devices, nodes, system};
 
 /// Who answers a method.
 #[derive(Clone, Copy)]
@@ -104,6 +104,8 @@ fn entries() -> Vec<MethodEntry> {
         local("node.pair.reject", devices::reject),
         local("node.pair.remove", devices::node_remove),
         local("node.rename", devices::node_rename),
+        // The gateway's own decisions: served by clawgate in upstream mode too.
+        MethodEntry { kept_in_upstream_mode: true, ..extension("clawgate.auth.log", scopes::ADMIN, auth_log::read) },
     ]
 }
 

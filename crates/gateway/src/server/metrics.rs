@@ -1,0 +1,225 @@
+//! The gateway's Prometheus metrics: counters moved where decisions are
+//! applied (the handshake's one record of a decision, the session loop's
+//! one record of a request), gauges read from the registry, the limiter and
+//! the store when scraped. Served by the admin listener (`admin.rs`).
+//!
+//! Every label is bounded: methods outside the protocol schema and
+//! clawgate's method table count as `other`; rules, outcomes, credential
+//! kinds and upstream codes are fixed sets (a trusted-proxy header name in
+//! a reason comes from the config, not from clients).
+
+use std::time::Duration;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+
+use crate::admission::credential::AuthReason;
+use crate::admission::decision::{Decision, RefusalKind};
+
+/// Handshake latency buckets, in seconds: from well under a millisecond
+/// (a token handshake) to the handshake timeout.
+const HANDSHAKE_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0];
+
+pub struct Metrics {
+    registry: prometheus::Registry,
+    rpc_requests: IntCounterVec,
+    decisions: IntCounterVec,
+    handshake_seconds: HistogramVec,
+    failed_credentials: IntCounterVec,
+    lockouts: IntCounter,
+    relayed_sessions: IntCounter,
+    upstream_failures: IntCounterVec,
+    // Read when scraped.
+    sessions: IntGaugeVec,
+    handshaking: IntGauge,
+    pending_requests: IntGauge,
+    locked_out_addresses: IntGauge,
+}
+
+/// What a scrape reads from the running gateway.
+pub struct Snapshot {
+    pub operators: usize,
+    pub nodes: usize,
+    pub handshaking: usize,
+    /// `None`: the store could not be read (the gauge is then absent).
+    pub pending_requests: Option<usize>,
+    pub locked_out_addresses: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn counter(registry: &prometheus::Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn plain_counter(registry: &prometheus::Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn gauge(registry: &prometheus::Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = prometheus::Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new("clawgate_build_info", "The running clawgate's version (always 1)."),
+            &["version"],
+        )
+        .expect("valid metric definition");
+        build.with_label_values(&[crate::version::VERSION]).set(1);
+        r.register(Box::new(build)).expect("metric registered once");
+        let handshake_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "clawgate_handshake_duration_seconds",
+                "From socket open to the admission decision, by outcome.",
+            )
+            .buckets(HANDSHAKE_BUCKETS.to_vec()),
+            &["outcome"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(handshake_seconds.clone())).expect("metric registered once");
+        let sessions = IntGaugeVec::new(Opts::new("clawgate_sessions", "Live sessions by role."), &["role"])
+            .expect("valid metric definition");
+        r.register(Box::new(sessions.clone())).expect("metric registered once");
+        Metrics {
+            rpc_requests: counter(
+                &r,
+                "clawgate_rpc_requests_total",
+                "Requests received from admitted sessions, by method (methods clawgate does not know: other).",
+                &["method"],
+            ),
+            decisions: counter(
+                &r,
+                "clawgate_admission_decisions_total",
+                "Admission decisions by the rule that decided and the outcome.",
+                &["rule", "outcome"],
+            ),
+            failed_credentials: counter(
+                &r,
+                "clawgate_failed_credentials_total",
+                "Connections refused because a presented credential did not verify, by kind and reason.",
+                &["kind", "reason"],
+            ),
+            lockouts: plain_counter(
+                &r,
+                "clawgate_auth_lockouts_total",
+                "Connections refused because their address (or browser origin) is locked out after failures.",
+            ),
+            relayed_sessions: plain_counter(
+                &r,
+                "clawgate_relayed_sessions_total",
+                "Upstream mode: sessions whose upstream link was opened.",
+            ),
+            upstream_failures: counter(
+                &r,
+                "clawgate_upstream_failures_total",
+                "Upstream mode: admitted sessions whose upstream link could not be opened, by code.",
+                &["code"],
+            ),
+            handshaking: gauge(&r, "clawgate_handshaking_connections", "Sockets upgraded but not yet admitted."),
+            pending_requests: gauge(&r, "clawgate_pairing_requests_pending", "Open pairing requests in the store."),
+            locked_out_addresses: gauge(
+                &r,
+                "clawgate_locked_out_addresses",
+                "Addresses (and browser origins) locked out right now.",
+            ),
+            handshake_seconds,
+            sessions,
+            registry: r,
+        }
+    }
+
+    /// One request from an admitted session.
+    pub fn rpc_request(&self, method: &str) {
+        let known = super::methods::is_known(method);
+        self.rpc_requests.with_label_values(&[if known { method } else { "other" }]).inc();
+    }
+
+    /// One admission decision, `elapsed` after the socket opened.
+    pub fn decision(&self, decision: &Decision, elapsed: Duration) {
+        let outcome = outcome_name(decision);
+        self.decisions.with_label_values(&[decision.rule().as_str(), outcome]).inc();
+        self.handshake_seconds.with_label_values(&[outcome]).observe(elapsed.as_secs_f64());
+        if let Decision::Refuse(r) = decision {
+            match &r.kind {
+                RefusalKind::Auth { reason, .. } => {
+                    self.failed_credentials.with_label_values(&[credential_kind(*reason), reason.as_str()]).inc()
+                }
+                RefusalKind::DeviceAuth(e) => {
+                    self.failed_credentials.with_label_values(&["device-signature", e.reason()]).inc()
+                }
+                RefusalKind::RateLimited { .. } => self.lockouts.inc(),
+                _ => {}
+            }
+        }
+    }
+
+    /// Upstream mode: a session's link opened, or failed with `code`.
+    pub fn upstream_link(&self, failure_code: Option<&str>) {
+        match failure_code {
+            None => self.relayed_sessions.inc(),
+            Some(code) => self.upstream_failures.with_label_values(&[code]).inc(),
+        }
+    }
+
+    /// The exposition in Prometheus's text format, with the gauges set from `now`.
+    pub fn render(&self, now: &Snapshot) -> String {
+        self.sessions.with_label_values(&["operator"]).set(now.operators as i64);
+        self.sessions.with_label_values(&["node"]).set(now.nodes as i64);
+        self.handshaking.set(now.handshaking as i64);
+        self.pending_requests.set(now.pending_requests.unwrap_or(0) as i64);
+        self.locked_out_addresses.set(now.locked_out_addresses as i64);
+        let mut families = self.registry.gather();
+        if now.pending_requests.is_none() {
+            // Unknown is not zero: leave the gauge out rather than say "none pending".
+            families.retain(|f| f.name() != "clawgate_pairing_requests_pending");
+        }
+        let mut out = Vec::new();
+        match prometheus::TextEncoder::new().encode(&families, &mut out) {
+            Ok(()) => String::from_utf8(out).unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the metrics");
+                String::new()
+            }
+        }
+    }
+}
+
+pub fn outcome_name(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Admit(_) => "admit",
+        Decision::PairingRequired(_) => "pairing-required",
+        Decision::Refuse(_) => "refuse",
+    }
+}
+
+/// Which kind of credential a failure was about.
+fn credential_kind(reason: AuthReason) -> &'static str {
+    use AuthReason::*;
+    match reason {
+        TokenMissing | TokenMismatch | TokenMissingConfig => "token",
+        PasswordMissing | PasswordMismatch | PasswordMissingConfig => "password",
+        DeviceTokenMismatch | ScopeMismatch => "device-token",
+        ServiceTokenInvalid => "service-token",
+        TrustedProxyConfigMissing
+        | TrustedProxyUntrustedSource
+        | TrustedProxyLoopbackSource
+        | TrustedProxyMissingHeader(_)
+        | TrustedProxyUserMissing
+        | TrustedProxyUserNotAllowed => "trusted-proxy",
+    }
+}
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
