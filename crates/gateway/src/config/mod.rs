@@ -4,6 +4,7 @@
 pub mod error;
 mod listeners;
 mod load;
+pub mod openclaw_compat;
 pub mod secret;
 mod secret_policy;
 mod warnings;
@@ -25,7 +26,8 @@ pub use secret_policy::{check_secret_strength, placeholder_reason, MIN_SECRET_CH
 
 pub const DEFAULT_PORT: u16 = 18789;
 
-/// The whole file. Only the `gateway` section is read.
+/// The whole file, once OpenClaw's other sections and the gateway keys
+/// clawgate does not act on are taken out (`openclaw_compat`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -99,6 +101,8 @@ pub struct TrustedProxySection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeviceAutoApproveSection {
+    /// OpenClaw's switch: `false` turns the section off; absent means on.
+    pub enabled: Option<bool>,
     pub scopes: Vec<String>,
 }
 
@@ -119,7 +123,6 @@ pub struct AuthSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ControlUiSection {
-    pub enabled: Option<bool>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
 }
@@ -183,6 +186,8 @@ pub struct Config {
     pub upstream: Option<crate::upstream::config::UpstreamConfig>,
     /// Listeners beside the main one (which is `bind`:`port`, trust `local`).
     pub listeners: Vec<Listener>,
+    /// Lines about what the config file held that clawgate does not read.
+    pub file_notes: Vec<String>,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -285,6 +290,7 @@ impl Config {
             trusted_local_services: None,
             upstream: None,
             listeners: Vec::new(),
+            file_notes: Vec::new(),
         }
     }
 

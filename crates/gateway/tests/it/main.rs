@@ -23,6 +23,7 @@ mod method_table;
 mod methods;
 mod nodes;
 mod offline_changes;
+mod openclaw_config_keys;
 mod openclaw_upstream;
 mod proxy_users;
 mod services;
