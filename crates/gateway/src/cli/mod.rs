@@ -8,6 +8,7 @@ mod error;
 mod gateway_cmd;
 mod gateway_run;
 mod port_holder;
+mod security_cmd;
 mod services_cmd;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     /// Manage service principals: named tokens with a fixed role and scopes.
     #[command(subcommand)]
     Services(services_cmd::ServicesCommand),
+    /// Check the configuration and the store for unsafe settings.
+    #[command(subcommand)]
+    Security(security_cmd::SecurityCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Auth(cmd) => auth_cmd::run(cmd),
         Command::Devices(cmd) => devices::run(cmd),
         Command::Services(cmd) => services_cmd::run(cmd),
+        Command::Security(cmd) => security_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

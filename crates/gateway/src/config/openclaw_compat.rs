@@ -131,7 +131,7 @@ pub fn sort_keys(mut value: Value) -> Result<Sorted, ConfigError> {
         if OWN_TOP_LEVEL.contains(&name.as_str()) {
             continue;
         }
-        if keys.top_level.iter().any(|k| *k == name) {
+        if keys.top_level.contains(&name) {
             root.remove(&name);
             sections.push(name);
         } else {

@@ -26,6 +26,7 @@ mod offline_changes;
 mod openclaw_config_keys;
 mod openclaw_upstream;
 mod proxy_users;
+mod security_audit;
 mod services;
 mod store_crash;
 mod upstream_http;
