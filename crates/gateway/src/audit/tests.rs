@@ -135,6 +135,9 @@ fn state_files_readable_by_others_or_owned_by_another_user() {
     let file = |mode, owner_uid| FileFact { what: "store", path: "state/clawgate.sqlite".into(), mode, owner_uid };
     let h = HostFacts { files: vec![file(0o600, 1000)], ..host() };
     assert_eq!(ids(&safe(), &StoreSnapshot::default(), &h), vec![]);
+    // A config file may belong to root; a store may not.
+    let root_config = FileFact { what: "config file", path: "c.json5".into(), mode: 0o600, owner_uid: 0 };
+    assert_eq!(ids(&safe(), &StoreSnapshot::default(), &HostFacts { files: vec![root_config], ..host() }), vec![]);
     for bad in [file(0o644, 1000), file(0o600, 0)] {
         let h = HostFacts { files: vec![bad], ..host() };
         let f = audit(&safe(), &StoreSnapshot::default(), &h);

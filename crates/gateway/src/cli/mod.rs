@@ -2,6 +2,7 @@
 
 mod auth_cmd;
 mod client_conn;
+mod completions_cmd;
 mod config_args;
 mod devices;
 mod error;
@@ -16,8 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "clawgate", version, about = "A gateway for the OpenClaw Gateway protocol, with admission done right")]
-struct Cli {
+#[command(name = "clawgate", version = clawgate::version::LONG_VERSION, about = "A gateway for the OpenClaw Gateway protocol, with admission done right")]
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +40,8 @@ enum Command {
     /// Check the configuration and the store for unsafe settings.
     #[command(subcommand)]
     Security(security_cmd::SecurityCommand),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(completions_cmd::CompletionsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Devices(cmd) => devices::run(cmd),
         Command::Services(cmd) => services_cmd::run(cmd),
         Command::Security(cmd) => security_cmd::run(cmd),
+        Command::Completions(args) => completions_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -60,7 +60,7 @@ fn run_audit(args: AuditArgs) -> Result<ExitCode, CliError> {
     let wal = store_path.with_extension("sqlite-wal");
     let token_path = state.token_path();
     let mut files = vec![
-        ("state directory", state.path.as_path()),
+        (audit::host::STATE_DIRECTORY, state.path.as_path()),
         ("token file", token_path.as_path()),
         ("store", store_path.as_path()),
         ("store journal", wal.as_path()),

@@ -25,6 +25,7 @@ mod nodes;
 mod offline_changes;
 mod openclaw_config_keys;
 mod openclaw_upstream;
+mod packaging;
 mod proxy_users;
 mod security_audit;
 mod services;
