@@ -17,6 +17,7 @@
 //! feature.
 
 pub mod admission;
+pub mod audit;
 pub mod clock;
 pub mod close_code;
 pub mod config;

@@ -19,7 +19,7 @@ pub struct StateDir {
     pub path: PathBuf,
 }
 
-fn current_uid() -> u32 {
+pub(crate) fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc_getuid() }
 }

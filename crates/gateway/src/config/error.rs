@@ -12,6 +12,9 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Unsafe { key: String, message: String },
+    /// Neither a clawgate nor an OpenClaw key; the message names the closest.
+    #[error("{key}: {message}")]
+    UnknownKey { key: String, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -24,6 +27,7 @@ impl ConfigError {
             ConfigError::Syntax { .. } => "CONFIG_SYNTAX",
             ConfigError::Invalid { .. } => "CONFIG_INVALID",
             ConfigError::Unsafe { .. } => "CONFIG_UNSAFE",
+            ConfigError::UnknownKey { .. } => "CONFIG_UNKNOWN_KEY",
             ConfigError::Other(_) => "CONFIG_ERROR",
         }
     }

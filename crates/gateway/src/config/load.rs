@@ -32,15 +32,19 @@ impl ConfigSources {
     }
 }
 
-/// Parse a config file's text (JSON5). Unknown keys are named with their path.
-pub fn parse_file(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+/// Parse a config file's text (JSON5), which may be a whole openclaw.json.
+/// Returns it with the lines to log about the keys left out; unknown keys
+/// are named with their path.
+pub fn parse_file(path: &Path, text: &str) -> Result<(ConfigFile, Vec<String>), ConfigError> {
     let value: serde_json::Value =
         json5::from_str(text).map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let sorted = super::openclaw_compat::sort_keys(value)?;
+    let file = serde_path_to_error::deserialize(sorted.value).map_err(|e| {
         let at = e.path().to_string();
         let message = if at == "." { e.inner().to_string() } else { format!("at {at}: {}", e.inner()) };
         ConfigError::Invalid { path: path.to_owned(), message }
-    })
+    })?;
+    Ok((file, sorted.notes))
 }
 
 /// Values that are not secrets even though they were put where one goes.
@@ -55,13 +59,13 @@ pub fn load(
     sources: &ConfigSources,
     generate_token: &mut dyn FnMut() -> Result<(String, PathBuf), ConfigError>,
 ) -> Result<Config, ConfigError> {
-    let file = match &sources.file {
+    let (file, file_notes) = match &sources.file {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             parse_file(path, &text)?
         }
-        None => ConfigFile::default(),
+        None => (ConfigFile::default(), Vec::new()),
     };
     let g = file.gateway;
     let session_limits = session_limits(&file.clawgate.sessions)?;
@@ -244,6 +248,7 @@ pub fn load(
         listeners,
         session_limits,
         admin,
+        file_notes,
     })
 }
 
@@ -350,7 +355,7 @@ fn trusted_proxy_config(
         }
     };
     let device_auto_approve = match &tp.device_auto_approve {
-        None => None,
+        None | Some(super::DeviceAutoApproveSection { enabled: Some(false), .. }) => None,
         Some(section) => Some(checked_scope_list(&format!("{KEY}.deviceAutoApprove.scopes"), &section.scopes)?),
     };
     Ok(super::TrustedProxyConfig {

@@ -12,13 +12,14 @@ fn unknown_keys_are_named_with_their_path() {
     let err = parse_file(Path::new("c.json5"), "{gateway: {auth: {tokn: 'x'}}}").unwrap_err();
     let text = err.to_string();
     assert!(text.contains("gateway.auth") && text.contains("tokn"), "{text}");
-    let err = parse_file(Path::new("c.json5"), "{agents: {}}").unwrap_err();
-    assert!(err.to_string().contains("agents"), "{err}");
+    let err = parse_file(Path::new("c.json5"), "{agentz: {}}").unwrap_err();
+    assert!(err.to_string().contains("agentz"), "{err}");
 }
 
 #[test]
 fn json5_syntax_is_accepted() {
-    let f = parse_file(Path::new("c.json5"), "// comment\n{gateway: {port: 1234, auth: {mode: 'none',},},}").unwrap();
+    let (f, _) =
+        parse_file(Path::new("c.json5"), "// comment\n{gateway: {port: 1234, auth: {mode: 'none',},},}").unwrap();
     assert_eq!(f.gateway.port, Some(1234));
     assert_eq!(f.gateway.auth.mode, Some(AuthMode::None));
 }
@@ -225,12 +226,89 @@ fn listeners_and_device_auto_approve() {
 
 #[test]
 fn session_caps_come_from_the_clawgate_section() {
-    let f = parse_file(Path::new("c.json5"), "{clawgate: {sessions: {maxPerAddress: 8}}}").unwrap();
+    let (f, _) = parse_file(Path::new("c.json5"), "{clawgate: {sessions: {maxPerAddress: 8}}}").unwrap();
     let limits = session_limits(&f.clawgate.sessions).unwrap();
     assert_eq!(limits.max_per_address, 8);
     assert_eq!(limits.max_per_principal, crate::config::SessionLimits::default().max_per_principal);
-    let f = parse_file(Path::new("c.json5"), "{clawgate: {sessions: {maxPerPrincipal: 0}}}").unwrap();
+    let (f, _) = parse_file(Path::new("c.json5"), "{clawgate: {sessions: {maxPerPrincipal: 0}}}").unwrap();
     let err = session_limits(&f.clawgate.sessions).unwrap_err();
     assert!(err.to_string().contains("clawgate.sessions.maxPerPrincipal"), "{err}");
     assert!(parse_file(Path::new("c.json5"), "{clawgate: {sesions: {}}}").is_err());
+}
+
+/// A typical openclaw.json: sections clawgate does not read, and gateway keys
+/// it does not act on.
+const TYPICAL_OPENCLAW_JSON: &str = r#"{
+  agents: { defaults: { model: { primary: "anthropic/claude-opus-4-6" } } },
+  channels: { telegram: { enabled: true } },
+  logging: { level: "info" },
+  gateway: {
+    mode: "local",
+    port: 18789,
+    bind: "loopback",
+    auth: { mode: "token", token: "a-long-enough-shared-token-0123456789" },
+    controlUi: { enabled: true },
+    remote: { url: "ws://example.invalid:18789", token: "remote-token" },
+    tailscale: { mode: "off" },
+  },
+}"#;
+
+#[test]
+fn a_typical_openclaw_json_loads_with_the_ignored_keys_named() {
+    let (file, notes) = parse_file(Path::new("openclaw.json"), TYPICAL_OPENCLAW_JSON).unwrap();
+    assert_eq!(file.gateway.port, Some(18789));
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("agents, channels, logging"), "{notes:?}");
+    for key in ["gateway.mode", "gateway.controlUi.enabled", "gateway.remote", "gateway.tailscale"] {
+        assert!(notes[1].contains(key), "{key} in {notes:?}");
+    }
+}
+
+#[test]
+fn a_misspelt_key_names_the_closest_known_one() {
+    for (text, key, closest) in [
+        ("{gateway: {auth: {tokn: 'x'}}}", "gateway.auth.tokn", "token"),
+        ("{gateway: {trustedProxy: []}}", "gateway.trustedProxy", "trustedProxies"),
+        ("{gateway: {controlUi: {allowedOrigin: []}}}", "gateway.controlUi.allowedOrigin", "allowedOrigins"),
+        ("{chanels: {}}", "chanels", "channels"),
+    ] {
+        let err = parse_file(Path::new("c.json5"), text).unwrap_err();
+        assert_eq!(err.code(), "CONFIG_UNKNOWN_KEY", "{err}");
+        let msg = err.to_string();
+        assert!(msg.starts_with(key) && msg.contains(&format!("`{closest}`")), "{msg}");
+    }
+}
+
+#[test]
+fn ignoring_a_restrictive_openclaw_key_is_refused() {
+    for (text, key) in [
+        ("{gateway: {roles: {default: 'viewer', definitions: {viewer: {scopes: []}}}}}", "gateway.roles"),
+        ("{gateway: {nodes: {commands: {deny: ['system.run']}}}}", "gateway.nodes.commands"),
+        ("{gateway: {tools: {deny: ['exec']}}}", "gateway.tools"),
+        ("{gateway: {tls: {enabled: true}}}", "gateway.tls"),
+    ] {
+        let err = parse_file(Path::new("c.json5"), text).unwrap_err();
+        assert_eq!(err.code(), "CONFIG_UNSAFE", "{err}");
+        assert!(err.to_string().starts_with(key), "{err}");
+    }
+    // The same keys without a restriction in them are only named.
+    for text in ["{gateway: {nodes: {commands: {allow: ['x']}}}}", "{gateway: {tls: {enabled: false}}}"] {
+        let (_, notes) = parse_file(Path::new("c.json5"), text).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+}
+
+#[test]
+fn device_auto_approve_turned_off_by_openclaws_switch_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("openclaw.json");
+    std::fs::write(
+        &path,
+        "{gateway: {trustedProxies: ['10.0.0.1'], auth: {mode: 'trusted-proxy', trustedProxy: {userHeader: \
+         'x-user', deviceAutoApprove: {enabled: false, scopes: ['operator.read']}}}}}",
+    )
+    .unwrap();
+    let sources = ConfigSources { file: Some(path), ..Default::default() };
+    let c = load(&sources, &mut no_generation()).unwrap();
+    assert_eq!(c.trusted_proxy.unwrap().device_auto_approve, None);
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod error;
 mod listeners;
 mod load;
+pub mod openclaw_compat;
 pub mod secret;
 mod secret_policy;
 mod warnings;
@@ -28,7 +29,8 @@ pub use secret_policy::{
 
 pub const DEFAULT_PORT: u16 = 18789;
 
-/// The whole file. Only the `gateway` section is read.
+/// The whole file, once OpenClaw's other sections and the gateway keys
+/// clawgate does not act on are taken out (`openclaw_compat`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -138,6 +140,8 @@ pub struct TrustedProxySection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeviceAutoApproveSection {
+    /// OpenClaw's switch: `false` turns the section off; absent means on.
+    pub enabled: Option<bool>,
     pub scopes: Vec<String>,
 }
 
@@ -161,7 +165,6 @@ pub struct AuthSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ControlUiSection {
-    pub enabled: Option<bool>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
 }
@@ -232,6 +235,8 @@ pub struct Config {
     pub session_limits: SessionLimits,
     /// The admin listener's address (`gateway.admin.bind`, `--admin`); `None`: off.
     pub admin: Option<std::net::SocketAddr>,
+    /// Lines about what the config file held that clawgate does not read.
+    pub file_notes: Vec<String>,
 }
 
 /// `gateway.auth.trustedProxy`, validated.
@@ -337,6 +342,7 @@ impl Config {
             listeners: Vec::new(),
             session_limits: SessionLimits::default(),
             admin: None,
+            file_notes: Vec::new(),
         }
     }
 

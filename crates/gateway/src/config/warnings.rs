@@ -5,7 +5,7 @@ use super::Config;
 impl Config {
     /// Warnings to log once at start-up. None of them stops the gateway.
     pub fn startup_warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
+        let mut warnings = self.file_notes.clone();
         let auto = self.trusted_proxy.as_ref().and_then(|tp| tp.device_auto_approve.as_ref());
         if auto.is_some_and(|scopes| scopes.iter().any(|s| s == clawgate_protocol::scopes::ADMIN)) {
             warnings.push(
