@@ -106,8 +106,11 @@ pub async fn run(
 ) -> Handshake {
     let deadline = tokio::time::Instant::from_std(opened + gw.options.handshake_timeout);
     let nonce = random_uuid();
-    let challenge =
-        EventFrame::new("connect.challenge", Some(json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] })), None);
+    let mut payload = json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] });
+    if let Some(identity) = &gw.options.identity {
+        payload[clawgate_protocol::gateway_identity::PROOF_FIELD] = json!(identity.prove(&nonce));
+    }
+    let challenge = EventFrame::new("connect.challenge", Some(payload), None);
     if !send(ws, Frame::Event(challenge)).await {
         return Handshake::Ended;
     }

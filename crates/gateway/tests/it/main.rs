@@ -28,6 +28,7 @@ mod methods;
 mod nodes;
 mod offline_changes;
 mod openclaw_upstream;
+mod port_squatting;
 mod proxy_users;
 mod services;
 mod store_crash;
