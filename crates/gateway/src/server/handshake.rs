@@ -343,7 +343,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             issued_at_ms: issued.as_ref().map(|t| t.issued_at_ms),
         },
         policy: Policy {
-            max_payload: gw.options.max_payload as u64,
+            max_payload: super::payload_policy::max_payload(info.role, &info.scopes, gw.options.max_payload) as u64,
             max_buffered_bytes: gw.options.max_buffered_bytes as u64,
             tick_interval_ms: gw.options.tick_interval.as_millis() as u64,
         },

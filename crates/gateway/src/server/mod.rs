@@ -11,6 +11,7 @@ pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
 mod methods;
+mod payload_policy;
 pub mod presence;
 pub mod registry;
 mod relay;

@@ -35,6 +35,8 @@ pub async fn run(
     let mut killed = out.killed();
     let mut role_errors = 0u32;
     let mut writer_done = false;
+    // What hello-ok announced as policy.maxPayload for this session.
+    let max_payload = super::payload_policy::max_payload(info.role, &info.scopes, gw.options.max_payload);
     loop {
         let next = tokio::select! {
             _ = killed.changed() => break,
@@ -58,6 +60,10 @@ pub async fn run(
             }
             Some(Err(_)) => break,
         };
+        if text.len() > max_payload {
+            out.kill(wire::CLOSE_TOO_LARGE, "payload too large");
+            break;
+        }
         let response = match RequestFrame::parse(&text) {
             Ok(req) => {
                 let authorized = methods::authorize(&req.method, &info);

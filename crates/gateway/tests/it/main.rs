@@ -18,6 +18,7 @@ mod handshake;
 mod hardening_edge;
 mod hardening_fields;
 mod hardening_lockouts;
+mod hardening_payload;
 mod hardening_presence;
 mod interop_client;
 mod interop_openclaw;
