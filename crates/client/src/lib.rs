@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clawgate_protocol::gateway_identity;
 use clawgate_protocol::{ConnectParams, ErrorShape, EventFrame, Frame, HelloOk, RequestFrame};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -43,6 +44,10 @@ pub enum ClientError {
     Timeout(&'static str),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The listener did not prove it holds the expected gateway key; nothing
+    /// secret was sent.
+    #[error("the listener did not prove it is the expected gateway: {0}")]
+    GatewayIdentity(String),
 }
 
 /// The WebSocket upgrade over a TCP socket bound to `local` first (`ws://` only).
@@ -173,6 +178,10 @@ impl Client {
         if nonce.trim().is_empty() {
             return Err(ClientError::Protocol("connect challenge missing nonce".into()));
         }
+        if let Some(key) = &opts.gateway_key {
+            let proof = challenge.payload.as_ref().and_then(|p| p.get(gateway_identity::PROOF_FIELD));
+            check_gateway_proof(key, nonce, proof.and_then(Value::as_str))?;
+        }
 
         // 2. connect → hello-ok or a refusal.
         let mut params: ConnectParams = opts.connect_params();
@@ -293,4 +302,19 @@ impl Client {
     pub async fn close(self) {
         let _ = self.sink.lock().await.close().await;
     }
+}
+
+/// The challenge's proof: a signature of `nonce` by the gateway key.
+fn check_gateway_proof(key: &[u8; 32], nonce: &str, proof: Option<&str>) -> Result<(), ClientError> {
+    let Some(proof) = proof else {
+        return Err(ClientError::GatewayIdentity("its challenge carries no gateway proof".into()));
+    };
+    let verifying = ed25519_dalek::VerifyingKey::from_bytes(key)
+        .map_err(|_| ClientError::GatewayIdentity("the expected gateway key is not a valid Ed25519 key".into()))?;
+    let signature = clawgate_protocol::device_key::decode_signature(proof)
+        .map(|s| ed25519_dalek::Signature::from_bytes(&s))
+        .ok_or_else(|| ClientError::GatewayIdentity("its gateway proof is not a signature".into()))?;
+    verifying
+        .verify_strict(gateway_identity::proof_message(nonce).as_bytes(), &signature)
+        .map_err(|_| ClientError::GatewayIdentity("its gateway proof is signed by another key".into()))
 }

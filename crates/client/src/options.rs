@@ -32,6 +32,10 @@ pub struct ConnectOptions {
     pub local_addr: Option<std::net::IpAddr>,
     /// For each handshake step.
     pub timeout: Duration,
+    /// The gateway's identity key (its public half), when the caller knows
+    /// it: the challenge must carry a signature of its nonce by this key,
+    /// checked before any secret is sent.
+    pub gateway_key: Option<[u8; 32]>,
 }
 
 impl ConnectOptions {
@@ -55,6 +59,7 @@ impl ConnectOptions {
             headers: Vec::new(),
             local_addr: None,
             timeout: Duration::from_secs(15),
+            gateway_key: None,
         }
     }
 

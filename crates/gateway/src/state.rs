@@ -150,7 +150,7 @@ impl StateDir {
 }
 
 /// Refuse paths readable or writable by others, or owned by another user.
-fn check_private(path: &Path, is_dir: bool) -> Result<(), ConfigError> {
+pub(crate) fn check_private(path: &Path, is_dir: bool) -> Result<(), ConfigError> {
     let meta = fs::metadata(path).map_err(|e| ConfigError::Other(format!("cannot inspect {}: {e}", path.display())))?;
     if meta.is_dir() != is_dir {
         return Err(ConfigError::Other(format!(

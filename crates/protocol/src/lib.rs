@@ -11,6 +11,7 @@ pub mod device_auth;
 pub mod device_key;
 pub mod error;
 pub mod frame;
+pub mod gateway_identity;
 pub mod hello;
 pub mod methods;
 pub mod role;

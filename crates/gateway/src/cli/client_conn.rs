@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use clawgate::config::{AuthMode, Config, ConfigSources};
+use clawgate::gateway_identity;
 use clawgate::runtime_file::{self, Found, RuntimeInfo, SecretOrigin};
 use clawgate::state::StateDir;
 use clawgate_client::{Client, ClientError, ConnectOptions};
@@ -51,6 +52,8 @@ pub struct Located {
     pub stale: Option<RuntimeInfo>,
     pub config: Config,
     pub config_file: Option<PathBuf>,
+    /// The state directory the config names (its gateway key proves the listener).
+    pub state: StateDir,
 }
 
 /// The URL a local client uses for a gateway bound to `bind`:`port`.
@@ -111,7 +114,15 @@ pub fn locate(args: &ClientArgs) -> Result<Located, CliError> {
     };
     // The runtime file describes the gateway only when this command goes to it.
     let running = running.filter(|info| info.url == url || args.url.is_none() && args.port == Some(info.port));
-    Ok(Located { url, how, running, stale, config: loaded.config, config_file: loaded.config_file })
+    Ok(Located {
+        url,
+        how,
+        running,
+        stale,
+        config: loaded.config,
+        config_file: loaded.config_file,
+        state: loaded.state,
+    })
 }
 
 /// The secret this command presents: (is_password, value, where from).
@@ -187,10 +198,40 @@ pub async fn connect(args: &ClientArgs, scopes: &[String]) -> Result<(Client, Lo
         None => {}
     }
     opts.timeout = Duration::from_millis(args.timeout_ms);
+    opts.gateway_key = expected_gateway_key(&loc)?;
     match Client::connect(opts).await {
         Ok(c) => Ok((c, loc)),
         Err(e) => Err(connect_error(e, &loc, scopes)),
     }
+}
+
+/// The key a local gateway of this state directory signs its challenges
+/// with: checked before the secret goes out, so a process squatting the port
+/// while the gateway is down receives nothing. A remote URL, or a state
+/// directory no gateway ever started from, is not checked.
+fn expected_gateway_key(loc: &Located) -> Result<Option<[u8; 32]>, CliError> {
+    if !is_local_url(&loc.url) {
+        return Ok(None);
+    }
+    gateway_identity::read_public_key(&loc.state).map_err(|detail| CliError::GatewayIdentityMismatch {
+        detail,
+        hint: format!(
+            "the gateway recreates it on start: remove it and restart the gateway of {}",
+            loc.state.path.display()
+        ),
+    })
+}
+
+/// A `ws://`/`wss://` URL whose host is this machine (loopback or localhost).
+fn is_local_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("ws://").or_else(|| url.strip_prefix("wss://")) else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn connect_error(e: ClientError, loc: &Located, scopes: &[String]) -> CliError {
@@ -233,6 +274,18 @@ fn connect_error(e: ClientError, loc: &Located, scopes: &[String]) -> CliError {
                 None => err,
             }
         }
+        ClientError::GatewayIdentity(why) => CliError::GatewayIdentityMismatch {
+            detail: format!(
+                "the listener at {url} (from {}) is not the gateway of this state directory ({why}); the secret was \
+                 not sent",
+                loc.how
+            ),
+            hint: format!(
+                "is the gateway of {} running? Check what holds the port (e.g. `ss -ltnp`); another program or \
+                 another user's gateway may have taken it",
+                loc.state.path.display()
+            ),
+        },
         other => CliError::Client(other),
     }
 }
@@ -246,4 +299,27 @@ pub fn service_token_recipe(scopes: &[String]) -> String {
          export OPENCLAW_GATEWAY_TOKEN=\"$(clawgate services add admin-cli --role operator --scopes {scopes})\"\n  \
          (or list cli/cli in gateway.trustedLocalServices)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_url;
+
+    #[test]
+    fn only_this_machine_is_local() {
+        for url in
+            ["ws://127.0.0.1:18789", "ws://localhost:1/x", "ws://[::1]:18789", "wss://127.0.0.2", "ws://LOCALHOST"]
+        {
+            assert!(is_local_url(url), "{url}");
+        }
+        for url in [
+            "ws://example.com:18789",
+            "ws://10.0.0.1",
+            "ws://[2001:db8::1]:1",
+            "ws://127.0.0.1.evil.com",
+            "http://127.0.0.1",
+        ] {
+            assert!(!is_local_url(url), "{url}");
+        }
+    }
 }

@@ -57,6 +57,12 @@ pub enum CliError {
         detail: String,
         hint: String,
     },
+    /// The listener did not prove it holds this state directory's gateway
+    /// key, so the secret was not sent (a port squatter, or another gateway).
+    GatewayIdentityMismatch {
+        detail: String,
+        hint: String,
+    },
     GatewayRefusedUpgrade {
         url: String,
         detail: String,
@@ -108,6 +114,7 @@ impl CliError {
             CliError::GatewayUnreachable { .. } => "GATEWAY_UNREACHABLE",
             CliError::GatewayRefusedUpgrade { .. } => "GATEWAY_REFUSED_UPGRADE",
             CliError::SecretMismatch { .. } => "SECRET_MISMATCH",
+            CliError::GatewayIdentityMismatch { .. } => "GATEWAY_IDENTITY_MISMATCH",
             CliError::StoreMissing { .. } => "STORE_MISSING",
             CliError::AmbiguousId { .. } => "AMBIGUOUS_ID",
             CliError::RoleRequired { .. } => "ROLE_REQUIRED",
@@ -235,7 +242,9 @@ impl fmt::Display for CliError {
                 }
                 Ok(())
             }
-            CliError::SecretMismatch { detail, hint } => write!(f, "[{code}] {detail}\n  {hint}"),
+            CliError::SecretMismatch { detail, hint } | CliError::GatewayIdentityMismatch { detail, hint } => {
+                write!(f, "[{code}] {detail}\n  {hint}")
+            }
             CliError::GatewayRefusedUpgrade { url, detail } => write!(
                 f,
                 "[{code}] the gateway at {url} refused the WebSocket upgrade ({detail}); the gateway log says why\n  \

@@ -181,6 +181,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(token) = &new_token {
         state.persist_token(token)?;
     }
+    let identity = clawgate::gateway_identity::GatewayIdentity::load_or_create(&state)?;
     // The store before serving: a store that cannot be read stops the start.
     let store = clawgate::store::SqliteStore::open(&state.store_path())?;
     let url = local_url(addr.ip(), addr.port());
@@ -191,7 +192,8 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     if let Some(upstream) = &config.upstream {
         log_upstream(upstream).await;
     }
-    let gateway = Gateway::new(config, ServerOptions::default(), std::sync::Arc::new(store));
+    let options = ServerOptions { identity: Some(identity), ..ServerOptions::default() };
+    let gateway = Gateway::new(config, options, std::sync::Arc::new(store));
     if let Some(admin) = admin {
         tokio::spawn(clawgate::server::admin::serve(admin, gateway.clone()));
     }

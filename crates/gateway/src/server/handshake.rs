@@ -156,8 +156,11 @@ pub async fn run(
 ) -> Handshake {
     let deadline = tokio::time::Instant::from_std(opened + gw.options.handshake_timeout);
     let nonce = random_uuid();
-    let challenge =
-        EventFrame::new("connect.challenge", Some(json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] })), None);
+    let mut payload = json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] });
+    if let Some(identity) = &gw.options.identity {
+        payload[clawgate_protocol::gateway_identity::PROOF_FIELD] = json!(identity.prove(&nonce));
+    }
+    let challenge = EventFrame::new("connect.challenge", Some(payload), None);
     if !send(ws, Frame::Event(challenge)).await {
         return Handshake::Ended;
     }
@@ -396,7 +399,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             issued_at_ms: issued.as_ref().map(|t| t.issued_at_ms),
         },
         policy: Policy {
-            max_payload: gw.options.max_payload as u64,
+            max_payload: super::payload_policy::max_payload(info.role, &info.scopes, gw.options.max_payload) as u64,
             max_buffered_bytes: gw.options.max_buffered_bytes as u64,
             tick_interval_ms: gw.options.tick_interval.as_millis() as u64,
         },

@@ -15,6 +15,7 @@ pub mod invokes;
 pub mod limits;
 mod methods;
 pub mod metrics;
+mod payload_policy;
 pub mod presence;
 pub mod registry;
 mod relay;
@@ -60,6 +61,9 @@ pub struct ServerOptions {
     pub max_buffered_bytes: usize,
     /// How often to look for store changes made by another process.
     pub store_poll_interval: Duration,
+    /// Signs each challenge nonce so local clients can tell this gateway
+    /// from a port squatter; `None` for gateways without a state directory.
+    pub identity: Option<crate::gateway_identity::GatewayIdentity>,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +75,7 @@ impl Default for ServerOptions {
             max_payload: 25 * 1024 * 1024,
             max_buffered_bytes: 50 * 1024 * 1024,
             store_poll_interval: Duration::from_secs(1),
+            identity: None,
         }
     }
 }

@@ -45,6 +45,8 @@ pub async fn run(
     let mut writer_done = false;
     let mut sink = None;
     let mut too_large = false;
+    // What hello-ok announced as policy.maxPayload for this session.
+    let max_payload = super::payload_policy::max_payload(info.role, &info.scopes, gw.options.max_payload);
     loop {
         let next = tokio::select! {
             _ = killed.changed() => break,
@@ -70,6 +72,11 @@ pub async fn run(
             }
             Some(Err(_)) => break,
         };
+        if text.len() > max_payload {
+            out.kill(wire::CLOSE_TOO_LARGE, "payload too large");
+            too_large = true;
+            break;
+        }
         let response = match RequestFrame::parse(&text) {
             // The session is admitted already: a second connect is answered,
             // not relayed or served, and the socket stays usable.
