@@ -247,6 +247,15 @@ impl Decision {
             Decision::Refuse(r) => r.rule,
         }
     }
+
+    /// The outcome's stable name in logs, metrics and the decision log.
+    pub fn outcome_name(&self) -> &'static str {
+        match self {
+            Decision::Admit(_) => "admit",
+            Decision::PairingRequired(_) => "pairing-required",
+            Decision::Refuse(_) => "refuse",
+        }
+    }
 }
 
 /// One rule considered, and why it did or did not decide.

@@ -86,7 +86,7 @@ impl AuthLogEntry {
             device_id,
             proxy_user: facts.proxy_user.clone(),
             rule: decision.rule().as_str().to_owned(),
-            outcome: super::metrics::outcome_name(decision).to_owned(),
+            outcome: decision.outcome_name().to_owned(),
             code,
             reason,
             credential,

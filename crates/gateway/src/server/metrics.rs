@@ -149,7 +149,7 @@ impl Metrics {
 
     /// One admission decision, `elapsed` after the socket opened.
     pub fn decision(&self, decision: &Decision, elapsed: Duration) {
-        let outcome = outcome_name(decision);
+        let outcome = decision.outcome_name();
         self.decisions.with_label_values(&[decision.rule().as_str(), outcome]).inc();
         self.handshake_seconds.with_label_values(&[outcome]).observe(elapsed.as_secs_f64());
         if let Decision::Refuse(r) = decision {
@@ -194,14 +194,6 @@ impl Metrics {
                 String::new()
             }
         }
-    }
-}
-
-pub fn outcome_name(decision: &Decision) -> &'static str {
-    match decision {
-        Decision::Admit(_) => "admit",
-        Decision::PairingRequired(_) => "pairing-required",
-        Decision::Refuse(_) => "refuse",
     }
 }
 

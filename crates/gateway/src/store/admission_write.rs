@@ -61,7 +61,7 @@ pub enum AdmissionApplied {
 /// tokens are unchanged apart from bookkeeping (last seen, last used).
 /// Checked under the write lock, before anything is written.
 pub(super) fn check_unchanged(conn: &Connection, read: &DeviceView, device_id: &str) -> OpResult<()> {
-    let found = super::sqlite::read_generation(conn)?;
+    let found = super::codec::read_generation(conn)?;
     if found == read.generation {
         return Ok(());
     }

@@ -46,6 +46,12 @@ pub(super) fn from_ms(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The store's generation: bumped by every change admission relies on.
+pub(super) fn read_generation(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
+    let v: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| r.get(0))?;
+    Ok(from_ms(v))
+}
+
 pub(super) fn from_opt_ms(v: Option<i64>) -> Option<u64> {
     v.map(from_ms)
 }

@@ -114,14 +114,9 @@ fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub(super) fn read_generation(conn: &Connection) -> rusqlite::Result<u64> {
-    let v: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| r.get(0))?;
-    Ok(super::codec::from_ms(v))
-}
-
 impl PairingStore for SqliteStore {
     fn generation(&self) -> Result<u64, StoreError> {
-        self.read(|tx| Ok(read_generation(tx)?))
+        self.read(|tx| Ok(super::codec::read_generation(tx)?))
     }
 
     fn data_version(&self) -> Result<u64, StoreError> {
@@ -146,7 +141,7 @@ impl PairingStore for SqliteStore {
     fn view(&self, device_id: &str) -> Result<DeviceView, StoreError> {
         self.read(|tx| {
             Ok(DeviceView {
-                generation: read_generation(tx)?,
+                generation: super::codec::read_generation(tx)?,
                 device: devices::get(tx, device_id)?,
                 tokens: tokens::list(tx, device_id)?,
             })
