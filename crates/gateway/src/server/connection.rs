@@ -37,9 +37,11 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         Err(HeadError::Closed | HeadError::TimedOut | HeadError::Io) => return,
     };
 
+    // One connection is judged by one config, even when a reload lands meanwhile.
+    let config = gw.config();
     let edge = EdgeFacts::new(peer, local_port, head.headers.clone()).on_listener(trust);
     let checked = crate::admission::ingress::check_request_target(&head.path, edge.host())
-        .and_then(|()| classify_upgrade(&edge, &gw.config()));
+        .and_then(|()| classify_upgrade(&edge, &config));
     let locality = match checked {
         Ok(l) => l,
         Err(refusal) => {
@@ -51,7 +53,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // its socket's owner is asked for; another user's program is remote
     // from here on, for every rule and for the failed-auth limiter alike.
     let peer_uid = if locality.is_direct_local() && gw.peer_uids { lookup_peer_uid(&stream, peer) } else { None };
-    let locality = owner_locality(locality, peer.ip(), peer_uid, &gw.config());
+    let locality = owner_locality(locality, peer.ip(), peer_uid, &config);
 
     // Upstream mode: all but clawgate's own gateway WebSocket and /healthz
     // goes to the upstream (the rule: server/upstream_http.rs).
@@ -99,7 +101,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // broadcasts) from the moment its client can know it is admitted; what
     // arrives meanwhile is written after hello-ok, when the writer starts.
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
-    let admitted = match handshake::run(&gw, &mut ws, &edge, locality, peer_uid, opened, &out).await {
+    let admitted = match handshake::run(&gw, &config, &mut ws, &edge, locality, peer_uid, opened, &out).await {
         Handshake::Admitted(a) => a,
         Handshake::Ended => return,
     };

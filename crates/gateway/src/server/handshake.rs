@@ -21,6 +21,7 @@ use super::apply::{self, IssuedToken, NotApplied};
 use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
 use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts, Locality};
+use crate::config::Config;
 use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
@@ -56,10 +57,15 @@ const MAX_APPLY_ATTEMPTS: u32 = 3;
 /// any other is evaluated in place, as no lookup can happen (measured in
 /// docs/benchmarks.md: the hop is a fifth of a token handshake's CPU).
 /// `Err(None)`: the blocking task was lost (the gateway is going down).
-async fn evaluate_connect(gw: &Arc<Gateway>, connect: Connect<'_>) -> Result<Evaluated, Option<Failure>> {
+async fn evaluate_connect(
+    gw: &Arc<Gateway>,
+    config: &Arc<Config>,
+    connect: Connect<'_>,
+) -> Result<Evaluated, Option<Failure>> {
     let now = connect.now_ms;
     let evaluated = if connect.locked_out_ms.is_none() && may_read_store(&connect.params) {
         let gw = gw.clone();
+        let config = config.clone();
         let edge = connect.edge.clone();
         let (locality, params, proof, peer_uid, locked_out_ms) =
             (connect.locality, connect.params, owned_proof(&connect.proof), connect.peer_uid, connect.locked_out_ms);
@@ -69,12 +75,12 @@ async fn evaluate_connect(gw: &Arc<Gateway>, connect: Connect<'_>) -> Result<Eva
                 OwnedProof::Known(fact) => Proof::Known(fact.clone()),
             };
             let connect = Connect { edge: &edge, locality, params, proof, peer_uid, now_ms: now, locked_out_ms };
-            evaluate(connect, &gw.config(), &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+            evaluate(connect, &config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
         })
         .await
         .map_err(|_| None)?
     } else {
-        evaluate(connect, &gw.config(), &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
+        evaluate(connect, config, &mut StoreLookups { store: gw.store.as_ref(), now_ms: now })
     };
     evaluated.map_err(|e| {
         tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
@@ -145,8 +151,10 @@ async fn first_text(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the edge's facts, gathered by the connection
 pub async fn run(
     gw: &Arc<Gateway>,
+    config: &Arc<Config>,
     ws: &mut Ws,
     edge: &EdgeFacts,
     locality: Locality,
@@ -236,7 +244,7 @@ pub async fn run(
             now_ms: now,
             locked_out_ms,
         };
-        let evaluated = match evaluate_connect(gw, connect).await {
+        let evaluated = match evaluate_connect(gw, config, connect).await {
             Ok(v) => v,
             Err(Some(failure)) => {
                 reject(ws, Some(&request.id), failure).await;
@@ -339,13 +347,13 @@ pub async fn run(
             _ => None,
         },
     });
-    let hello = hello_ok(gw, &info, &admission, issued);
+    let hello = hello_ok(gw, config, &info, &admission, issued);
     // Registered before hello-ok goes out, so no broadcast sent after the
     // client learns it is admitted can miss it.
     let principal = principal_key(&admission.principal);
     let admitted_on = AdmittedOn { edge: edge.clone(), facts };
     let registration =
-        match gw.registry.insert(info.clone(), out.clone(), admitted_on, principal, &gw.config().session_limits) {
+        match gw.registry.insert(info.clone(), out.clone(), admitted_on, principal, &config.session_limits) {
             Ok(r) => r,
             Err(cap) => {
                 tracing::info!(conn_id = %conn_id, client_ip = %client_ip, per = cap.per, limit = cap.limit,
@@ -364,7 +372,13 @@ pub async fn run(
     Handshake::Admitted(Admitted { info, node_id, registration, relay })
 }
 
-fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Option<IssuedToken>) -> HelloOk {
+fn hello_ok(
+    gw: &Gateway,
+    config: &Config,
+    info: &SessionInfo,
+    admission: &Admission,
+    issued: Option<IssuedToken>,
+) -> HelloOk {
     let presence_version = gw.registry.presence_version();
     HelloOk {
         kind: HelloKind::HelloOk,
@@ -389,7 +403,7 @@ fn hello_ok(gw: &Gateway, info: &SessionInfo, admission: &Admission, issued: Opt
             uptime_ms: gw.uptime_ms(),
             auth_mode: (info.role == Role::Operator
                 && clawgate_protocol::scopes::satisfied_by(&info.scopes, clawgate_protocol::scopes::ADMIN))
-            .then(|| gw.config().auth_mode.as_str().to_owned()),
+            .then(|| config.auth_mode.as_str().to_owned()),
         },
         auth: HelloAuth {
             role: admission.role.as_str().to_owned(),
