@@ -11,7 +11,7 @@
 // Every client is stopped after its first outcome, so none keeps reconnecting.
 // Prints {deviceId, first, second, third, stored}.
 
-import { armTimeout, createClient, errorToJSON, fail, pass, readEnv } from "./lib.mjs";
+import { armTimeout, connectOnce, errorToJSON, fail, pass, readEnv } from "./lib.mjs";
 import { createDeviceIdentity, hostDeps } from "./device.mjs";
 
 const READ = "operator.read";
@@ -33,53 +33,20 @@ const log = (level) => (message) => {
  * stopped either way.
  */
 function attempt(options) {
-  return new Promise((resolve) => {
-    let done = false;
-    const outcome = { hello: null, status: null, error: null, close: null, reconnectPaused: null };
-    const finishWith = () => {
-      if (done) return;
-      done = true;
-      client.stop();
-      resolve(outcome);
-    };
-    const client = createClient({
-      url,
-      deviceIdentity: identity,
-      hostDeps: {
-        ...hostDeps,
-        logDebug: log("debug"),
-        logError: log("error"),
-        loadDeviceAuthToken: () => null,
-        storeDeviceAuthToken: ({ deviceId, role, token: stored, scopes }) => {
-          obs.stored.push({ deviceId, role, tokenLength: stored?.length ?? 0, scopes });
-        },
-        clearDeviceAuthToken: () => {},
+  return connectOnce({
+    url,
+    deviceIdentity: identity,
+    hostDeps: {
+      ...hostDeps,
+      logDebug: log("debug"),
+      logError: log("error"),
+      loadDeviceAuthToken: () => null,
+      storeDeviceAuthToken: ({ deviceId, role, token: stored, scopes }) => {
+        obs.stored.push({ deviceId, role, tokenLength: stored?.length ?? 0, scopes });
       },
-      ...options,
-      onHelloOk: async (hello) => {
-        if (done) return;
-        outcome.hello = { protocol: hello.protocol, auth: hello.auth };
-        try {
-          outcome.status = await client.request("status", {});
-        } catch (err) {
-          outcome.statusError = errorToJSON(err);
-        }
-        finishWith();
-      },
-      onConnectError: (err) => {
-        if (done || outcome.error) return;
-        outcome.error = errorToJSON(err);
-      },
-      onReconnectPaused: (info) => {
-        if (!outcome.reconnectPaused) outcome.reconnectPaused = info;
-      },
-      onClose: (code, reason) => {
-        if (done) return;
-        if (!outcome.close) outcome.close = { code, reason };
-        if (!outcome.hello) finishWith();
-      },
-    });
-    client.start();
+      clearDeviceAuthToken: () => {},
+    },
+    ...options,
   });
 }
 

@@ -12,7 +12,7 @@
 // token echoed in hello-ok with auth.method "device-token".
 // Prints {deviceId, rounds, turns: [...]}.
 
-import { armTimeout, createClient, errorToJSON, fail, pass, readEnv } from "./lib.mjs";
+import { armTimeout, connectOnce, errorToJSON, fail, pass, readEnv } from "./lib.mjs";
 import { createDeviceIdentity, hostDeps } from "./device.mjs";
 
 const READ = "operator.read";
@@ -26,51 +26,21 @@ armTimeout(() => obs, 60_000);
 
 /** Connect once as `install`; resolves {hello, status, error, close}. */
 function attempt(install, useGatewayToken) {
-  return new Promise((resolve) => {
-    let done = false;
-    const outcome = { hello: null, status: null, error: null, close: null };
-    const finishWith = () => {
-      if (done) return;
-      done = true;
-      client.stop();
-      resolve(outcome);
-    };
-    const client = createClient({
-      url,
-      token: useGatewayToken ? token : undefined,
-      scopes: [READ],
-      deviceIdentity: identity,
-      hostDeps: {
-        ...hostDeps,
-        loadDeviceAuthToken: () => install.stored,
-        storeDeviceAuthToken: ({ token: minted, scopes }) => {
-          install.stored = { token: minted, scopes };
-        },
-        clearDeviceAuthToken: () => {
-          install.stored = null;
-        },
+  return connectOnce({
+    url,
+    token: useGatewayToken ? token : undefined,
+    scopes: [READ],
+    deviceIdentity: identity,
+    hostDeps: {
+      ...hostDeps,
+      loadDeviceAuthToken: () => install.stored,
+      storeDeviceAuthToken: ({ token: minted, scopes }) => {
+        install.stored = { token: minted, scopes };
       },
-      onHelloOk: async (hello) => {
-        if (done) return;
-        outcome.hello = hello;
-        try {
-          outcome.status = await client.request("status", {});
-        } catch (err) {
-          outcome.statusError = errorToJSON(err);
-        }
-        finishWith();
+      clearDeviceAuthToken: () => {
+        install.stored = null;
       },
-      onConnectError: (err) => {
-        if (done || outcome.error) return;
-        outcome.error = errorToJSON(err);
-      },
-      onClose: (code, reason) => {
-        if (done) return;
-        if (!outcome.close) outcome.close = { code, reason };
-        if (!outcome.hello) finishWith();
-      },
-    });
-    client.start();
+    },
   });
 }
 

@@ -121,3 +121,48 @@ export function createClient(overrides = {}) {
     ...overrides,
   });
 }
+
+/**
+ * Connect once with `overrides` (GatewayClientOptions, as for createClient)
+ * and stop the client after its first outcome, so it never keeps
+ * reconnecting. Resolves {hello: {protocol, auth}, status} when admitted
+ * (after calling `status`), or {error, close, reconnectPaused} when refused.
+ */
+export function connectOnce(overrides) {
+  return new Promise((resolve) => {
+    let done = false;
+    const outcome = { hello: null, status: null, error: null, close: null, reconnectPaused: null };
+    const finishWith = () => {
+      if (done) return;
+      done = true;
+      client.stop();
+      resolve(outcome);
+    };
+    const client = createClient({
+      ...overrides,
+      onHelloOk: async (hello) => {
+        if (done) return;
+        outcome.hello = { protocol: hello.protocol, auth: hello.auth };
+        try {
+          outcome.status = await client.request("status", {});
+        } catch (err) {
+          outcome.statusError = errorToJSON(err);
+        }
+        finishWith();
+      },
+      onConnectError: (err) => {
+        if (done || outcome.error) return;
+        outcome.error = errorToJSON(err);
+      },
+      onReconnectPaused: (info) => {
+        if (!outcome.reconnectPaused) outcome.reconnectPaused = info;
+      },
+      onClose: (code, reason) => {
+        if (done) return;
+        if (!outcome.close) outcome.close = { code, reason };
+        if (!outcome.hello) finishWith();
+      },
+    });
+    client.start();
+  });
+}

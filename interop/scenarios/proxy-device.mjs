@@ -14,7 +14,7 @@
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
-import { armTimeout, createClient, errorToJSON, fail, pass, requireEnv } from "./lib.mjs";
+import { armTimeout, connectOnce, errorToJSON, fail, pass, requireEnv } from "./lib.mjs";
 import { createDeviceIdentity, hostDeps } from "./device.mjs";
 
 const url = requireEnv("CLAWGATE_URL");
@@ -39,55 +39,22 @@ const log = (level) => (message) => {
 
 /** Connect once with `options`; resolves with what happened. */
 function attempt(options) {
-  return new Promise((resolve) => {
-    let done = false;
-    const outcome = { hello: null, status: null, error: null, close: null, reconnectPaused: null };
-    const finishWith = () => {
-      if (done) return;
-      done = true;
-      client.stop();
-      resolve(outcome);
-    };
-    const client = createClient({
-      url,
-      clientName: "openclaw-control-ui",
-      mode: "webchat",
-      clientDisplayName: "interop SSO device",
-      scopes,
-      deviceIdentity: identity,
-      hostDeps: {
-        ...hostDeps,
-        logDebug: log("debug"),
-        logError: log("error"),
-        loadDeviceAuthToken: () => null,
-        storeDeviceAuthToken: () => {},
-        clearDeviceAuthToken: () => {},
-      },
-      ...options,
-      onHelloOk: async (hello) => {
-        if (done) return;
-        outcome.hello = { protocol: hello.protocol, auth: hello.auth };
-        try {
-          outcome.status = await client.request("status", {});
-        } catch (err) {
-          outcome.statusError = errorToJSON(err);
-        }
-        finishWith();
-      },
-      onConnectError: (err) => {
-        if (done || outcome.error) return;
-        outcome.error = errorToJSON(err);
-      },
-      onReconnectPaused: (info) => {
-        if (!outcome.reconnectPaused) outcome.reconnectPaused = info;
-      },
-      onClose: (code, reason) => {
-        if (done) return;
-        if (!outcome.close) outcome.close = { code, reason };
-        if (!outcome.hello) finishWith();
-      },
-    });
-    client.start();
+  return connectOnce({
+    url,
+    clientName: "openclaw-control-ui",
+    mode: "webchat",
+    clientDisplayName: "interop SSO device",
+    scopes,
+    deviceIdentity: identity,
+    hostDeps: {
+      ...hostDeps,
+      logDebug: log("debug"),
+      logError: log("error"),
+      loadDeviceAuthToken: () => null,
+      storeDeviceAuthToken: () => {},
+      clearDeviceAuthToken: () => {},
+    },
+    ...options,
   });
 }
 
