@@ -61,8 +61,16 @@ fn new_request(
 }
 
 fn store_failure(e: &StoreError) -> ApplyFailure {
-    tracing::error!(error = %e, code = e.code(), "pairing store failure during admission");
-    ApplyFailure::StoreUnavailable { hint: "the gateway could not use its pairing store; see the gateway log".into() }
+    if matches!(e, StoreError::Full { .. } | StoreError::Replaced { .. }) {
+        // The store logged it once when it began; not again per connect.
+        tracing::debug!(error = %e, code = e.code(), "pairing store failure during admission");
+    } else {
+        tracing::error!(error = %e, code = e.code(), "pairing store failure during admission");
+    }
+    ApplyFailure::StoreUnavailable {
+        hint: "the gateway could not use its pairing store; see the gateway log".into(),
+        store_code: e.code(),
+    }
 }
 
 /// Why applying a decision did not happen.

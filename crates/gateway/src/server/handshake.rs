@@ -85,7 +85,7 @@ async fn evaluate_connect(
     evaluated.map_err(|e| {
         tracing::error!(error = %e, code = e.code(), "pairing store failure during handshake");
         let hint = "the gateway could not read its pairing store; see the gateway log".into();
-        Some(Failure::Apply(ApplyFailure::StoreUnavailable { hint }))
+        Some(Failure::Apply(ApplyFailure::StoreUnavailable { hint, store_code: e.code() }))
     })
 }
 

@@ -26,6 +26,9 @@ pub async fn watch_store(gw: Arc<Gateway>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = None;
     let mut checked: HashSet<String> = HashSet::new();
+    // The failure last logged: a store that stays unreadable (or replaced)
+    // is logged once, not once per tick.
+    let mut failing: Option<&'static str> = None;
     loop {
         interval.tick().await;
         // `data_version` moves when another connection (process) commits;
@@ -34,9 +37,17 @@ pub async fn watch_store(gw: Arc<Gateway>) {
         // methods close what they invalidate, and keep the rotating caller);
         // service sessions follow every change.
         let (version, generation) = match store_op(&gw, |s| Ok((s.data_version()?, s.generation()?))).await {
-            Ok(v) => v,
+            Ok(v) => {
+                if failing.take().is_some() {
+                    tracing::info!("the store's data version can be read again");
+                }
+                v
+            }
             Err(e) => {
-                tracing::warn!(error = %e, code = e.code(), "cannot read the store's data version");
+                if failing != Some(e.code()) {
+                    failing = Some(e.code());
+                    tracing::warn!(error = %e, code = e.code(), "cannot read the store's data version");
+                }
                 continue;
             }
         };

@@ -54,6 +54,18 @@ pub enum StoreError {
     )]
     Busy { path: String },
 
+    #[error(
+        "the disk holding the pairing store {path} is full; changes are refused until space \
+         is freed (nothing was lost: the store is unchanged)"
+    )]
+    Full { path: String },
+
+    #[error(
+        "the pairing store {path} was {what} while the gateway was running; changes are \
+         refused. Put the store file back (restore it from a backup) and restart the gateway"
+    )]
+    Replaced { path: String, what: &'static str },
+
     /// The store changed since the decision read it (at `expected`; now
     /// `found`): decide again.
     #[error("the pairing store changed while the connection was being admitted (generation {expected}, now {found})")]
@@ -188,6 +200,8 @@ impl StoreError {
             StoreError::Foreign { .. } => "STORE_FOREIGN",
             StoreError::TooNew { .. } => "STORE_TOO_NEW",
             StoreError::Busy { .. } => "STORE_BUSY",
+            StoreError::Full { .. } => "STORE_FULL",
+            StoreError::Replaced { .. } => "STORE_REPLACED",
             StoreError::Stale { .. } => "STORE_STALE",
             StoreError::Sqlite { .. } => "STORE_FAILED",
             StoreError::InvalidInput(_) => "STORE_INVALID_INPUT",
@@ -218,6 +232,8 @@ impl StoreError {
                 | StoreError::Foreign { .. }
                 | StoreError::TooNew { .. }
                 | StoreError::Busy { .. }
+                | StoreError::Full { .. }
+                | StoreError::Replaced { .. }
                 | StoreError::Sqlite { .. }
         )
     }
@@ -231,6 +247,7 @@ impl StoreError {
             }
             Some(C::DatabaseCorrupt) => StoreError::Corrupt { path: path.to_owned(), detail: e.to_string() },
             Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy { path: path.to_owned() },
+            Some(C::DiskFull) => StoreError::Full { path: path.to_owned() },
             Some(C::CannotOpen | C::PermissionDenied | C::ReadOnly | C::SystemIoFailure) => {
                 StoreError::Unreadable { path: path.to_owned(), reason: e.to_string() }
             }

@@ -20,11 +20,15 @@
 //!   mutation; reads report them as expired even before that happens.
 //! - Tokens are stored only as SHA-256 digests and compared in constant time.
 //! - A store that cannot be read is an error naming the file, never "empty".
+//! - A file removed or replaced under a running process refuses writes
+//!   ([`StoreError::Replaced`]); a full disk refuses them as
+//!   [`StoreError::Full`] until space frees.
 
 mod admission_write;
 mod codec;
 mod devices;
 mod error;
+mod file_guard;
 pub mod json;
 mod pending;
 pub mod relay_identities;
@@ -77,7 +81,9 @@ pub trait PairingStore: Send + Sync {
 
     /// SQLite's `PRAGMA data_version` for this connection (or an equivalent):
     /// it changes when *another* connection or process committed a write, so
-    /// a gateway can notice what the offline CLI did.
+    /// a gateway can notice what the offline CLI did. Fails with
+    /// [`StoreError::Replaced`] once the store's file was removed or replaced
+    /// under this process, so a poller notices that too.
     fn data_version(&self) -> Result<u64, StoreError>;
 
     /// The paired record of a device, if any.

@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the embedded [`PairingStore`], one SQLite file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -8,6 +8,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::admission_write::{self, AdmissionApplied, AdmissionWrite};
 use super::codec::{ms, OpResult};
 use super::error::StoreError;
+use super::file_guard::{FaultLog, FileIdentity};
 use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
 use super::services::{self, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck};
 use super::types::{
@@ -22,6 +23,10 @@ pub struct SqliteStore {
     pub(super) conn: Mutex<Connection>,
     /// The file, as shown in errors.
     location: String,
+    /// The file's path and the identity of the file opened there (`None`
+    /// in memory): writes are refused once the path names another file.
+    file: Option<(PathBuf, FileIdentity)>,
+    faults: FaultLog,
 }
 
 /// Does the operation change state (bump the generation) on success?
@@ -37,17 +42,38 @@ impl SqliteStore {
     /// that is unreadable, not SQLite, corrupt, another program's or from a
     /// newer clawgate is an error naming it, never an empty store.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        Ok(SqliteStore { conn: Mutex::new(schema::open_file(path)?), location: path.display().to_string() })
+        let location = path.display().to_string();
+        let conn = schema::open_file(path)?;
+        let identity = FileIdentity::of(path)
+            .map_err(|e| StoreError::Unreadable { path: location.clone(), reason: e.to_string() })?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            location,
+            file: Some((path.to_owned(), identity)),
+            faults: FaultLog::default(),
+        })
     }
 
     /// A fresh store in memory.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
-        Ok(SqliteStore { conn: Mutex::new(schema::open_memory()?), location: ":memory:".to_owned() })
+        Ok(SqliteStore {
+            conn: Mutex::new(schema::open_memory()?),
+            location: ":memory:".to_owned(),
+            file: None,
+            faults: FaultLog::default(),
+        })
     }
 
     /// The file this store lives in, as shown in errors.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Is the store's path still the file this store opened? Logged once
+    /// when it stops being so.
+    fn check_file(&self) -> Result<(), StoreError> {
+        let Some((path, identity)) = &self.file else { return Ok(()) };
+        identity.check(path, &self.location).inspect_err(|e| self.faults.failed(e))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -91,6 +117,7 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction<'_>, i64) -> OpResult<T>,
     ) -> Result<T, StoreError> {
         let now = ms(now_ms)?;
+        self.check_file()?;
         let mut conn = self.lock();
         let run = || -> OpResult<T> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -105,7 +132,12 @@ impl SqliteStore {
             tx.commit()?;
             Ok(out)
         };
-        run().map_err(|e| e.at(&self.location))
+        let result = run().map_err(|e| e.at(&self.location));
+        match &result {
+            Ok(_) => self.faults.write_succeeded(&self.location),
+            Err(e) => self.faults.failed(e),
+        }
+        result
     }
 }
 
@@ -120,6 +152,9 @@ impl PairingStore for SqliteStore {
     }
 
     fn data_version(&self) -> Result<u64, StoreError> {
+        // The gateway's store watch and `/readyz` poll this: they notice a
+        // removed or replaced file here even when nothing writes.
+        self.check_file()?;
         let conn = self.lock();
         conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
             .map(super::codec::from_ms)

@@ -42,6 +42,7 @@ mod reload_binary;
 mod security_audit;
 mod services;
 mod store_crash;
+mod store_faults;
 mod upstream_http;
 mod upstream_real_clients;
 mod upstream_sessions;

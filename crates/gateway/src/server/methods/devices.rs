@@ -38,7 +38,7 @@ fn request_error(e: AdminError) -> RequestError {
         AdminError::UnknownRequest | AdminError::UnknownDevice { .. } => {
             RequestError::NotFound { message: e.message(), code: e.code() }
         }
-        AdminError::Store(e) => RequestError::Store { code: e.code(), message: e.to_string() },
+        AdminError::Store(e) => RequestError::store(&e),
     }
 }
 

@@ -134,9 +134,7 @@ async fn known_nodes(gw: &Arc<Gateway>) -> Result<Vec<Value>, RequestError> {
     // written, so every live node seen here is in the store read next (the
     // other order could show a node that paired in between as unpaired).
     let live = gw.registry.nodes();
-    let paired = store_op(gw, |s| s.list_devices())
-        .await
-        .map_err(|e| RequestError::Store { code: e.code(), message: e.to_string() })?;
+    let paired = store_op(gw, |s| s.list_devices()).await.map_err(|e| RequestError::store(&e))?;
     let paired: Vec<PairedDevice> = paired.into_iter().filter(|d| d.has_role(Role::Node)).collect();
     let mut nodes = Vec::new();
     for s in &live {

@@ -34,7 +34,8 @@ pub enum Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyFailure {
     /// The store could not be read or written.
-    StoreUnavailable { hint: String },
+    /// `store_code`: the store error's own code (e.g. `STORE_FULL`).
+    StoreUnavailable { hint: String, store_code: &'static str },
     /// Too many open pairing requests (per address or in all).
     PairingBusy { hint: String },
     /// The store kept changing between deciding and applying (a revoke or
@@ -92,10 +93,10 @@ fn apply_failure(f: &ApplyFailure) -> Rejection {
     };
     let (top, message, details, close_code): (ErrorCode, String, Value, u16) = match f {
         ApplyFailure::Upstream(u) => return upstream_failure(u),
-        ApplyFailure::StoreUnavailable { hint } => (
+        ApplyFailure::StoreUnavailable { hint, store_code } => (
             ErrorCode::Unavailable,
             "the gateway's pairing store is unavailable".into(),
-            details("STORE_UNAVAILABLE", "store-unavailable", hint, json!({})),
+            details("STORE_UNAVAILABLE", "store-unavailable", hint, json!({ "storeCode": store_code })),
             CLOSE_TRY_AGAIN,
         ),
         ApplyFailure::StoreContended { hint } => (
@@ -247,10 +248,12 @@ pub enum RequestError {
         message: String,
         code: &'static str,
     },
-    /// The store failed; the error code says how.
+    /// The store refused or failed; the error code says how. `failure`: the
+    /// store itself (its file or disk), not the request, is the problem.
     Store {
         code: &'static str,
         message: String,
+        failure: bool,
     },
     Unavailable(String),
     /// The node answered an invocation with an error.
@@ -258,6 +261,13 @@ pub enum RequestError {
         code: String,
         message: String,
     },
+}
+
+impl RequestError {
+    /// A store error as a request's answer (its code kept).
+    pub fn store(e: &crate::store::StoreError) -> RequestError {
+        RequestError::Store { code: e.code(), message: e.to_string(), failure: e.is_store_failure() }
+    }
 }
 
 /// Close reasons are limited to 123 bytes on the wire; OpenClaw cuts at 120.
@@ -347,8 +357,13 @@ pub fn request(e: &RequestError) -> ErrorShape {
         RequestError::NotFound { message, code } => {
             ErrorShape::new(ErrorCode::InvalidRequest, message.clone()).with_details(json!({ "code": code }))
         }
-        RequestError::Store { code, message } => {
+        RequestError::Store { code, message, failure: false } => {
             ErrorShape::new(ErrorCode::InvalidRequest, message.clone()).with_details(json!({ "code": code }))
+        }
+        // A full disk, a replaced store file: the request was fine, the
+        // gateway cannot write now. UNAVAILABLE, with the store's own code.
+        RequestError::Store { code, message, failure: true } => {
+            ErrorShape::new(ErrorCode::Unavailable, message.clone()).with_details(json!({ "code": code }))
         }
         RequestError::NodeFailed { code, message } => ErrorShape::new(ErrorCode::Unavailable, message.clone())
             .with_details(json!({ "code": "NODE_ERROR", "nodeError": { "code": code, "message": message } })),
