@@ -129,14 +129,20 @@ impl Round {
     }
 }
 
+/// `n` remote devices ask to pair; returns them with their request ids.
+pub(super) async fn remote_requests(addr: SocketAddr, n: usize) -> Vec<(DeviceIdentity, String)> {
+    let mut requests = Vec::with_capacity(n);
+    for i in 0..n {
+        requests.push(remote_request(addr, i).await);
+    }
+    requests
+}
+
 /// Pending requests, then `method` on each, killed at `kill`.
 async fn pending_round(method: &str, kill: (usize, u64)) -> (Round, Vec<(DeviceIdentity, String)>) {
     let dir = state_dir(&proxied_config());
     let mut gw = Gateway::start(dir.path());
-    let mut requests = Vec::with_capacity(N);
-    for i in 0..N {
-        requests.push(remote_request(gw.addr, i).await);
-    }
+    let requests = remote_requests(gw.addr, N).await;
     let mut op = gw.operator(&[ADMIN]).await;
     let frames: Vec<Value> =
         requests.iter().enumerate().map(|(i, (_, rid))| frame(i, method, json!({ "requestId": rid }))).collect();

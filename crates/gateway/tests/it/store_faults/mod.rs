@@ -3,5 +3,6 @@
 //! every store-writing path, its disk filled, its store file removed or
 //! replaced under it.
 
+mod crash_cli;
 mod crash_matrix;
 mod harness;

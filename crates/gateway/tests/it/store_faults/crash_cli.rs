@@ -1,0 +1,174 @@
+//! SIGKILL of the CLI while it writes the store file directly:
+//! `clawgate services add | rotate | revoke` (they always work on the
+//! file) and `clawgate devices approve --offline`. Each command is killed
+//! after a random delay up to about its own run time; a command that exited
+//! with success was acknowledged. After every kill the store is clean and
+//! the command either fully happened or not at all; at the end the gateway
+//! starts on the store.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clawgate::server::now_ms;
+use clawgate::store::{PairingStore, RequestState, ServiceTokenCheck, SqliteStore};
+
+use super::harness::{check_store_clean, clawgate, restarts_and_serves, state_dir, store_path, Gateway, Rng};
+
+const NAMES: usize = 6;
+
+/// The outcome of one CLI run.
+struct Run {
+    /// Exited with success: the write was acknowledged.
+    acked: bool,
+    stdout: String,
+}
+
+/// Run `clawgate <args>` on `state`, SIGKILLed after `kill_after` unless it
+/// finished first.
+fn run_killed(state: &Path, args: &[&str], kill_after: Duration) -> Run {
+    let mut child = clawgate(state)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the CLI");
+    let deadline = Instant::now() + kill_after;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    Run { acked: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).trim().to_owned() }
+}
+
+/// How long one CLI write takes here, unkilled (the range kill delays are drawn from).
+fn calibrate(state: &Path) -> Duration {
+    let started = Instant::now();
+    let out = clawgate(state).args(["services", "add", "calibration", "--role", "node"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    started.elapsed()
+}
+
+fn live_service(store: &SqliteStore, name: &str) -> Option<clawgate::store::ServicePrincipal> {
+    store.list_services().unwrap().into_iter().find(|p| p.name == name && p.revoked_at_ms.is_none())
+}
+
+fn verifies(store: &SqliteStore, token: &str) -> bool {
+    matches!(store.verify_service_token(token, now_ms()).unwrap(), ServiceTokenCheck::Valid(_))
+}
+
+#[test]
+fn sigkill_during_services_add_rotate_revoke() {
+    let mut rng = Rng::from_env("crash: services add/rotate/revoke (CLI)");
+    let dir = state_dir("{}\n");
+    let typical = calibrate(dir.path());
+    let path = store_path(dir.path());
+    let delay = |rng: &mut Rng| Duration::from_micros(rng.below(typical.as_micros() as u64 * 5 / 4 + 1));
+    let (mut kills, mut acks) = (0, 0);
+    for n in 0..NAMES {
+        let name = format!("svc{n}");
+        // add: acknowledged means live with the printed token; killed means
+        // live or absent, nothing else.
+        let run = run_killed(
+            dir.path(),
+            &["services", "add", &name, "--role", "operator", "--scopes", "operator.read"],
+            delay(&mut rng),
+        );
+        let store = check_store_clean(&path);
+        let mut token = None;
+        if run.acked {
+            acks += 1;
+            assert!(verifies(&store, &run.stdout), "acknowledged add of {name}: its token does not verify");
+            token = Some(run.stdout);
+        } else {
+            kills += 1;
+        }
+        let Some(p) = live_service(&store, &name) else {
+            assert!(token.is_none());
+            continue;
+        };
+        drop(store);
+
+        // rotate: acknowledged means the new token verifies and the old one
+        // does not; killed means exactly one of the two states.
+        let run = run_killed(dir.path(), &["services", "rotate", &name], delay(&mut rng));
+        let store = check_store_clean(&path);
+        let now = live_service(&store, &name).expect("rotation keeps the principal");
+        assert_eq!(now.principal_id, p.principal_id);
+        let old_valid = token.as_deref().map(|t| verifies(&store, t));
+        if run.acked {
+            acks += 1;
+            assert!(verifies(&store, &run.stdout), "acknowledged rotation of {name}: the new token does not verify");
+            assert_ne!(old_valid, Some(true), "acknowledged rotation of {name}: the old token still verifies");
+            assert!(now.rotated_at_ms.is_some());
+        } else {
+            kills += 1;
+            if let Some(valid) = old_valid {
+                assert_eq!(valid, now.rotated_at_ms.is_none(), "{name}: rotated half-way");
+            }
+        }
+        drop(store);
+
+        // revoke: acknowledged means revoked; killed means live or revoked.
+        let run = run_killed(dir.path(), &["services", "revoke", &name], delay(&mut rng));
+        let store = check_store_clean(&path);
+        let state = store.service_by_id(&p.principal_id).unwrap().expect("the principal stays on record");
+        if run.acked {
+            acks += 1;
+            assert!(state.revoked_at_ms.is_some(), "acknowledged revocation of {name} lost");
+        } else {
+            kills += 1;
+        }
+        assert_eq!(live_service(&store, &name).is_none(), state.revoked_at_ms.is_some());
+    }
+    eprintln!(
+        "services: {acks} CLI writes acknowledged and kept, {kills} killed (delays up to 1.25 × {typical:?}), \
+         each all or nothing"
+    );
+    tokio_run(restarts_and_serves(dir.path()));
+}
+
+#[test]
+fn sigkill_during_offline_device_approval() {
+    let mut rng = Rng::from_env("crash: devices approve --offline (CLI)");
+    let dir = state_dir(&super::harness::proxied_config());
+    // Pairing requests from remote devices, through a gateway that is then stopped.
+    let requests = {
+        let gw = Gateway::start(dir.path());
+        tokio_run(super::crash_matrix::remote_requests(gw.addr, NAMES))
+    };
+    let path = store_path(dir.path());
+    let typical = {
+        let started = Instant::now();
+        let out = clawgate(dir.path()).args(["devices", "list", "--offline"]).output().unwrap();
+        assert!(out.status.success());
+        started.elapsed()
+    };
+    let (mut kills, mut acks) = (0, 0);
+    for (i, (id, rid)) in requests.iter().enumerate() {
+        let kill = Duration::from_micros(rng.below(typical.as_micros() as u64 * 5 / 4 + 1));
+        let run = run_killed(dir.path(), &["devices", "approve", rid, "--offline"], kill);
+        let store = check_store_clean(&path);
+        let state = store.request(rid, now_ms()).unwrap().expect("remembered").state;
+        let paired = store.device(&id.device_id()).unwrap().is_some();
+        assert_eq!(state == RequestState::Approved, paired, "request {i}: {state:?}, paired {paired}");
+        if run.acked {
+            acks += 1;
+            assert!(paired, "acknowledged offline approval {i} lost");
+        } else {
+            kills += 1;
+            assert!(paired || state == RequestState::Open, "request {i}: {state:?}");
+        }
+    }
+    eprintln!("devices approve --offline: {acks} acknowledged and kept, {kills} killed, each all or nothing");
+    tokio_run(restarts_and_serves(dir.path()));
+}
+
+fn tokio_run<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f)
+}
