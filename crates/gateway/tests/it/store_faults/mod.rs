@@ -5,4 +5,6 @@
 
 mod crash_cli;
 mod crash_matrix;
+mod disk_full;
 mod harness;
+mod small_disk;
