@@ -61,8 +61,7 @@ fn new_request(
 }
 
 fn store_failure(e: &StoreError) -> ApplyFailure {
-    if matches!(e, StoreError::Full { .. } | StoreError::Replaced { .. }) {
-        // The store logged it once when it began; not again per connect.
+    if e.logged_by_store() {
         tracing::debug!(error = %e, code = e.code(), "pairing store failure during admission");
     } else {
         tracing::error!(error = %e, code = e.code(), "pairing store failure during admission");

@@ -44,10 +44,11 @@ pub async fn watch_store(gw: Arc<Gateway>) {
                 v
             }
             Err(e) => {
-                if failing != Some(e.code()) {
-                    failing = Some(e.code());
+                // A replaced file was logged by the store itself.
+                if failing != Some(e.code()) && !e.logged_by_store() {
                     tracing::warn!(error = %e, code = e.code(), "cannot read the store's data version");
                 }
+                failing = Some(e.code());
                 continue;
             }
         };

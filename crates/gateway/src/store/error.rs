@@ -62,7 +62,8 @@ pub enum StoreError {
 
     #[error(
         "the pairing store {path} was {what} while the gateway was running; changes are \
-         refused. Put the store file back (restore it from a backup) and restart the gateway"
+         refused until a restart. Put the right store file at that path (restore a backup if \
+         it is gone) and restart the gateway"
     )]
     Replaced { path: String, what: &'static str },
 
@@ -236,6 +237,13 @@ impl StoreError {
                 | StoreError::Replaced { .. }
                 | StoreError::Sqlite { .. }
         )
+    }
+
+    /// A fault of the store's file or disk that the store logs itself, once
+    /// when it starts ([`StoreError::Full`], [`StoreError::Replaced`]):
+    /// callers need not log it again per refused operation.
+    pub fn logged_by_store(&self) -> bool {
+        matches!(self, StoreError::Full { .. } | StoreError::Replaced { .. })
     }
 
     /// Classify a SQLite error on the store at `path`.

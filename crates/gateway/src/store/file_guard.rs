@@ -53,7 +53,7 @@ impl FaultLog {
 
     /// A store operation failed with `e`.
     pub(super) fn failed(&self, e: &StoreError) {
-        if !matches!(e, StoreError::Full { .. } | StoreError::Replaced { .. }) {
+        if !e.logged_by_store() {
             return;
         }
         let mut current = self.lock();

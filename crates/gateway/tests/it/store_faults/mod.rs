@@ -8,3 +8,4 @@ mod crash_matrix;
 mod disk_full;
 mod harness;
 mod small_disk;
+mod store_replaced;
