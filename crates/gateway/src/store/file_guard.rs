@@ -72,3 +72,61 @@ impl FaultLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{PairingStore, Role, SqliteStore, StoreError};
+
+    fn private_dir() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_removed_file_refuses_writes_and_is_not_recreated() {
+        let dir = private_dir();
+        let path = dir.path().join("clawgate.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        store.add_service("before", Role::Node, &[], 1).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let e = store.add_service("after", Role::Node, &[], 2).unwrap_err();
+        assert!(matches!(e, StoreError::Replaced { what: "removed", .. }), "{e:?}");
+        assert_eq!(e.code(), "STORE_REPLACED");
+        assert!(e.is_store_failure() && e.logged_by_store());
+        assert_eq!(store.data_version().unwrap_err().code(), "STORE_REPLACED");
+        assert!(!path.exists(), "an empty store was created");
+        // Reads still see the file that is open.
+        assert_eq!(store.list_services().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_replaced_file_refuses_writes_and_stays_untouched() {
+        let dir = private_dir();
+        let path = dir.path().join("clawgate.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let other = dir.path().join("other.sqlite");
+        drop(SqliteStore::open(&other).unwrap());
+        std::fs::rename(&other, &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = store.add_service("after", Role::Node, &[], 2).unwrap_err();
+        assert!(matches!(e, StoreError::Replaced { what: "replaced by another file", .. }), "{e:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_full_disk_has_its_own_code() {
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        let e = StoreError::from_sqlite("store", full);
+        assert_eq!(e.code(), "STORE_FULL");
+        assert!(e.is_store_failure() && e.logged_by_store());
+    }
+
+    #[test]
+    fn an_in_memory_store_has_no_file_to_check() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.data_version().unwrap();
+        store.add_service("svc", Role::Node, &[], 1).unwrap();
+    }
+}
