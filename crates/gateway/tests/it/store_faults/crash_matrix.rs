@@ -16,13 +16,14 @@ use clawgate_client::DeviceIdentity;
 use serde_json::{json, Value};
 
 use super::harness::{
-    check_store_clean, proxied_config, restarts_and_serves, state_dir, store_path, Gateway, Rng, PROXY_SOURCE, READ,
+    check_store_clean, proxied_config, restarts_and_serves, rounds, state_dir, store_path, Gateway, Rng, PROXY_SOURCE,
+    READ,
 };
 use crate::common::{connect_params, RawConn, TOKEN};
 
-/// Writes per round, and rounds per path.
+/// Writes per round, and rounds per path (unless `CLAWGATE_FAULT_ROUNDS`).
 const N: usize = 16;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const ADMIN: &str = "operator.admin";
 /// No trusted proxy on loopback: local devices with the token pair silently.
 const LOCAL_CONFIG: &str = "{}\n";
@@ -173,7 +174,7 @@ async fn paired_round(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_approve() {
     let mut rng = Rng::from_env("crash: device.pair.approve");
-    for round in 0..ROUNDS {
+    for round in 0..rounds(ROUNDS) {
         let kill = kill_point(&mut rng);
         let (r, requests) = pending_round("device.pair.approve", kill).await;
         let store = check_store_clean(&store_path(r.dir.path()));
@@ -200,7 +201,7 @@ async fn sigkill_during_approve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_reject() {
     let mut rng = Rng::from_env("crash: device.pair.reject");
-    for round in 0..ROUNDS {
+    for round in 0..rounds(ROUNDS) {
         let kill = kill_point(&mut rng);
         let (r, requests) = pending_round("device.pair.reject", kill).await;
         let store = check_store_clean(&store_path(r.dir.path()));
@@ -228,7 +229,7 @@ async fn sigkill_during_reject() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_remove() {
     let mut rng = Rng::from_env("crash: device.pair.remove");
-    for round in 0..ROUNDS {
+    for round in 0..rounds(ROUNDS) {
         let kill = kill_point(&mut rng);
         let (r, devices) = paired_round("device.pair.remove", |d| json!({ "deviceId": d }), kill).await;
         let path = store_path(r.dir.path());
@@ -254,7 +255,7 @@ async fn sigkill_during_remove() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_token_rotate() {
     let mut rng = Rng::from_env("crash: device.token.rotate");
-    for round in 0..ROUNDS {
+    for round in 0..rounds(ROUNDS) {
         let kill = kill_point(&mut rng);
         let params = |d: &str| json!({ "deviceId": d, "role": "operator" });
         let (r, devices) = paired_round("device.token.rotate", params, kill).await;
@@ -281,7 +282,7 @@ async fn sigkill_during_token_rotate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_token_revoke() {
     let mut rng = Rng::from_env("crash: device.token.revoke");
-    for round in 0..ROUNDS {
+    for round in 0..rounds(ROUNDS) {
         let kill = kill_point(&mut rng);
         let params = |d: &str| json!({ "deviceId": d, "role": "operator" });
         let (r, devices) = paired_round("device.token.revoke", params, kill).await;
@@ -337,7 +338,7 @@ async fn answer(mut c: RawConn) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_concurrent_silent_pairing() {
     let mut rng = Rng::from_env("crash: silent local pairing");
-    for round in 0..ROUNDS {
+    for round in 0..rounds(ROUNDS) {
         let kill = (rng.below(CLIENTS as u64) as usize, rng.below(3000));
         let dir = state_dir(LOCAL_CONFIG);
         let mut gw = Gateway::start(dir.path());

@@ -20,6 +20,11 @@ use crate::common::{connect_params, RawConn, TOKEN};
 pub const PROXY_SOURCE: &str = "127.0.0.2";
 pub const READ: &str = "operator.read";
 
+/// Rounds per crash path: `CLAWGATE_FAULT_ROUNDS`, else `default`.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("CLAWGATE_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 /// A small, seeded random source (splitmix64): the kill points of a run are
 /// reproducible from the printed seed.
 pub struct Rng(u64);
