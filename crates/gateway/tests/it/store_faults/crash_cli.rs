@@ -1,8 +1,9 @@
 //! SIGKILL of the CLI while it writes the store file directly:
 //! `clawgate services add | rotate | revoke` (they always work on the
-//! file) and `clawgate devices approve --offline`. Each command is killed
-//! after a random delay up to about its own run time; a command that exited
-//! with success was acknowledged. After every kill the store is clean and
+//! file) and `clawgate devices approve --offline`; and of the gateway's
+//! first start, while it creates the store and climbs the migration
+//! ladder. Each command is killed after a random delay up to about its own
+//! run time; a command that exited with success was acknowledged. After every kill the store is clean and
 //! the command either fully happened or not at all; at the end the gateway
 //! starts on the store.
 
@@ -185,6 +186,52 @@ fn sigkill_during_offline_device_approval() {
          each all or nothing; {landed} of those committed before the kill"
     );
     tokio_run(restarts_and_serves(dir.path()));
+}
+
+#[test]
+fn sigkill_during_the_first_start_and_its_migrations() {
+    let mut rng = Rng::from_env("crash: first start (store creation, migrations)");
+    // The time to listen, warm: kill delays are drawn from 0.5 to 2 × that
+    // (the store is created and migrated late in the start).
+    let typical = (0..3)
+        .map(|_| {
+            let dir = state_dir("{}\n");
+            let started = Instant::now();
+            drop(Gateway::start(dir.path()));
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
+    // What each kill left: no file, a file at version 0, a migrated one.
+    let (mut none, mut empty, mut migrated) = (0, 0, 0);
+    for _ in 0..rounds(NAMES) {
+        let dir = state_dir("{}\n");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+        let kill = typical / 2 + delay(&mut rng, typical);
+        let run = run_killed(dir.path(), &["gateway", "run", "--port", &port], kill);
+        assert!(!run.acked, "the gateway does not exit by itself");
+        let path = store_path(dir.path());
+        if path.exists() {
+            // Whatever the kill left, the next open finishes it: the ladder
+            // is one transaction, so the file is at version 0 or the latest.
+            let version: u32 = rusqlite::Connection::open(&path)
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            migrated += usize::from(version == clawgate::store::schema::SCHEMA_VERSION);
+            empty += usize::from(version == 0);
+            assert!(version == 0 || version == clawgate::store::schema::SCHEMA_VERSION, "version {version}");
+            drop(SqliteStore::open(&path).expect("the store opens after a kill during its creation"));
+            drop(check_store_clean(&path));
+        } else {
+            none += 1;
+        }
+        tokio_run(restarts_and_serves(dir.path()));
+    }
+    eprintln!(
+        "first start: kills 0.5–2 × {typical:?} after spawn left {none} × no store, {empty} × an empty one, \
+         {migrated} × a migrated one; every one opened clean"
+    );
 }
 
 fn tokio_run<T>(f: impl std::future::Future<Output = T>) -> T {
