@@ -189,6 +189,61 @@ fn sigkill_during_offline_device_approval() {
 }
 
 #[test]
+fn gateway_sigkill_during_online_cli_approvals() {
+    let mut rng = Rng::from_env("crash: devices approve through the gateway (CLI online)");
+    for round in 0..3 {
+        online_approval_round(&mut rng, round);
+    }
+}
+
+/// `n` CLIs approve through the gateway at once; the gateway is killed
+/// meanwhile. An approval the CLI reported (exit 0) is in the store.
+fn online_approval_round(rng: &mut Rng, round: usize) {
+    let n = NAMES;
+    let dir = state_dir(&super::harness::proxied_config());
+    let mut gw = Gateway::start(dir.path());
+    let requests = tokio_run(super::crash_matrix::remote_requests(gw.addr, n + 1));
+    let port = gw.addr.port().to_string();
+    let approve = |rid: &str| {
+        let mut cmd = clawgate(dir.path());
+        cmd.args(["devices", "approve", rid, "--port", &port]).stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.stderr(Stdio::null());
+        cmd
+    };
+    // One approval, timed. The rest start at once and share two cores, so
+    // they take up to about n times as long: the kill comes within that.
+    let started = Instant::now();
+    assert!(approve(&requests[n].1).status().unwrap().success());
+    let typical = started.elapsed();
+    let mut running: Vec<_> = requests[..n].iter().map(|(_, rid)| approve(rid).spawn().unwrap()).collect();
+    let kill = Duration::from_micros(rng.below(typical.as_micros() as u64 * n as u64 + 1));
+    std::thread::sleep(kill);
+    gw.kill9();
+    let acked: Vec<bool> = running.iter_mut().map(|c| c.wait().unwrap().success()).collect();
+
+    let store = check_store_clean(&store_path(dir.path()));
+    let mut landed = 0;
+    for (i, (id, rid)) in requests[..n].iter().enumerate() {
+        let state = store.request(rid, now_ms()).unwrap().expect("remembered").state;
+        let paired = store.device(&id.device_id()).unwrap().is_some();
+        assert_eq!(state == RequestState::Approved, paired, "request {i}: {state:?}, paired {paired}");
+        if acked[i] {
+            assert!(paired, "approval {i} acknowledged to the CLI, lost");
+        } else {
+            landed += usize::from(paired);
+            assert!(paired || state == RequestState::Open, "request {i}: {state:?}");
+        }
+    }
+    eprintln!(
+        "devices approve (online) round {round}: gateway killed {kill:?} after {n} CLIs started; {} acknowledged and kept, \
+         {landed} more committed unacknowledged",
+        acked.iter().filter(|a| **a).count()
+    );
+    drop(store);
+    tokio_run(restarts_and_serves(dir.path()));
+}
+
+#[test]
 fn sigkill_during_the_first_start_and_its_migrations() {
     let mut rng = Rng::from_env("crash: first start (store creation, migrations)");
     // The time to listen, warm: kill delays are drawn from 0.5 to 2 × that
