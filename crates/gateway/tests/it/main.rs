@@ -42,6 +42,8 @@ mod reload_binary;
 mod security_audit;
 mod services;
 mod store_crash;
+mod upstream_faults;
+mod upstream_faults_openclaw;
 mod upstream_http;
 mod upstream_real_clients;
 mod upstream_sessions;

@@ -3,6 +3,7 @@
 //! against `protocol.schema.json` from `@openclaw/gateway-protocol`.
 #![allow(dead_code)]
 
+pub mod clawgate_process;
 pub mod nginx;
 pub mod openclaw_cli;
 pub mod openclaw_upstream;
@@ -199,6 +200,11 @@ impl RawConn {
 
     pub async fn send_text(&mut self, text: String) {
         self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    /// Send, when the socket still takes frames (false once it is closed).
+    pub async fn try_send(&mut self, v: &Value) -> bool {
+        self.ws.send(Message::Text(v.to_string().into())).await.is_ok()
     }
 
     pub async fn send(&mut self, v: &Value) {

@@ -195,6 +195,19 @@ impl OpenclawUpstream {
         assert!(!self.reap_and_check(), "the OpenClaw gateway's process group {} outlived SIGKILL", self.pgid);
     }
 
+    /// Send `signal` to the whole group (SIGSTOP freezes the gateway with its
+    /// sockets open, SIGCONT thaws it).
+    pub fn signal(&self, signal: i32) {
+        signal_group(self.pgid, signal);
+    }
+
+    /// SIGKILL to the group, no grace; returns once it is gone. The HOME and
+    /// port stay for [`OpenclawUpstream::start_again`].
+    pub fn kill(&mut self) {
+        self.kill_now();
+        assert!(!self.reap_and_check(), "the OpenClaw gateway's process group {} outlived SIGKILL", self.pgid);
+    }
+
     /// Reap the direct child if it exited, then whether the group is alive.
     fn reap_and_check(&mut self) -> bool {
         if let Some(child) = self.child.as_mut() {
