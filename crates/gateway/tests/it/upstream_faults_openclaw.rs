@@ -35,7 +35,7 @@ async fn the_real_gateway_frozen_killed_and_restarted() {
 
     // 1. Frozen during sessions: each pending request gets its error, then 1012.
     let second = session(addr).await;
-    upstream.signal(libc::SIGSTOP);
+    upstream.freeze().await;
     let (outcomes, slowest) = all_within(vec![lost(quiet, "f1"), lost(second, "f2")]).await;
     assert_lost_with_error(&outcomes);
     eprintln!("frozen OpenClaw, sessions: 1012 after {slowest:?}");

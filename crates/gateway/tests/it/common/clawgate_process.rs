@@ -122,6 +122,27 @@ impl ClawgateProcess {
         assert_eq!(unsafe { libc::kill(self.pid() as libc::pid_t, signal) }, 0);
     }
 
+    /// SIGSTOP, and wait until every thread is stopped (kill(2) only queues
+    /// the signal: a thread running on another core goes on for a moment).
+    pub async fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stopped() {
+            assert!(Instant::now() < deadline, "clawgate {} did not stop", self.pid());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Every thread in state `T` (stopped).
+    fn stopped(&self) -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else { return false };
+        tasks.filter_map(Result::ok).all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised command name.
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    }
+
     /// SIGKILL (works on a stopped process too) and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
