@@ -60,7 +60,14 @@ pub enum Outcome {
 /// Connect; a refusal must be `UNAVAILABLE`/`UPSTREAM_UNAVAILABLE`, retryable,
 /// with `retryAfterMs`, then close 1013.
 pub async fn connect(addr: SocketAddr) -> (Outcome, Option<RawConn>) {
-    let mut c = RawConn::open(addr).await;
+    connect_checked(addr, true).await
+}
+
+/// [`connect`]; `checked: false` for a real upstream, whose relayed frames
+/// are newer than the schema this repository pins.
+pub async fn connect_checked(addr: SocketAddr, checked: bool) -> (Outcome, Option<RawConn>) {
+    let c = RawConn::open(addr).await;
+    let mut c = if checked { c } else { c.unchecked() };
     let res =
         c.handshake(connect_params("gateway-client", "backend", "operator", &["operator.read"], Some(TOKEN))).await;
     if res["ok"] == true {
@@ -84,9 +91,18 @@ pub async fn admission(addr: SocketAddr) -> Outcome {
     connect(addr).await.0
 }
 
+/// [`admission`] without the schema check.
+pub async fn admission_unchecked(addr: SocketAddr) -> Outcome {
+    connect_checked(addr, false).await.0
+}
+
 /// A session that must be admitted now.
 pub async fn session(addr: SocketAddr) -> RawConn {
-    match connect(addr).await {
+    session_checked(addr, true).await
+}
+
+pub async fn session_checked(addr: SocketAddr, checked: bool) -> RawConn {
+    match connect_checked(addr, checked).await {
         (Outcome::Admitted, Some(c)) => c,
         (other, _) => panic!("not admitted: {other:?}"),
     }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::common::clawgate_process::ClawgateProcess;
 use crate::common::openclaw_upstream::OpenclawUpstream;
-use crate::upstream_faults::{admission, all_within, figures, front_config, lost, session, settled, Outcome};
+use crate::upstream_faults::{
+    admission_unchecked, all_within, figures, front_config, lost, session_checked, settled, Outcome,
+};
 
 /// Both bounds; longer than the stand-in's (Node on a busy 2-core machine).
 const BOUND_MS: u64 = 5_000;
@@ -29,39 +31,39 @@ async fn the_real_gateway_frozen_killed_and_restarted() {
     let addr = front.addr;
 
     // A quiet session outlives the liveness bound: OpenClaw answers pings.
-    let mut quiet = session(addr).await;
+    let mut quiet = session_checked(addr, false).await;
     tokio::time::sleep(Duration::from_millis(2 * BOUND_MS)).await;
     assert_eq!(quiet.call("q1", "health", None).await["ok"], true, "a quiet live link is kept");
 
     // 1. Frozen during sessions: each pending request gets its error, then 1012.
-    let second = session(addr).await;
+    let second = session_checked(addr, false).await;
     upstream.freeze().await;
     let (outcomes, slowest) = all_within(vec![lost(quiet, "f1"), lost(second, "f2")]).await;
     assert_lost_with_error(&outcomes);
     eprintln!("frozen OpenClaw, sessions: 1012 after {slowest:?}");
     // 2. Frozen during handshakes: 1013 at the handshake bound.
-    let (outcomes, slowest) = all_within(vec![admission(addr), admission(addr)]).await;
+    let (outcomes, slowest) = all_within(vec![admission_unchecked(addr), admission_unchecked(addr)]).await;
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Unavailable)), "{outcomes:?}");
     eprintln!("frozen OpenClaw, handshakes: 1013 after {slowest:?}");
     upstream.signal(libc::SIGCONT);
-    let mut c = session(addr).await;
+    let mut c = session_checked(addr, false).await;
     assert_eq!(c.call("h1", "health", None).await["ok"], true, "thawed, it serves again");
     drop(c);
     let baseline = settled(&front, figures(&front).await).await;
 
     // 3. Killed during sessions: 1012.
-    let sessions = vec![session(addr).await, session(addr).await];
+    let sessions = vec![session_checked(addr, false).await, session_checked(addr, false).await];
     upstream.kill();
     let waits = sessions.into_iter().zip(["k1", "k2"]).map(|(c, id)| lost(c, id)).collect();
     let (outcomes, slowest) = all_within(waits).await;
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::SessionLost { .. })), "{outcomes:?}");
     eprintln!("killed OpenClaw, sessions: 1012 after {slowest:?}");
     // 4. Down: 1013 at once.
-    let (outcomes, _) = all_within(vec![admission(addr), admission(addr)]).await;
+    let (outcomes, _) = all_within(vec![admission_unchecked(addr), admission_unchecked(addr)]).await;
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Unavailable)), "{outcomes:?}");
     // 5. Started again: sessions work through the same clawgate.
     upstream.start_again().await;
-    let mut c = session(addr).await;
+    let mut c = session_checked(addr, false).await;
     assert_eq!(c.call("h2", "health", None).await["ok"], true, "restarted, it serves again");
     drop(c);
 
