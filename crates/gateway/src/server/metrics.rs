@@ -34,6 +34,8 @@ pub struct Metrics {
     handshaking: IntGauge,
     pending_requests: IntGauge,
     locked_out_addresses: IntGauge,
+    upstream_links_open: IntGauge,
+    alive_tasks: IntGauge,
 }
 
 /// What a scrape reads from the running gateway.
@@ -44,6 +46,10 @@ pub struct Snapshot {
     /// `None`: the store could not be read (the gauge is then absent).
     pub pending_requests: Option<usize>,
     pub locked_out_addresses: usize,
+    /// Upstream mode: links open now (`None`: not in upstream mode, absent).
+    pub upstream_links_open: Option<usize>,
+    /// Tasks alive in the runtime serving the scrape.
+    pub alive_tasks: usize,
 }
 
 impl Default for Metrics {
@@ -135,6 +141,16 @@ impl Metrics {
                 "clawgate_locked_out_addresses",
                 "Addresses (and browser origins) locked out right now.",
             ),
+            upstream_links_open: gauge(
+                &r,
+                "clawgate_upstream_links_open",
+                "Upstream mode: upstream links open now (one per relayed session).",
+            ),
+            alive_tasks: gauge(
+                &r,
+                "clawgate_runtime_alive_tasks",
+                "Tasks alive in clawgate's async runtime (a leak shows as growth).",
+            ),
             handshake_seconds,
             sessions,
             registry: r,
@@ -181,7 +197,12 @@ impl Metrics {
         self.handshaking.set(now.handshaking as i64);
         self.pending_requests.set(now.pending_requests.unwrap_or(0) as i64);
         self.locked_out_addresses.set(now.locked_out_addresses as i64);
+        self.upstream_links_open.set(now.upstream_links_open.unwrap_or(0) as i64);
+        self.alive_tasks.set(now.alive_tasks as i64);
         let mut families = self.registry.gather();
+        if now.upstream_links_open.is_none() {
+            families.retain(|f| f.name() != "clawgate_upstream_links_open");
+        }
         if now.pending_requests.is_none() {
             // Unknown is not zero: leave the gauge out rather than say "none pending".
             families.retain(|f| f.name() != "clawgate_pairing_requests_pending");

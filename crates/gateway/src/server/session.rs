@@ -106,8 +106,10 @@ pub async fn run(
                             _ = killed.changed() => break,
                             forwarded = link.forward(&req.id, &req.method, text) => forwarded,
                         };
-                        // The link is gone: it is closing the session with 1012.
+                        // The link is gone: it is closing the session with 1012;
+                        // this request gets its error first.
                         if forwarded.is_err() {
+                            let _ = out.text(crate::upstream::link_lost_answer(&req.id));
                             break;
                         }
                         continue;

@@ -14,6 +14,9 @@
 //!   own environment variables are clawgate's downstream secret, never the
 //!   upstream's.
 //!
+//! - `handshakeTimeoutMs`, `livenessTimeoutMs`: when a silent upstream
+//!   counts as gone (`timeouts.rs`).
+//!
 //! Every refusal names the key to fix.
 
 use std::net::IpAddr;
@@ -23,6 +26,8 @@ use serde::Deserialize;
 
 use crate::config::error::ConfigError;
 use crate::config::secret::{ResolvedSecret, SecretSource};
+
+use super::timeouts::UpstreamTimeouts;
 
 /// OpenClaw's default port, used when its config file names none.
 pub const OPENCLAW_DEFAULT_PORT: u16 = 18789;
@@ -37,6 +42,8 @@ pub struct UpstreamSection {
     pub token_file: Option<String>,
     pub openclaw_config: Option<String>,
     pub forward_client_address: Option<bool>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub liveness_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +133,8 @@ pub struct UpstreamConfig {
     pub secret: UpstreamSecret,
     /// Add `X-Forwarded-For` for non-loopback clients on relayed HTTP.
     pub forward_client_address: bool,
+    /// How long a handshake and a silent live link may take (`timeouts.rs`).
+    pub timeouts: UpstreamTimeouts,
 }
 
 /// What resolving `gateway.upstream` reads besides the section itself.
@@ -203,7 +212,13 @@ pub fn resolve(
             "the upstream secret is blank or a placeholder; set the upstream's real token".into(),
         ));
     }
-    Ok(Some(UpstreamConfig { url, secret, forward_client_address: s.forward_client_address.unwrap_or(false) }))
+    let timeouts = UpstreamTimeouts::from_keys(s.handshake_timeout_ms, s.liveness_timeout_ms)?;
+    Ok(Some(UpstreamConfig {
+        url,
+        secret,
+        forward_client_address: s.forward_client_address.unwrap_or(false),
+        timeouts,
+    }))
 }
 
 fn secret_key(source: &SecretSource) -> String {

@@ -198,3 +198,16 @@ fn home_expansion() {
     assert_eq!(expand_home("/abs", Some(home)), PathBuf::from("/abs"));
     assert_eq!(expand_home("~/a", None), PathBuf::from("~/a"));
 }
+
+#[test]
+fn the_timeouts_come_from_their_keys_and_are_range_checked() {
+    let defaults = Case::new(section("ws://127.0.0.1:18790", "t")).ok().timeouts;
+    assert_eq!(defaults, UpstreamTimeouts::default());
+    let mut s = section("ws://127.0.0.1:18790", "t");
+    s.handshake_timeout_ms = Some(2_500);
+    s.liveness_timeout_ms = Some(9_000);
+    let t = Case::new(s.clone()).ok().timeouts;
+    assert_eq!((t.handshake.as_millis(), t.liveness.as_millis()), (2_500, 9_000));
+    s.liveness_timeout_ms = Some(10);
+    assert_eq!(Case::new(s).refused_key(), "gateway.upstream.livenessTimeoutMs");
+}

@@ -1,6 +1,7 @@
 //! [`Upstream`]: opens one upstream connection per admitted session, through
 //! the OpenClaw handshake (challenge → connect → hello-ok), with a bound on
-//! handshakes in flight.
+//! handshakes in flight and one deadline for the slot wait and the handshake
+//! together (a frozen upstream accepts TCP and then says nothing).
 //!
 //! OpenClaw allows 32 unfinished handshakes per source address (all of
 //! 127/8 counts as one) and answers HTTP 503 beyond; every relayed session
@@ -23,8 +24,6 @@ use super::transport::{open_websocket, UpstreamWs};
 
 /// Upstream handshakes in flight at once, by default.
 pub const DEFAULT_HANDSHAKES_IN_FLIGHT: usize = 16;
-/// From TCP connect until hello-ok, and separately the wait for a slot.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The request id of clawgate's `connect` on an upstream connection.
 pub const CONNECT_REQUEST_ID: &str = "clawgate-connect";
@@ -58,6 +57,8 @@ pub struct UpstreamLink {
     pub ws: UpstreamWs,
     /// The `payload` of the upstream's hello-ok response.
     pub hello_ok: Value,
+    /// The longest silence of this link before it counts as gone.
+    pub liveness: Duration,
     counted: Option<OpenLink>,
 }
 
@@ -65,12 +66,20 @@ impl UpstreamLink {
     /// A link over a socket opened elsewhere (the unit tests), not counted.
     #[cfg(test)]
     pub(crate) fn uncounted(ws: UpstreamWs, hello_ok: Value) -> UpstreamLink {
-        UpstreamLink { ws, hello_ok, counted: None }
+        UpstreamLink { ws, hello_ok, liveness: super::timeouts::DEFAULT_LIVENESS_TIMEOUT, counted: None }
     }
 
-    /// The socket, and a guard that counts the link as open until dropped.
-    pub fn into_parts(self) -> (UpstreamWs, Value, impl Send + 'static) {
-        (self.ws, self.hello_ok, self.counted)
+    /// The same link with another liveness bound (the unit tests).
+    #[cfg(test)]
+    pub(crate) fn with_liveness(mut self, liveness: Duration) -> UpstreamLink {
+        self.liveness = liveness;
+        self
+    }
+
+    /// The socket, its liveness bound, and a guard that counts the link as
+    /// open until dropped.
+    pub fn into_parts(self) -> (UpstreamWs, Duration, impl Send + 'static) {
+        (self.ws, self.liveness, self.counted)
     }
 }
 
@@ -82,7 +91,8 @@ impl std::fmt::Debug for UpstreamLink {
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Upstream {
-        Upstream::with_limits(config, DEFAULT_HANDSHAKES_IN_FLIGHT, DEFAULT_HANDSHAKE_TIMEOUT)
+        let handshake_timeout = config.timeouts.handshake;
+        Upstream::with_limits(config, DEFAULT_HANDSHAKES_IN_FLIGHT, handshake_timeout)
     }
 
     pub fn with_limits(config: UpstreamConfig, handshakes_in_flight: usize, handshake_timeout: Duration) -> Upstream {
@@ -113,18 +123,18 @@ impl Upstream {
         self.config.clone()
     }
 
-    /// Open and admit one upstream connection. Waits for a handshake slot
-    /// first (bounded by the handshake timeout), then runs the handshake
-    /// (bounded again).
+    /// Open and admit one upstream connection: wait for a handshake slot,
+    /// then run the handshake, both within one handshake timeout.
     pub async fn open(&self, request: OpenRequest) -> Result<UpstreamLink, UpstreamFailure> {
         self.counts.opens.fetch_add(1, Ordering::Relaxed);
-        let wait = tokio::time::timeout(self.handshake_timeout, self.slots.acquire()).await;
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        let wait = tokio::time::timeout_at(deadline, self.slots.acquire()).await;
         let _slot = match wait {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(UpstreamFailure::unavailable("the upstream connector is closed")),
             Err(_) => return Err(UpstreamFailure::unavailable("too many upstream connections are being opened")),
         };
-        tokio::time::timeout(self.handshake_timeout, self.handshake(&request)).await.unwrap_or_else(|_| {
+        tokio::time::timeout_at(deadline, self.handshake(&request)).await.unwrap_or_else(|_| {
             Err(UpstreamFailure::unavailable(format!(
                 "no hello-ok from the upstream within {} ms",
                 self.handshake_timeout.as_millis()
@@ -148,7 +158,8 @@ impl Upstream {
             .map_err(|e| UpstreamFailure::unavailable(format!("sending connect failed: {e}")))?;
         let hello_ok = read_connect_response(&mut ws).await?;
         self.counts.open.fetch_add(1, Ordering::Relaxed);
-        Ok(UpstreamLink { ws, hello_ok, counted: Some(OpenLink(self.counts.clone())) })
+        let liveness = self.config.timeouts.liveness;
+        Ok(UpstreamLink { ws, hello_ok, liveness, counted: Some(OpenLink(self.counts.clone())) })
     }
 }
 

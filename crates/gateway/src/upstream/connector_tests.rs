@@ -131,6 +131,7 @@ fn upstream_for(fake: &Fake, in_flight: usize) -> Upstream {
             value: ResolvedSecret::new("upstream-secret".into(), SecretSource::Flag),
         },
         forward_client_address: false,
+        timeouts: crate::upstream::UpstreamTimeouts::default(),
     };
     Upstream::with_limits(config, in_flight, Duration::from_secs(10))
 }

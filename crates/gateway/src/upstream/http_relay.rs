@@ -10,7 +10,8 @@
 //! - Responses stream as they come (server-sent events, chunked bodies).
 //! - After a `101 Switching Protocols` from the upstream both connections
 //!   are joined as raw byte streams until either side ends.
-//! - An unreachable upstream is 503 `upstream_unavailable` with
+//! - An unreachable upstream (or one whose TCP connect does not complete
+//!   within the handshake timeout) is 503 `upstream_unavailable` with
 //!   `Retry-After`; a broken exchange after connecting is 502
 //!   `upstream_bad_response`.
 
@@ -227,7 +228,12 @@ async fn relay_one(
         return json_error(StatusCode::BAD_REQUEST, "bad_request", "the request cannot be relayed");
     };
 
-    let tcp = match connect_tcp(&upstream.url).await {
+    // Only the connect is bounded (a frozen upstream with a full backlog
+    // would hold it for minutes): an answer itself may legitimately take long.
+    let connect = tokio::time::timeout(upstream.timeouts.handshake, connect_tcp(&upstream.url));
+    let connected =
+        connect.await.unwrap_or_else(|_| Err(super::failure::UpstreamFailure::unavailable("connect timed out")));
+    let tcp = match connected {
         Ok(tcp) => tcp,
         Err(e) => {
             tracing::warn!(error = %e, "HTTP relay: upstream unreachable");

@@ -92,6 +92,7 @@ fn config(upstream: SocketAddr, forward: bool) -> Arc<UpstreamConfig> {
             value: ResolvedSecret::new(UPSTREAM_SECRET.into(), SecretSource::Flag),
         },
         forward_client_address: forward,
+        timeouts: crate::upstream::UpstreamTimeouts::default(),
     })
 }
 

@@ -16,6 +16,7 @@
 //!   (whether a presented bearer is clawgate's is the server's to say: it
 //!   holds the secrets, the store and the limiter).
 //! - [`probe`]: the start-up check whether the upstream answers.
+//! - [`timeouts`]: when a silent upstream counts as gone.
 //!
 //! Relay identities (the Ed25519 keys the upstream sees for browsers and
 //! nodes) live in the store (`store::relay_identities`).
@@ -27,16 +28,20 @@ pub mod hello_merge;
 pub mod http_relay;
 pub mod http_rules;
 mod open_request;
+mod pending_answers;
 pub mod probe;
 pub mod relay_session;
 pub mod session_link;
+pub mod timeouts;
 mod transport;
 
 pub use config::{SecretKind, UpstreamConfig, UpstreamSecret, UpstreamUrl};
-pub use connector::{Upstream, UpstreamLink, DEFAULT_HANDSHAKES_IN_FLIGHT, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use connector::{Upstream, UpstreamLink, DEFAULT_HANDSHAKES_IN_FLIGHT};
 pub use failure::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
 pub use hello_merge::{merge_hello, recovery_scope, RelayAuth, UrlRewrite};
 pub use open_request::{ConnectClass, DownstreamFields, OpenRequest};
+pub use pending_answers::link_lost_answer;
 pub use relay_session::RelayLink;
 pub use session_link::{open_session_link, LinkKind, SessionLink, SessionLinkRequest};
+pub use timeouts::{UpstreamTimeouts, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_LIVENESS_TIMEOUT};
 pub use transport::{UpstreamIo, UpstreamWs};

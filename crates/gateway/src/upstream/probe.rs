@@ -52,6 +52,7 @@ mod tests {
                 value: ResolvedSecret::new("probe-secret".into(), SecretSource::Flag),
             },
             forward_client_address: false,
+            timeouts: crate::upstream::UpstreamTimeouts::default(),
         }
     }
 

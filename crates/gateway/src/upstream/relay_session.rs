@@ -8,12 +8,18 @@
 //!
 //! One task per session owns the upstream socket. The session ends it by
 //! [`RelayLink::close`] (or by dropping the link); when the upstream goes
-//! away the task closes the downstream with 1012 so clients reconnect. No
-//! task, socket or queue outlives the session.
+//! away the task answers the requests still waiting upstream with a
+//! retryable `UPSTREAM_UNAVAILABLE` error and closes the downstream with
+//! 1012 so clients reconnect. "Goes away" includes going silent: the task
+//! pings the upstream and ends a link that says nothing (no frame, no pong)
+//! for its liveness bound, or does not take a frame within a ping interval
+//! (`timeouts.rs`). No task, socket or queue outlives the session.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -24,6 +30,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connector::UpstreamLink;
 use super::hello_merge::UrlRewrite;
+use super::pending_answers::{link_lost_answer, PendingAnswers};
 use super::transport::UpstreamWs;
 use crate::outbox::{Outbound, Outbox};
 
@@ -65,9 +72,9 @@ impl RelayLink {
     /// Start relaying: upstream frames go to `out` (the session's outbox).
     pub fn start(link: UpstreamLink, out: Outbox, rewrite: Option<UrlRewrite>) -> RelayLink {
         let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
-        let (ws, _, counted) = link.into_parts();
+        let (ws, liveness, counted) = link.into_parts();
         let task = tokio::spawn(async move {
-            pump(ws, rx, out, rewrite).await;
+            pump(ws, liveness, rx, out, rewrite).await;
             drop(counted);
         });
         RelayLink { requests: Some(tx), task: Some(task) }
@@ -100,17 +107,30 @@ impl Drop for RelayLink {
     }
 }
 
-async fn pump(mut ws: UpstreamWs, mut requests: mpsc::Receiver<Forward>, out: Outbox, rewrite: Option<UrlRewrite>) {
+async fn pump(
+    mut ws: UpstreamWs,
+    liveness: Duration,
+    mut requests: mpsc::Receiver<Forward>,
+    out: Outbox,
+    rewrite: Option<UrlRewrite>,
+) {
     let mut rewrite_ids: HashSet<String> = HashSet::new();
+    let mut unanswered = PendingAnswers::default();
+    // A third of the liveness bound: a silent link is found within 4/3 of it.
+    let ping_every = (liveness / 3).max(Duration::from_millis(10));
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
     let why = loop {
         tokio::select! {
-            forward = requests.recv() => match forward {
+            forward = requests.recv(), if unanswered.has_room() => match forward {
                 Some(f) => {
                     if f.rewrite_answer && rewrite.is_some() && rewrite_ids.len() < MAX_PENDING_REWRITES {
-                        rewrite_ids.insert(f.id);
+                        rewrite_ids.insert(f.id.clone());
                     }
-                    if let Err(e) = ws.send(Message::text(f.text)).await {
-                        break format!("sending to the upstream failed: {e}");
+                    unanswered.sent(&f.id);
+                    if let Err(why) = send_within(&mut ws, Message::text(f.text), ping_every).await {
+                        break why;
                     }
                 }
                 None => {
@@ -119,40 +139,78 @@ async fn pump(mut ws: UpstreamWs, mut requests: mpsc::Receiver<Forward>, out: Ou
                     return;
                 }
             },
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    if deliver(&text, &out, &mut rewrite_ids, rewrite.as_ref()).is_err() {
-                        break "the downstream session is gone".to_owned();
-                    }
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    if let Ok(text) = std::str::from_utf8(&bytes) {
-                        if deliver(text, &out, &mut rewrite_ids, rewrite.as_ref()).is_err() {
+            frame = ws.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if deliver(&text, &out, &mut rewrite_ids, &mut unanswered, rewrite.as_ref()).is_err() {
                             break "the downstream session is gone".to_owned();
                         }
                     }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        if let Ok(text) = std::str::from_utf8(&bytes) {
+                            if deliver(text, &out, &mut rewrite_ids, &mut unanswered, rewrite.as_ref()).is_err() {
+                                break "the downstream session is gone".to_owned();
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        break match frame {
+                            Some(c) => format!("the upstream closed {} ({})", c.code, c.reason),
+                            None => "the upstream closed".to_owned(),
+                        };
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("reading from the upstream failed: {e}"),
+                    None => break "the upstream connection ended".to_owned(),
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    break match frame {
-                        Some(c) => format!("the upstream closed {} ({})", c.code, c.reason),
-                        None => "the upstream closed".to_owned(),
-                    };
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break format!("reading from the upstream failed: {e}"),
-                None => break "the upstream connection ended".to_owned(),
             },
+            _ = ping.tick() => {
+                let silent = last_heard.elapsed();
+                if silent >= liveness {
+                    break format!("the upstream said nothing for {} ms (not even a pong)", silent.as_millis());
+                }
+                if let Err(why) = send_within(&mut ws, Message::Ping(Default::default()), ping_every).await {
+                    break why;
+                }
+            }
         }
     };
     drop(ws);
     tracing::info!(reason = %why, "upstream link ended; closing the session with 1012");
+    // Requests in the upstream's hands, then those queued toward it: each
+    // gets its error before the close.
+    let mut answers: Vec<String> = unanswered.take_all();
+    while let Ok(f) = requests.try_recv() {
+        answers.push(f.id);
+    }
+    for id in answers {
+        if out.text(link_lost_answer(&id)).is_err() {
+            break;
+        }
+    }
     let _ = out.push(Outbound::Close { code: CLOSE_UPSTREAM_GONE, reason: UPSTREAM_GONE_REASON.to_owned() });
-    // Until the session closes the link: a client that does not take its
-    // close frame in time is cut off.
-    let session_closed = async { while requests.recv().await.is_some() {} };
+    // Until the session closes the link: requests that still arrive are
+    // answered the same way, and a client that does not take its close frame
+    // in time is cut off.
+    let session_closed = async {
+        while let Some(f) = requests.recv().await {
+            let _ = out.text(link_lost_answer(&f.id));
+        }
+    };
     tokio::select! {
         _ = session_closed => {}
         _ = tokio::time::sleep(CLOSE_GRACE) => out.kill(CLOSE_UPSTREAM_GONE, UPSTREAM_GONE_REASON),
+    }
+}
+
+/// Write one frame, or say why the link is lost: a write the upstream does
+/// not take within `within` means it stopped reading.
+async fn send_within(ws: &mut UpstreamWs, msg: Message, within: Duration) -> Result<(), String> {
+    match tokio::time::timeout(within, ws.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("sending to the upstream failed: {e}")),
+        Err(_) => Err(format!("the upstream took no frame for {} ms", within.as_millis())),
     }
 }
 
@@ -184,6 +242,7 @@ fn deliver(
     text: &str,
     out: &Outbox,
     rewrite_ids: &mut HashSet<String>,
+    unanswered: &mut PendingAnswers,
     rewrite: Option<&UrlRewrite>,
 ) -> Result<(), Refused> {
     let Ok(head) = serde_json::from_str::<Head<'_>>(text) else {
@@ -205,7 +264,7 @@ fn deliver(
                 }
             }
         }
-        "res" => match (head.id.as_deref(), rewrite) {
+        "res" => match (head.id.as_deref().inspect(|id| unanswered.answered(id)), rewrite) {
             (Some(id), Some(rewrite)) if rewrite_ids.remove(id) => {
                 let Ok(mut frame) = serde_json::from_str::<Value>(text) else { return Ok(()) };
                 if let Some(payload) = frame.get_mut("payload") {

@@ -42,12 +42,19 @@ fn session_outbox() -> (Outbox, mpsc::UnboundedReceiver<Message>, JoinHandle<()>
 }
 
 async fn relay() -> (RelayLink, ServerWs, Outbox, mpsc::UnboundedReceiver<Message>, JoinHandle<()>, UpstreamUrl) {
+    relay_with_liveness(crate::upstream::DEFAULT_LIVENESS_TIMEOUT).await
+}
+
+async fn relay_with_liveness(
+    liveness: Duration,
+) -> (RelayLink, ServerWs, Outbox, mpsc::UnboundedReceiver<Message>, JoinHandle<()>, UpstreamUrl) {
     let (url, accepted) = fake_upstream().await;
     let ws = open_websocket(&url, None, None).await.unwrap();
     let server = accepted.await.unwrap();
     let (out, written, writer) = session_outbox();
     let rewrite = UrlRewrite::new(&url.authority(), "gw.example:8443", false);
-    let link = RelayLink::start(UpstreamLink::uncounted(ws, json!({})), out.clone(), Some(rewrite));
+    let link =
+        RelayLink::start(UpstreamLink::uncounted(ws, json!({})).with_liveness(liveness), out.clone(), Some(rewrite));
     (link, server, out, written, writer, url)
 }
 
@@ -165,6 +172,84 @@ async fn closing_the_session_closes_the_upstream_side_and_ends_the_task() {
     assert!(started.elapsed() < Duration::from_millis(1500));
     let next = tokio::time::timeout(Duration::from_secs(2), server.next()).await.unwrap();
     assert!(matches!(next, Some(Ok(Message::Close(_))) | None | Some(Err(_))), "{next:?}");
+}
+
+/// Frames the session got until its close: the answers' ids and the close code.
+async fn answers_until_close(written: &mut mpsc::UnboundedReceiver<Message>, within: Duration) -> (Vec<Value>, u16) {
+    let mut answers = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(within, written.recv()).await.expect("a frame in time").expect("open");
+        match msg {
+            Message::Close(c) => return (answers, c.map_or(1005, |c| u16::from(c.code))),
+            Message::Text(t) => answers.push(serde_json::from_str(&t).unwrap()),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn requests_waiting_upstream_are_answered_with_an_error_when_the_link_dies() {
+    let (link, mut server, _out, mut written, _writer, _) = relay().await;
+    for id in ["w-1", "w-2", "w-1"] {
+        link.forward(id, "agent.wait", format!(r#"{{"type":"req","id":"{id}","method":"agent.wait"}}"#)).await.unwrap();
+    }
+    link.forward("done", "health", r#"{"type":"req","id":"done","method":"health"}"#.into()).await.unwrap();
+    for _ in 0..4 {
+        let _ = server.next().await;
+    }
+    send(&mut server, json!({"type": "res", "id": "done", "ok": true, "payload": {}})).await;
+    assert_eq!(next_json(&mut written).await["id"], "done");
+    drop(server);
+    let (answers, code) = answers_until_close(&mut written, Duration::from_secs(5)).await;
+    assert_eq!(code, CLOSE_UPSTREAM_GONE);
+    let mut ids: Vec<&str> = answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["w-1", "w-1", "w-2"], "each unanswered request once per send, the answered one not again");
+    for a in &answers {
+        assert_eq!(
+            (a["ok"].as_bool(), a["error"]["details"]["code"].as_str()),
+            (Some(false), Some("UPSTREAM_UNAVAILABLE"))
+        );
+        assert_eq!(a["error"]["retryable"], true);
+    }
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_silent_upstream_is_found_by_its_missing_pongs_and_the_session_closed_1012() {
+    let (link, server, _out, mut written, _writer, _) = relay_with_liveness(Duration::from_millis(600)).await;
+    // The upstream keeps its socket open but reads nothing: it never pongs.
+    link.forward("q", "health", r#"{"type":"req","id":"q","method":"health"}"#.into()).await.unwrap();
+    let (answers, code) = answers_until_close(&mut written, Duration::from_secs(10)).await;
+    assert_eq!(code, CLOSE_UPSTREAM_GONE);
+    assert_eq!(answers.len(), 1);
+    assert_eq!((answers[0]["id"].as_str(), answers[0]["ok"].as_bool()), (Some("q"), Some(false)));
+    drop(server);
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_quiet_upstream_that_answers_pings_keeps_the_link() {
+    let (link, mut server, _out, mut written, _writer, _) = relay_with_liveness(Duration::from_millis(600)).await;
+    // The upstream reads (and so pongs) but sends nothing of its own.
+    let reading = tokio::spawn(async move {
+        let mut pings = 0;
+        while let Some(Ok(msg)) = server.next().await {
+            if msg.is_ping() {
+                pings += 1;
+                if pings == 6 {
+                    break;
+                }
+            }
+        }
+        (server, pings)
+    });
+    let (mut server, pings) = tokio::time::timeout(Duration::from_secs(20), reading).await.unwrap().unwrap();
+    assert_eq!(pings, 6, "pinged through three liveness bounds");
+    assert!(written.try_recv().is_err(), "the session got nothing: no close");
+    send(&mut server, json!({"type": "event", "event": "chat", "payload": {}})).await;
+    assert_eq!(next_json(&mut written).await["event"], "chat");
+    link.close().await;
 }
 
 #[test]

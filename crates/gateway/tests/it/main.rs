@@ -43,6 +43,8 @@ mod security_audit;
 mod services;
 mod store_crash;
 mod store_faults;
+mod upstream_faults;
+mod upstream_faults_openclaw;
 mod upstream_http;
 mod upstream_real_clients;
 mod upstream_sessions;

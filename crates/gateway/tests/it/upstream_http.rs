@@ -31,6 +31,7 @@ fn upstream_config(port: u16, secret: &str) -> UpstreamConfig {
             value: ResolvedSecret::new(secret.to_owned(), SecretSource::Env("CLAWGATE_UPSTREAM_TOKEN")),
         },
         forward_client_address: false,
+        timeouts: clawgate::upstream::UpstreamTimeouts::default(),
     }
 }
 

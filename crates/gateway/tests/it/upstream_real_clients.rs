@@ -37,6 +37,7 @@ async fn clawgate_in_front(upstream: &OpenclawUpstream) -> TestGateway {
             value: ResolvedSecret::new(upstream.token.clone(), SecretSource::Flag),
         },
         forward_client_address: false,
+        timeouts: clawgate::upstream::UpstreamTimeouts::default(),
     });
     TestGateway::start(config, ServerOptions::default()).await
 }

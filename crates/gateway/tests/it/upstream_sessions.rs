@@ -113,6 +113,7 @@ fn upstream_config(port: u16, token: &str) -> UpstreamConfig {
             value: ResolvedSecret::new(token.to_owned(), SecretSource::Flag),
         },
         forward_client_address: false,
+        timeouts: clawgate::upstream::UpstreamTimeouts::default(),
     }
 }
 

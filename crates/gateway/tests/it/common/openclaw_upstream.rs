@@ -59,6 +59,28 @@ fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
+/// Whether every thread of every process in group `pgid` is stopped (`T`).
+fn group_stopped(pgid: i32) -> bool {
+    // `(comm) state ppid pgrp …`: the fields after the parenthesised name.
+    let fields = |stat: &str| -> Vec<String> {
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else { return false };
+    procs.filter_map(Result::ok).filter(|p| p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).all(
+        |p| {
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            if fields(&stat).get(2).and_then(|g| g.parse::<i32>().ok()) != Some(pgid) {
+                return true;
+            }
+            let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else { return true };
+            tasks.filter_map(Result::ok).all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                matches!(fields(&stat).first().map(String::as_str), Some("T") | Some("Z") | Some("X") | None)
+            })
+        },
+    )
+}
+
 fn signal_group(pgid: i32, signal: i32) {
     if pgid <= 0 {
         return;
@@ -191,6 +213,30 @@ impl OpenclawUpstream {
         while self.reap_and_check() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        self.kill_now();
+        assert!(!self.reap_and_check(), "the OpenClaw gateway's process group {} outlived SIGKILL", self.pgid);
+    }
+
+    /// Send `signal` to the whole group (SIGSTOP freezes the gateway with its
+    /// sockets open, SIGCONT thaws it).
+    pub fn signal(&self, signal: i32) {
+        signal_group(self.pgid, signal);
+    }
+
+    /// SIGSTOP to the group, and wait until every thread of it is stopped
+    /// (kill(2) only queues the signal).
+    pub async fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !group_stopped(self.pgid) {
+            assert!(tokio::time::Instant::now() < deadline, "the OpenClaw gateway's group did not stop");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// SIGKILL to the group, no grace; returns once it is gone. The HOME and
+    /// port stay for [`OpenclawUpstream::start_again`].
+    pub fn kill(&mut self) {
         self.kill_now();
         assert!(!self.reap_and_check(), "the OpenClaw gateway's process group {} outlived SIGKILL", self.pgid);
     }
