@@ -66,6 +66,19 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    /// A database server (the PostgreSQL store) cannot be reached or lost
+    /// the connection; the next operation connects again.
+    #[error(
+        "the pairing store {location} is unavailable: {reason}; check that the database server \
+         is running and reachable (clawgate reconnects on its own)"
+    )]
+    Unavailable { location: String, reason: String },
+
+    /// The database server refused or failed an operation (the PostgreSQL
+    /// store's counterpart of [`StoreError::Sqlite`]).
+    #[error("the pairing store {location} failed: {detail}")]
+    Database { location: String, detail: String },
+
     #[error("invalid input to the pairing store: {0}")]
     InvalidInput(String),
 
@@ -189,7 +202,8 @@ impl StoreError {
             StoreError::TooNew { .. } => "STORE_TOO_NEW",
             StoreError::Busy { .. } => "STORE_BUSY",
             StoreError::Stale { .. } => "STORE_STALE",
-            StoreError::Sqlite { .. } => "STORE_FAILED",
+            StoreError::Sqlite { .. } | StoreError::Database { .. } => "STORE_FAILED",
+            StoreError::Unavailable { .. } => "STORE_UNAVAILABLE",
             StoreError::InvalidInput(_) => "STORE_INVALID_INPUT",
             StoreError::TooManyPending(_) => "PAIRING_CAP",
             StoreError::PairingRejected { .. } => "PAIRING_REJECTED",
@@ -219,6 +233,8 @@ impl StoreError {
                 | StoreError::TooNew { .. }
                 | StoreError::Busy { .. }
                 | StoreError::Sqlite { .. }
+                | StoreError::Unavailable { .. }
+                | StoreError::Database { .. }
         )
     }
 
