@@ -28,6 +28,7 @@ mod codec;
 mod devices;
 mod error;
 pub mod json;
+mod open;
 mod pending;
 mod pg;
 pub mod relay_identities;
@@ -48,6 +49,7 @@ mod tests;
 
 pub use admission_write::{AdmissionApplied, AdmissionWrite};
 pub use error::{PendingCap, StoreError};
+pub use open::open_configured;
 pub use pg::{is_postgres_url, PgStore, PG_SCHEMA_VERSION};
 pub use relay_identities::{browser_identity_key, node_identity_key, RelayDeviceToken, RelayIdentity};
 pub use services::{

@@ -101,8 +101,11 @@ impl PgStore {
     /// empty store.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let target = Target::parse(url)?;
-        let mut client = target.connect()?;
-        schema::migrate(&mut client, &target.location).map_err(|e| target.classify(e).0)?;
+        let client = off_async_runtime(|| {
+            let mut client = target.connect()?;
+            schema::migrate(&mut client, &target.location).map_err(|e| target.classify(e).0)?;
+            Ok(client)
+        })?;
         let store = PgStore {
             target,
             session: Mutex::new(Session { client: Some(client), last_generation: None, changed_elsewhere: 0 }),
@@ -123,7 +126,14 @@ impl PgStore {
 
     /// Run `f` on a live connection (opened again if it was lost); a lost
     /// connection is dropped so the next call opens a new one.
-    fn with_session<T>(&self, f: impl FnOnce(&mut Client, &mut Session) -> PgResult<T>) -> Result<T, StoreError> {
+    fn with_session<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Client, &mut Session) -> PgResult<T> + Send,
+    ) -> Result<T, StoreError> {
+        off_async_runtime(|| self.with_session_here(f))
+    }
+
+    fn with_session_here<T>(&self, f: impl FnOnce(&mut Client, &mut Session) -> PgResult<T>) -> Result<T, StoreError> {
         let mut session = self.lock();
         let mut client = match session.client.take() {
             Some(c) if !c.is_closed() => c,
@@ -146,7 +156,7 @@ impl PgStore {
     }
 
     /// A consistent read: one `REPEATABLE READ` snapshot.
-    fn read<T>(&self, f: impl FnOnce(&mut Tx<'_>, &mut Session) -> PgResult<T>) -> Result<T, StoreError> {
+    fn read<T: Send>(&self, f: impl FnOnce(&mut Tx<'_>, &mut Session) -> PgResult<T> + Send) -> Result<T, StoreError> {
         self.with_session(|client, session| {
             let mut tx =
                 client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
@@ -156,11 +166,11 @@ impl PgStore {
         })
     }
 
-    fn write<T>(
+    fn write<T: Send>(
         &self,
         now_ms: u64,
         change: Change,
-        f: impl FnOnce(&mut Tx<'_>, i64) -> PgResult<T>,
+        f: impl FnOnce(&mut Tx<'_>, i64) -> PgResult<T> + Send,
     ) -> Result<T, StoreError> {
         self.write_at(None, now_ms, change, f)
     }
@@ -169,12 +179,12 @@ impl PgStore {
     /// [`StoreError::Stale`] when `expected` no longer holds; marks expired
     /// requests, runs `f`, bumps the generation if anything changed. On
     /// error nothing is written.
-    fn write_at<T>(
+    fn write_at<T: Send>(
         &self,
         expected: Option<(&DeviceView, &str)>,
         now_ms: u64,
         change: Change,
-        f: impl FnOnce(&mut Tx<'_>, i64) -> PgResult<T>,
+        f: impl FnOnce(&mut Tx<'_>, i64) -> PgResult<T> + Send,
     ) -> Result<T, StoreError> {
         let now = ms(now_ms)?;
         self.with_session(|client, session| {
@@ -197,6 +207,19 @@ impl PgStore {
             Ok(out)
         })
     }
+}
+
+/// Run `f` where the synchronous client may block. The client drives its
+/// connection on a small runtime of its own, which cannot be started on a
+/// thread that is already driving an async runtime (the gateway's workers,
+/// the CLI's main task): there `f` runs on a scoped thread of its own,
+/// borrowing what it needs, and this thread waits as it would for SQLite.
+fn off_async_runtime<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| scope.spawn(f).join())
+        .unwrap_or_else(|_| Err(StoreError::InvalidInput("the store thread panicked".into())))
 }
 
 /// As the SQLite store's check: the store is at the decision's generation,
