@@ -209,6 +209,19 @@ impl PgStore {
     }
 }
 
+impl Drop for PgStore {
+    /// Closing the client blocks on its runtime too: off the async workers.
+    fn drop(&mut self) {
+        let session = self.session.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = session.client.take() {
+            let _ = off_async_runtime(move || {
+                drop(client);
+                Ok(())
+            });
+        }
+    }
+}
+
 /// Run `f` where the synchronous client may block. The client drives its
 /// connection on a small runtime of its own, which cannot be started on a
 /// thread that is already driving an async runtime (the gateway's workers,
