@@ -50,11 +50,16 @@ if [[ "$(id -u)" != 0 ]]; then
 fi
 echo "cluster: installing Debian's postgresql and nats-server (apt-get) ..."
 export DEBIAN_FRONTEND=noninteractive
-# Update the package lists once, when they do not know the packages yet.
+# Update the package lists once: when they do not know the packages yet,
+# or when installing from them fails (a stale list names a removed version).
+install() { apt-get install -y -qq --no-install-recommends postgresql nats-server >/dev/null; }
 if ! apt-cache show nats-server >/dev/null 2>&1 || ! apt-cache show postgresql >/dev/null 2>&1; then
   apt-get update -qq
+  install
+elif ! install; then
+  apt-get update -qq
+  install
 fi
-apt-get install -y -qq --no-install-recommends postgresql nats-server >/dev/null
 # The post-install may start the system services; the tests never use them.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop postgresql nats-server >/dev/null 2>&1 || true

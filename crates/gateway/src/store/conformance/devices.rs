@@ -1,5 +1,4 @@
-//! Devices, tokens and the generation on every backend. Over 500 lines on
-//! purpose: one group of operations sharing one set of fixtures.
+//! Devices, tokens and the generation on every backend.
 
 use super::{both_backends, created, dev, req, strings, Backend, T0};
 use crate::store::*;
