@@ -87,6 +87,17 @@ mod tests {
     }
 
     #[test]
+    fn the_file_key_is_read() {
+        let text = r#"{ gateway: { store: { url: "postgres://gw@db/clawgate" } } }"#;
+        let (file, notes) = crate::config::parse_file(std::path::Path::new("clawgate.json5"), text).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        let url = resolve(file.gateway.store.as_ref(), None).unwrap().unwrap();
+        assert_eq!(url.expose(), "postgres://gw@db/clawgate");
+        let text = r#"{ gateway: { store: { path: "x" } } }"#;
+        assert!(crate::config::parse_file(std::path::Path::new("clawgate.json5"), text).is_err());
+    }
+
+    #[test]
     fn the_password_is_never_in_debug() {
         let url = resolve(None, Some("postgres://gw:s3cret@db:5432/clawgate".into())).unwrap().unwrap();
         let shown = format!("{url:?}");
