@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 
 use clawgate::admission::explain::{self, CredentialDesc, Description, DeviceDesc};
 use clawgate::config::ConfigSources;
-use clawgate::store::{PairingStore, SqliteStore};
+use clawgate::store::{PairingStore, PgStore, SqliteStore};
 
 use super::config_args::{load_config, ConfigArgs};
 use super::error::CliError;
@@ -163,7 +163,7 @@ fn description(args: &ExplainArgs) -> Result<Description, CliError> {
 
 /// A device id as the `devices` commands take it: the full id or a unique
 /// prefix of a paired device's id; anything else is left as given.
-fn resolve_device_id(store: &SqliteStore, given: &str) -> Result<String, CliError> {
+fn resolve_device_id(store: &dyn PairingStore, given: &str) -> Result<String, CliError> {
     crate::cli::error::check_id_prefix(given, "paired device")?;
     let ids: Vec<String> = store.list_devices()?.into_iter().map(|d| d.device_id).collect();
     if ids.iter().any(|id| id == given) {
@@ -181,13 +181,15 @@ fn explain_cmd(args: ExplainArgs) -> Result<ExitCode, CliError> {
     let mut desc = description(&args)?;
     let loaded = load_config(&args.config, ConfigSources::default())?;
     let store_path = loaded.state.store_path();
-    let store = if store_path.exists() && (desc.device_to_look_up().is_some() || desc.service.is_some()) {
-        Some(SqliteStore::open(&store_path)?)
-    } else {
-        None
+    let needed = desc.device_to_look_up().is_some() || desc.service.is_some();
+    // The configured store: the shared PostgreSQL one, else the file if it exists.
+    let store: Option<Box<dyn PairingStore>> = match &loaded.config.store_url {
+        Some(url) if needed => Some(Box::new(PgStore::open(url.expose())?)),
+        None if needed && store_path.exists() => Some(Box::new(SqliteStore::open(&store_path)?)),
+        _ => None,
     };
     if let (Some(store), Some(given)) = (&store, desc.device_id.clone()) {
-        desc.device_id = Some(resolve_device_id(store, &given)?);
+        desc.device_id = Some(resolve_device_id(store.as_ref(), &given)?);
     }
     let view = match (&store, desc.device_to_look_up()) {
         (Some(store), Some(device_id)) => Some(store.view(&device_id)?),

@@ -183,7 +183,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     }
     let identity = clawgate::gateway_identity::GatewayIdentity::load_or_create(&state)?;
     // The store before serving: a store that cannot be read stops the start.
-    let store = clawgate::store::SqliteStore::open(&state.store_path())?;
+    let store = clawgate::store::open_configured(config.store_url.as_ref(), &state.store_path())?;
     let url = local_url(addr.ip(), addr.port());
     let info = runtime_info(&config, &url, addr, config_file.clone());
     runtime_file::write(&state.path, &info)
@@ -193,7 +193,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         log_upstream(upstream).await;
     }
     let options = ServerOptions { identity: Some(identity), ..ServerOptions::default() };
-    let gateway = Gateway::new(config, options, std::sync::Arc::new(store));
+    let gateway = Gateway::new(config, options, store);
     if let Some(admin) = admin {
         tokio::spawn(clawgate::server::admin::serve(admin, gateway.clone()));
     }

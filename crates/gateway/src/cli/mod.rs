@@ -12,6 +12,7 @@ mod gateway_run;
 mod port_holder;
 mod security_cmd;
 mod services_cmd;
+mod store_open;
 
 use std::process::ExitCode;
 

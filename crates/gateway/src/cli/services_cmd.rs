@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use clawgate::config::ConfigSources;
 use clawgate::server::now_ms;
 use clawgate::state::StateDir;
-use clawgate::store::{PairingStore, Role, ServicePrincipal, SqliteStore};
+use clawgate::store::{PairingStore, PgStore, Role, ServicePrincipal, SqliteStore};
 
 use super::error::CliError;
 
@@ -76,11 +76,15 @@ pub fn run(cmd: ServicesCommand) -> Result<ExitCode, CliError> {
     }
 }
 
-/// The store in the state directory. `create`: make the directory (0700)
-/// and the store if missing (adding a principal before the first start).
-fn open_store(create: bool) -> Result<SqliteStore, CliError> {
+/// The configured store: the shared PostgreSQL database when a store URL is
+/// set, else the state directory's file. `create`: make the directory
+/// (0700) and the file if missing (adding a principal before the first start).
+fn open_store(create: bool) -> Result<Box<dyn PairingStore>, CliError> {
     let env = ConfigSources::from_process_env();
     let state = StateDir::locate(&env)?;
+    if let Some(url) = super::store_open::configured_store_url(&env, &state)? {
+        return Ok(Box::new(PgStore::open(url.expose())?));
+    }
     let path: PathBuf = state.store_path();
     if !create && !path.exists() {
         return Err(CliError::StoreMissing {
@@ -91,7 +95,7 @@ fn open_store(create: bool) -> Result<SqliteStore, CliError> {
         });
     }
     state.ensure()?;
-    SqliteStore::open(&path).map_err(CliError::Store)
+    Ok(Box::new(SqliteStore::open(&path)?))
 }
 
 fn role_of(r: RoleArg) -> Role {

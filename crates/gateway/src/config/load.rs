@@ -229,6 +229,7 @@ pub fn load(
     )?;
 
     let admin = super::admin::resolve(g.admin.as_ref(), sources.admin.as_deref())?;
+    let store_url = super::store::resolve(g.store.as_ref(), env(super::store::STORE_URL_ENV))?;
 
     Ok(Config {
         bind,
@@ -248,6 +249,7 @@ pub fn load(
         listeners,
         session_limits,
         admin,
+        store_url,
         file_notes,
     })
 }

@@ -8,6 +8,7 @@ mod load;
 pub mod openclaw_compat;
 pub mod secret;
 mod secret_policy;
+pub mod store;
 mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +22,7 @@ use clawgate_protocol::Role;
 
 pub use error::ConfigError;
 pub use listeners::{Listener, ListenerSection, Trust};
-pub use load::{load, ConfigSources};
+pub use load::{load, parse_file, ConfigSources};
 pub use secret::{ResolvedSecret, SecretSource};
 pub use secret_policy::{
     check_secret_strength, placeholder_reason, readable_secret_files, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,
@@ -97,6 +98,8 @@ pub struct GatewaySection {
     pub listeners: Vec<ListenerSection>,
     /// The admin listener (metrics and health).
     pub admin: Option<admin::AdminSection>,
+    /// Where the pairing store lives (a shared PostgreSQL database).
+    pub store: Option<store::StoreSection>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -235,6 +238,9 @@ pub struct Config {
     pub session_limits: SessionLimits,
     /// The admin listener's address (`gateway.admin.bind`, `--admin`); `None`: off.
     pub admin: Option<std::net::SocketAddr>,
+    /// `gateway.store.url` / `CLAWGATE_STORE_URL`: the PostgreSQL store;
+    /// `None`: the SQLite file in the state directory.
+    pub store_url: Option<store::StoreUrl>,
     /// Lines about what the config file held that clawgate does not read.
     pub file_notes: Vec<String>,
 }
@@ -342,6 +348,7 @@ impl Config {
             listeners: Vec::new(),
             session_limits: SessionLimits::default(),
             admin: None,
+            store_url: None,
             file_notes: Vec::new(),
         }
     }

@@ -53,6 +53,7 @@ const READ_BY_CLAWGATE: &[&str] = &[
     "gateway.listeners",
     "gateway.upstream",
     "gateway.admin",
+    "gateway.store",
 ];
 
 /// The file's other top-level keys clawgate itself knows.

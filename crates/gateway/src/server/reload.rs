@@ -59,6 +59,9 @@ fn socket_bound_change(old: &Config, new: &Config) -> Option<&'static str> {
     if old.admin != new.admin {
         return Some("gateway.admin");
     }
+    if old.store_url != new.store_url {
+        return Some("gateway.store");
+    }
     let upstream = |c: &Config| {
         c.upstream
             .as_ref()

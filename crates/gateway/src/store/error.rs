@@ -79,6 +79,19 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    /// A database server (the PostgreSQL store) cannot be reached or lost
+    /// the connection; the next operation connects again.
+    #[error(
+        "the pairing store {location} is unavailable: {reason}; check that the database server \
+         is running and reachable (clawgate reconnects on its own)"
+    )]
+    Unavailable { location: String, reason: String },
+
+    /// The database server refused or failed an operation (the PostgreSQL
+    /// store's counterpart of [`StoreError::Sqlite`]).
+    #[error("the pairing store {location} failed: {detail}")]
+    Database { location: String, detail: String },
+
     #[error("invalid input to the pairing store: {0}")]
     InvalidInput(String),
 
@@ -204,7 +217,8 @@ impl StoreError {
             StoreError::Full { .. } => "STORE_FULL",
             StoreError::Replaced { .. } => "STORE_REPLACED",
             StoreError::Stale { .. } => "STORE_STALE",
-            StoreError::Sqlite { .. } => "STORE_FAILED",
+            StoreError::Sqlite { .. } | StoreError::Database { .. } => "STORE_FAILED",
+            StoreError::Unavailable { .. } => "STORE_UNAVAILABLE",
             StoreError::InvalidInput(_) => "STORE_INVALID_INPUT",
             StoreError::TooManyPending(_) => "PAIRING_CAP",
             StoreError::PairingRejected { .. } => "PAIRING_REJECTED",
@@ -236,6 +250,8 @@ impl StoreError {
                 | StoreError::Full { .. }
                 | StoreError::Replaced { .. }
                 | StoreError::Sqlite { .. }
+                | StoreError::Unavailable { .. }
+                | StoreError::Database { .. }
         )
     }
 

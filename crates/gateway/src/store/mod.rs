@@ -2,11 +2,13 @@
 //! tokens and rejection cooldowns (docs/architecture.md, store;
 //! docs/threat-model.md, H7 and H13).
 //!
-//! - [`PairingStore`] is the interface the gateway and the CLI use; a second
-//!   backend (PostgreSQL) only has to implement it.
+//! - [`PairingStore`] is the interface the gateway and the CLI use; each
+//!   backend implements it.
 //! - [`SqliteStore`] is the embedded implementation: one SQLite file in the
 //!   state directory, WAL, `synchronous=FULL`, a migration ladder on
 //!   `user_version` ([`schema`]).
+//! - [`PgStore`] keeps the same state in PostgreSQL, for several instances
+//!   (`gateway.store.url`; docs/cluster.md).
 //!
 //! Rules every implementation keeps:
 //! - No clock inside: every operation takes `now_ms` from the caller.
@@ -30,7 +32,9 @@ mod devices;
 mod error;
 mod file_guard;
 pub mod json;
+mod open;
 mod pending;
+mod pg;
 pub mod relay_identities;
 pub mod schema;
 mod services;
@@ -39,12 +43,18 @@ mod tokens;
 mod types;
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod pg_tests;
+#[cfg(test)]
 mod proxy_user_tests;
 #[cfg(test)]
 mod tests;
 
 pub use admission_write::{AdmissionApplied, AdmissionWrite};
 pub use error::{PendingCap, StoreError};
+pub use open::open_configured;
+pub use pg::{is_postgres_url, PgStore, PG_SCHEMA_VERSION};
 pub use relay_identities::{browser_identity_key, node_identity_key, RelayDeviceToken, RelayIdentity};
 pub use services::{
     check_service_name, is_service_token, parse_service_token, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck,

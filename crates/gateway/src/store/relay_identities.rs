@@ -74,13 +74,24 @@ impl std::fmt::Debug for RelayIdentity {
 }
 
 impl RelayIdentity {
+    /// An identity as another backend stored it.
+    pub(super) fn from_stored(
+        identity_key: String,
+        secret_key: [u8; 32],
+        device_id: String,
+        created_at_ms: u64,
+        device_token: Option<RelayDeviceToken>,
+    ) -> RelayIdentity {
+        RelayIdentity { identity_key, secret_key, device_id, created_at_ms, device_token }
+    }
+
     /// The key, ready to sign a connect.
     pub fn device_identity(&self) -> DeviceIdentity {
         DeviceIdentity::from_seed(self.secret_key)
     }
 }
 
-fn check_key(identity_key: &str) -> Result<(), StoreError> {
+pub(super) fn check_key(identity_key: &str) -> Result<(), StoreError> {
     if identity_key.is_empty() || identity_key.len() > MAX_IDENTITY_KEY_BYTES {
         return Err(StoreError::InvalidInput(format!(
             "a relay identity key must be 1 to {MAX_IDENTITY_KEY_BYTES} bytes"

@@ -105,7 +105,7 @@ pub fn check_service_name(name: &str) -> Result<(), StoreError> {
 
 /// Scopes a principal of `role` may hold: operator scopes for operators,
 /// none for nodes.
-fn checked_service_scopes(role: Role, scopes: &[String]) -> Result<Vec<String>, StoreError> {
+pub(super) fn checked_service_scopes(role: Role, scopes: &[String]) -> Result<Vec<String>, StoreError> {
     let scopes = checked_scopes(scopes)?;
     if role == Role::Node && !scopes.is_empty() {
         return Err(StoreError::InvalidInput(
@@ -133,11 +133,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ServicePrincipal> {
     })
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     random_bytes::<8>().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn token_for(id: &str, secret: &str) -> String {
+pub(super) fn token_for(id: &str, secret: &str) -> String {
     format!("{SERVICE_TOKEN_PREFIX}{id}_{secret}")
 }
 
@@ -278,79 +278,6 @@ mod tests {
     use crate::store::{PairingStore, SqliteStore};
 
     const T0: u64 = 1_700_000_000_000;
-
-    fn scopes(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn add_verify_rotate_revoke() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let g0 = store.generation().unwrap();
-        let issued =
-            store.add_service("cron", Role::Operator, &scopes(&["operator.write", "operator.read"]), T0).unwrap();
-        assert!(store.generation().unwrap() > g0);
-        let p = &issued.principal;
-        assert_eq!((p.name.as_str(), p.role), ("cron", Role::Operator));
-        assert_eq!(p.scopes, scopes(&["operator.read", "operator.write"]));
-        assert!(issued.token.starts_with(&format!("cgs_{}_", p.principal_id)));
-
-        // Only the digest is stored: the secret appears nowhere in the row.
-        let secret = parse_service_token(&issued.token).unwrap().1.to_owned();
-        {
-            let conn = store.conn.lock().unwrap();
-            let blob: Vec<u8> =
-                conn.query_row("SELECT secret_sha256 FROM service_principals", [], |r| r.get(0)).unwrap();
-            assert_eq!(blob, SecretDigest::of(secret.as_bytes()).as_bytes().to_vec());
-        }
-
-        match store.verify_service_token(&issued.token, T0 + 1).unwrap() {
-            ServiceTokenCheck::Valid(v) => assert_eq!(v.last_used_at_ms, Some(T0 + 1)),
-            other => panic!("{other:?}"),
-        }
-        let wrong = format!("cgs_{}_{}", p.principal_id, "x".repeat(43));
-        assert_eq!(store.verify_service_token(&wrong, T0).unwrap(), ServiceTokenCheck::Mismatch);
-        assert_eq!(store.verify_service_token("cgs_0000000000000000_abc", T0).unwrap(), ServiceTokenCheck::Unknown);
-        assert_eq!(store.verify_service_token("cgs_nope", T0).unwrap(), ServiceTokenCheck::Malformed);
-
-        // A second live principal of the same name is refused.
-        let err = store.add_service("cron", Role::Node, &[], T0).unwrap_err();
-        assert_eq!(err.code(), "SERVICE_EXISTS");
-
-        // Rotation: the old token stops at once, the new one works.
-        let rotated = store.rotate_service("cron", T0 + 2).unwrap();
-        assert_eq!(rotated.principal.principal_id, p.principal_id);
-        assert!(rotated.principal.issued_at_ms() > p.issued_at_ms());
-        assert_eq!(store.verify_service_token(&issued.token, T0 + 3).unwrap(), ServiceTokenCheck::Mismatch);
-        assert!(matches!(store.verify_service_token(&rotated.token, T0 + 3).unwrap(), ServiceTokenCheck::Valid(_)));
-
-        // Revocation: the token stops, the row stays, the name is free again.
-        let revoked = store.revoke_service("cron", T0 + 4).unwrap();
-        assert_eq!(revoked.revoked_at_ms, Some(T0 + 4));
-        assert_eq!(store.verify_service_token(&rotated.token, T0 + 5).unwrap(), ServiceTokenCheck::Revoked);
-        assert_eq!(store.revoke_service("cron", T0 + 5).unwrap_err().code(), "SERVICE_UNKNOWN");
-        let again = store.add_service("cron", Role::Node, &[], T0 + 6).unwrap();
-        assert_ne!(again.principal.principal_id, p.principal_id);
-        let listed = store.list_services().unwrap();
-        assert_eq!(listed.len(), 2);
-        assert!(!listed[0].is_revoked() && listed[1].is_revoked());
-        assert_eq!(again.principal.node_id(), "svc:cron");
-    }
-
-    #[test]
-    fn invalid_principals_are_refused() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        for (name, role, s) in [
-            ("bad name", Role::Operator, vec![]),
-            ("node-with-scopes", Role::Node, scopes(&["operator.read"])),
-            ("not-operator", Role::Operator, scopes(&["admin"])),
-        ] {
-            let err = store.add_service(name, role, &s, T0).unwrap_err();
-            assert_eq!(err.code(), "STORE_INVALID_INPUT", "{name}");
-        }
-        assert!(store.list_services().unwrap().is_empty());
-        assert_eq!(store.rotate_service("ghost", T0).unwrap_err().code(), "SERVICE_UNKNOWN");
-    }
 
     #[test]
     fn a_v1_store_migrates_and_keeps_its_devices() {

@@ -35,6 +35,7 @@ mod openclaw_config_keys;
 mod openclaw_upstream;
 mod packaging;
 mod peer_uid;
+mod pg_store;
 mod port_squatting;
 mod proxy_users;
 mod reload;

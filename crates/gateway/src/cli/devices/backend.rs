@@ -10,7 +10,7 @@ use clawgate::config::ConfigSources;
 use clawgate::devices_admin::{self, views, Actor};
 use clawgate::server::now_ms;
 use clawgate::state::StateDir;
-use clawgate::store::{Role, SqliteStore};
+use clawgate::store::{PairingStore, PgStore, Role, SqliteStore};
 use clawgate_client::Client;
 use clawgate_protocol::scopes;
 use serde_json::{json, Value};
@@ -131,18 +131,24 @@ impl DeviceAdmin for GatewayBackend {
     }
 }
 
-/// The store file in the state directory, as its owner: approvals are
+/// The configured store (the state directory's file, or the shared
+/// PostgreSQL database), as its owner: approvals are
 /// recorded as `cli-offline`. A new token is never shown: like the gateway,
 /// the CLI does not hand one device's token to someone else.
 pub(super) struct StoreBackend {
-    store: SqliteStore,
+    store: Box<dyn PairingStore>,
     actor: Actor,
 }
 
 impl StoreBackend {
+    /// The configured store: the shared PostgreSQL database when a store
+    /// URL is set, else the state directory's file.
     pub(super) fn open() -> Result<StoreBackend, CliError> {
         let env = ConfigSources::from_process_env();
         let state = StateDir::locate(&env)?;
+        if let Some(url) = crate::cli::store_open::configured_store_url(&env, &state)? {
+            return Ok(StoreBackend { store: Box::new(PgStore::open(url.expose())?), actor: Actor::store_owner() });
+        }
         let path: PathBuf = state.store_path();
         if !path.exists() {
             return Err(CliError::StoreMissing {
@@ -153,7 +159,7 @@ impl StoreBackend {
             });
         }
         state.ensure()?;
-        Ok(StoreBackend { store: SqliteStore::open(&path)?, actor: Actor::store_owner() })
+        Ok(StoreBackend { store: Box::new(SqliteStore::open(&path)?), actor: Actor::store_owner() })
     }
 }
 
@@ -168,33 +174,33 @@ impl DeviceAdmin for StoreBackend {
     }
 
     async fn list(&self) -> Result<Value, CliError> {
-        Ok(views::listing(&devices_admin::list(&self.store, &self.actor, now_ms())?))
+        Ok(views::listing(&devices_admin::list(self.store.as_ref(), &self.actor, now_ms())?))
     }
 
     async fn approve(&self, request_id: &str) -> Result<Value, CliError> {
-        Ok(views::approval(&devices_admin::approve(&self.store, &self.actor, request_id, now_ms())?))
+        Ok(views::approval(&devices_admin::approve(self.store.as_ref(), &self.actor, request_id, now_ms())?))
     }
 
     async fn reject(&self, request_id: &str) -> Result<Value, CliError> {
-        Ok(views::rejection(&devices_admin::reject(&self.store, &self.actor, request_id, now_ms())?))
+        Ok(views::rejection(&devices_admin::reject(self.store.as_ref(), &self.actor, request_id, now_ms())?))
     }
 
     async fn unreject(&self, device_id: &str, role: Option<Role>) -> Result<Value, CliError> {
-        Ok(views::unrejection(&devices_admin::unreject(&self.store, &self.actor, device_id, role, now_ms())?))
+        Ok(views::unrejection(&devices_admin::unreject(self.store.as_ref(), &self.actor, device_id, role, now_ms())?))
     }
 
     async fn remove(&self, device_id: &str) -> Result<Value, CliError> {
-        devices_admin::remove(&self.store, &self.actor, device_id, now_ms())?;
+        devices_admin::remove(self.store.as_ref(), &self.actor, device_id, now_ms())?;
         Ok(views::removal(device_id))
     }
 
     async fn rotate(&self, device_id: &str, role: Role, scopes: Option<Vec<String>>) -> Result<Value, CliError> {
-        let rotation = devices_admin::rotate(&self.store, &self.actor, device_id, role, scopes, now_ms())?;
+        let rotation = devices_admin::rotate(self.store.as_ref(), &self.actor, device_id, role, scopes, now_ms())?;
         Ok(views::rotation(&rotation))
     }
 
     async fn revoke(&self, device_id: &str, role: Role) -> Result<Value, CliError> {
-        let revocation = devices_admin::revoke(&self.store, &self.actor, device_id, role, now_ms())?;
+        let revocation = devices_admin::revoke(self.store.as_ref(), &self.actor, device_id, role, now_ms())?;
         Ok(views::revocation(device_id, &revocation))
     }
 

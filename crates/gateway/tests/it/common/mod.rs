@@ -7,6 +7,10 @@ pub mod clawgate_process;
 pub mod nginx;
 pub mod openclaw_cli;
 pub mod openclaw_upstream;
+/// A real PostgreSQL server per test process (the store's own test harness).
+#[allow(dead_code)]
+#[path = "../../../src/store/pg/test_server.rs"]
+pub mod postgres;
 pub mod proxy;
 pub mod records;
 pub mod schema;
