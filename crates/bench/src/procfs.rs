@@ -74,11 +74,15 @@ mod tests {
         assert!(super::rss_kib(me).unwrap() > 0);
         assert!(super::tree_rss_kib(me).unwrap() >= super::rss_kib(me).unwrap() / 2);
         assert!(super::rss_kib(u32::MAX).is_none());
+        // Burn CPU until the kernel has charged at least one tick: on a
+        // loaded machine a fixed wall-clock spin may get no CPU at all.
         let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {
-            std::hint::black_box(0u64.wrapping_add(1));
+        while super::cpu_ticks(me).unwrap() < 1 {
+            assert!(spin.elapsed() < std::time::Duration::from_secs(60), "no CPU tick charged in 60 s");
+            for i in 0..100_000u64 {
+                std::hint::black_box(i.wrapping_mul(31));
+            }
         }
-        assert!(super::cpu_ticks(me).unwrap() >= 1);
         // Own ticks first: the counters only grow, so the tree read after them
         // can never be smaller.
         let own = super::cpu_ticks(me).unwrap();
