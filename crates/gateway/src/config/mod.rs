@@ -97,6 +97,17 @@ pub struct GatewaySection {
     pub listeners: Vec<ListenerSection>,
     /// The admin listener (metrics and health).
     pub admin: Option<admin::AdminSection>,
+    /// `gateway.limits`: resource limits (docs/operations.md).
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `gateway.limits`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsSection {
+    /// Sockets open at once, all together; default from the open-file limit.
+    pub max_connections: Option<usize>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -233,6 +244,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// `clawgate.sessions`.
     pub session_limits: SessionLimits,
+    /// `gateway.limits.maxConnections`; `None`: derived from the open-file
+    /// limit (`server::max_connections`).
+    pub max_connections: Option<usize>,
     /// The admin listener's address (`gateway.admin.bind`, `--admin`); `None`: off.
     pub admin: Option<std::net::SocketAddr>,
     /// Lines about what the config file held that clawgate does not read.
@@ -341,6 +355,7 @@ impl Config {
             upstream: None,
             listeners: Vec::new(),
             session_limits: SessionLimits::default(),
+            max_connections: None,
             admin: None,
             file_notes: Vec::new(),
         }

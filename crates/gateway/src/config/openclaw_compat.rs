@@ -53,6 +53,8 @@ const READ_BY_CLAWGATE: &[&str] = &[
     "gateway.listeners",
     "gateway.upstream",
     "gateway.admin",
+    "gateway.limits",
+    "gateway.limits.maxConnections",
 ];
 
 /// The file's other top-level keys clawgate itself knows.

@@ -85,6 +85,7 @@ async fn metrics(gw: &Arc<Gateway>) -> String {
         handshaking: counts.handshaking,
         pending_requests: pending,
         locked_out_addresses: gw.auth_limiter.locked_count(now),
+        connections: gw.connections.figures(),
     };
     gw.metrics.render(&snapshot)
 }
