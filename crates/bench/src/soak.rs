@@ -232,17 +232,19 @@ pub async fn run(target: &Target, plan: &SoakPlan, mut on_sample: impl FnMut(&Sa
     // health load.
     let health_clients =
         open_many(target, plan.health_connections.max(1)).await.map_err(|e| format!("health connections: {e}"))?;
-    let stop = Arc::new(tokio::sync::Notify::new());
+    // A watch, not a Notify: a worker busy in a request when the stop is
+    // sent still sees it at its next turn.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = JoinSet::new();
     let per_client = Duration::from_secs_f64(plan.health_connections.max(1) as f64 / plan.health_per_sec.max(1) as f64);
     for client in health_clients {
-        let (tally, stop) = (tally.clone(), stop.clone());
+        let (tally, mut stopped) = (tally.clone(), stopped.clone());
         workers.spawn(async move {
             let mut every = tokio::time::interval(per_client);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = stop.notified() => break,
+                    _ = stopped.changed() => break,
                     _ = every.tick() => match client.request_with_timeout("health", None, Duration::from_secs(30)).await {
                         Ok(_) => { tally.health_ok.fetch_add(1, Ordering::Relaxed); }
                         Err(e) => tally.error(format!("health: {e}")),
@@ -345,7 +347,7 @@ pub async fn run(target: &Target, plan: &SoakPlan, mut on_sample: impl FnMut(&Sa
     if let Some(t) = trigger.take() {
         t.close().await;
     }
-    stop.notify_waiters();
+    let _ = stop.send(true);
     while workers.join_next().await.is_some() {}
     leave_all(witnesses).await;
     leave_all(churnable).await;
