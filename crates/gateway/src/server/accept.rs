@@ -187,3 +187,21 @@ fn close_over_budget(stream: TcpStream, over: OverBudget) {
     }
     drop(stream);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recurring_event_is_logged_once_per_interval_with_a_count_of_the_rest() {
+        let mut t = Throttled::new();
+        assert_eq!(t.due(), Some(0));
+        for _ in 0..1_000 {
+            assert_eq!(t.due(), None);
+        }
+        // As if the interval had passed: the next line counts what was left out.
+        t.last = Instant::now().checked_sub(LOG_EVERY + Duration::from_millis(1));
+        assert_eq!(t.due(), Some(1_000));
+        assert_eq!(t.due(), None);
+    }
+}
