@@ -13,6 +13,8 @@
 //! - [`load::memory`]: the gateway's RSS (by PID, from /proc) with 0 and with
 //!   N idle authenticated connections.
 //! - [`load::fanout`]: time for one `presence` broadcast to reach N listeners.
+//! - [`soak`]: many idle connections held for minutes with churn, `health`
+//!   load and broadcasts, the gateway sampled every 10 s (`scripts/soak`).
 //!
 //! Results are [`metrics::Metric`]s, written as JSON lines; [`metrics::table`]
 //! prints two runs side by side with their ratio.
@@ -20,6 +22,7 @@
 pub mod load;
 pub mod metrics;
 pub mod procfs;
+pub mod soak;
 pub mod stats;
 pub mod target;
 

@@ -79,6 +79,28 @@ async fn every_load_kind_completes_with_tiny_counts() {
     let table = metrics::table("clawgate", &parsed, "itself", &parsed);
     assert!(table.contains("1.00×"), "{table}");
 
+    // Soak: a few idle connections with churn, health and broadcasts, sampled.
+    let plan = clawgate_bench::soak::SoakPlan {
+        connections: 12,
+        churn_per_sec: 2,
+        health_per_sec: 20,
+        health_connections: 2,
+        broadcast_every: Duration::from_secs(1),
+        broadcast_deadline: Duration::from_secs(5),
+        duration: Duration::from_secs(3),
+        warmup: Duration::from_secs(1),
+        sample_every: Duration::from_secs(1),
+        witnesses: 4,
+        ..Default::default()
+    };
+    let mut seen = 0;
+    let soak = clawgate_bench::soak::run(&target, &plan, |_| seen += 1).await.expect("soak");
+    assert_eq!(soak.error_count, 0, "{:?}", soak.errors);
+    assert!(seen >= 2 && soak.samples.len() == seen);
+    assert!(soak.broadcasts >= 2 && soak.churned >= 2 && soak.health_ok > 0, "{soak:?}");
+    // The gateway runs in this process: its descriptors are ours, and come back.
+    assert!(soak.after_open_files <= soak.baseline_open_files + 8, "{soak:?}");
+
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), server).await.expect("shutdown").unwrap().unwrap();
 }

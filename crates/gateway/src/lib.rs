@@ -22,6 +22,7 @@ pub mod clock;
 pub mod close_code;
 pub mod config;
 pub mod devices_admin;
+pub mod fd_limit;
 pub mod gateway_identity;
 pub mod http_head;
 pub mod net;

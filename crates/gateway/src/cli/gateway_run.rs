@@ -146,6 +146,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     for warning in clawgate::config::readable_secret_files(&config, config_file.as_deref()) {
         tracing::warn!(target: STARTUP, "{warning}");
     }
+    log_file_limit(&config);
 
     let addr = std::net::SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| bind_error(addr, e, &state))?;
@@ -210,6 +211,45 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     runtime_file::remove_own(&state.path);
     served.map_err(|e| CliError::io("the gateway stopped", e))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raise the soft open-file limit to the hard one and say, in one line,
+/// both limits and the connection cap that follows (docs/operations.md,
+/// resource limits).
+fn log_file_limit(config: &clawgate::config::Config) {
+    use clawgate::fd_limit::{raise_soft_to_hard, show};
+    let raised = raise_soft_to_hard();
+    // After raising: the default follows the limit now in force.
+    let max = clawgate::server::max_connections(config);
+    match raised {
+        Ok(r) => tracing::info!(
+            target: STARTUP,
+            soft = %show(r.after.soft),
+            soft_before = %show(r.before.soft),
+            hard = %show(r.after.hard),
+            max_connections = max,
+            "open-file limit: soft {} (was {}), hard {}; gateway.limits.maxConnections {max}",
+            show(r.after.soft),
+            show(r.before.soft),
+            show(r.after.hard)
+        ),
+        Err(e) => tracing::warn!(
+            target: STARTUP,
+            error = %e,
+            max_connections = max,
+            "cannot raise the open-file limit; gateway.limits.maxConnections {max}"
+        ),
+    }
+    let soft = clawgate::fd_limit::current().map(|l| l.soft).unwrap_or(u64::MAX);
+    let needed =
+        max as u64 * if config.upstream.is_some() { 2 } else { 1 } + clawgate::server::conn_budget::FD_HEADROOM;
+    if config.max_connections.is_some() && needed > soft {
+        tracing::warn!(
+            target: STARTUP,
+            "gateway.limits.maxConnections {max} needs about {needed} open files, more than the limit of {soft}: \
+             accepts will fail for want of descriptors before the cap is reached"
+        );
+    }
 }
 
 /// A taken port, with who holds it when that can be found.

@@ -248,10 +248,22 @@ pub fn load(
         upstream,
         listeners,
         session_limits,
+        max_connections: max_connections(g.limits.max_connections)?,
         admin,
         store_url,
         file_notes,
     })
+}
+
+/// `gateway.limits.maxConnections`: a cap of 0 would refuse everyone.
+fn max_connections(given: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match given {
+        Some(0) => Err(unsafe_key(
+            "gateway.limits.maxConnections",
+            "must be at least 1 (0 would refuse every connection)".into(),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// `clawgate.sessions`, defaults filled in; a cap of 0 would refuse everyone.

@@ -236,6 +236,18 @@ fn session_caps_come_from_the_clawgate_section() {
     assert!(parse_file(Path::new("c.json5"), "{clawgate: {sesions: {}}}").is_err());
 }
 
+#[test]
+fn max_connections_is_read_and_zero_refused() {
+    let (f, _) = parse_file(Path::new("c.json5"), "{gateway: {limits: {maxConnections: 500}}}").unwrap();
+    assert_eq!(max_connections(f.gateway.limits.max_connections).unwrap(), Some(500));
+    let (f, _) = parse_file(Path::new("c.json5"), "{gateway: {}}").unwrap();
+    assert_eq!(max_connections(f.gateway.limits.max_connections).unwrap(), None);
+    let (f, _) = parse_file(Path::new("c.json5"), "{gateway: {limits: {maxConnections: 0}}}").unwrap();
+    let err = max_connections(f.gateway.limits.max_connections).unwrap_err();
+    assert!(err.to_string().contains("gateway.limits.maxConnections"), "{err}");
+    assert!(parse_file(Path::new("c.json5"), "{gateway: {limits: {maxConections: 5}}}").is_err());
+}
+
 /// A typical openclaw.json: sections clawgate does not read, and gateway keys
 /// it does not act on.
 const TYPICAL_OPENCLAW_JSON: &str = r#"{

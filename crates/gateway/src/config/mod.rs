@@ -100,6 +100,17 @@ pub struct GatewaySection {
     pub admin: Option<admin::AdminSection>,
     /// Where the pairing store lives (a shared PostgreSQL database).
     pub store: Option<store::StoreSection>,
+    /// `gateway.limits`: resource limits (docs/operations.md).
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `gateway.limits`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LimitsSection {
+    /// Sockets open at once, all together; default from the open-file limit.
+    pub max_connections: Option<usize>,
 }
 
 /// One `gateway.trustedLocalServices` entry: a local program, by the client
@@ -236,6 +247,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// `clawgate.sessions`.
     pub session_limits: SessionLimits,
+    /// `gateway.limits.maxConnections`; `None`: derived from the open-file
+    /// limit (`server::max_connections`).
+    pub max_connections: Option<usize>,
     /// The admin listener's address (`gateway.admin.bind`, `--admin`); `None`: off.
     pub admin: Option<std::net::SocketAddr>,
     /// `gateway.store.url` / `CLAWGATE_STORE_URL`: the PostgreSQL store;
@@ -347,6 +361,7 @@ impl Config {
             upstream: None,
             listeners: Vec::new(),
             session_limits: SessionLimits::default(),
+            max_connections: None,
             admin: None,
             store_url: None,
             file_notes: Vec::new(),

@@ -54,6 +54,8 @@ const READ_BY_CLAWGATE: &[&str] = &[
     "gateway.upstream",
     "gateway.admin",
     "gateway.store",
+    "gateway.limits",
+    "gateway.limits.maxConnections",
 ];
 
 /// The file's other top-level keys clawgate itself knows.

@@ -12,8 +12,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::admission::facts::owner_locality;
 use crate::admission::{classify_upgrade, EdgeFacts};
-use crate::config::Trust;
 
+use super::accept::Accepted;
 use super::budget::{Budgeted, UNLIMITED};
 use super::handshake::{self, Handshake};
 use super::http::{self, error_body, HeadError};
@@ -28,9 +28,14 @@ const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
 const WS_READ_BUFFER: usize = 8 * 1024;
 
-pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, local_port: u16, trust: Trust) {
+pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
+    let Accepted { mut stream, peer, local_port, trust, mut slot, peer_uid: uid_at_accept } = accepted;
     let opened = Instant::now();
-    let (head, leftover) = match http::read_head(&mut stream, gw.options.handshake_timeout).await {
+    // The head has a deadline of its own, shorter than the handshake's: a
+    // socket that sends nothing (or a head byte by byte) holds its place
+    // for seconds, not for the whole handshake.
+    let head_deadline = gw.options.head_timeout.min(gw.options.handshake_timeout);
+    let (head, leftover) = match http::read_head(&mut stream, head_deadline).await {
         Ok(v) => v,
         Err(HeadError::TooLarge) => return refuse(&mut stream, EdgeFailure::HeadTooLarge).await,
         Err(HeadError::Malformed(m)) => return refuse(&mut stream, EdgeFailure::MalformedHead(m)).await,
@@ -52,13 +57,20 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     // Only a direct-local connection can reach a local-only rule, so only
     // its socket's owner is asked for; another user's program is remote
     // from here on, for every rule and for the failed-auth limiter alike.
-    let peer_uid = if locality.is_direct_local() && gw.peer_uids { lookup_peer_uid(&stream, peer) } else { None };
+    let peer_uid = match uid_at_accept {
+        _ if !locality.is_direct_local() || !gw.peer_uids => None,
+        Some(looked_up) => looked_up,
+        None => lookup_peer_uid(&stream, peer),
+    };
     let locality = owner_locality(locality, peer.ip(), peer_uid, &config);
 
     // Upstream mode: all but clawgate's own gateway WebSocket and /healthz
     // goes to the upstream (the rule: server/upstream_http.rs).
     if let Some(upstream) = gw.upstream.clone() {
         if super::upstream_http::goes_upstream(&head) {
+            // Relayed HTTP is the upstream's to authenticate: it counts in
+            // the total from here on, no longer as an unauthenticated socket.
+            slot.established();
             super::upstream_http::relay(&gw, &upstream, head, leftover, stream, peer, edge, locality).await;
             return;
         }
@@ -73,8 +85,10 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         http::respond_json(&mut stream, status, &body).await;
         return;
     }
-    // At most a few unauthenticated sockets per address.
-    let Some(_preauth_slot) = gw.preauth.acquire(crate::admission::ingress::client_ip(&locality, &edge)) else {
+    // At most a few upgraded unauthenticated sockets per client: the owner's
+    // own apart from other local programs, a client behind a trusted proxy
+    // by its forwarded address, IPv6 by /64.
+    let Some(_preauth_slot) = gw.preauth.acquire(super::limits::PreauthKey::of(&locality, &edge)) else {
         tracing::info!(peer = %peer, "too many unauthenticated connections from this address");
         return refuse(&mut stream, EdgeFailure::PreauthBudget).await;
     };
@@ -106,6 +120,7 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
         Handshake::Ended => return,
     };
     budget.store(UNLIMITED, std::sync::atomic::Ordering::Relaxed);
+    slot.established();
     drop(pending);
     drop(_preauth_slot);
 

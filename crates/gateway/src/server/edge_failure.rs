@@ -23,6 +23,9 @@ pub enum EdgeFailure {
     PreauthBudget,
     /// The WebSocket handshake headers are wrong.
     BadUpgrade(BadUpgrade),
+    /// Closed at accept: over its connection budget (written without
+    /// waiting, before the request is read).
+    ConnectionBudget(super::conn_budget::OverBudget),
 }
 
 /// An HTTP answer: the status and the JSON body, in OpenClaw's shape.
@@ -38,6 +41,7 @@ pub(super) fn http_answer(f: &EdgeFailure) -> HttpAnswer {
         EdgeFailure::MalformedHead(m) => (400, "bad_request", m),
         EdgeFailure::Upgrade(r) => (r.status(), r.code(), r.message()),
         EdgeFailure::PreauthBudget => (503, "preauth_budget", "too many unauthenticated connections from this address"),
+        EdgeFailure::ConnectionBudget(over) => (503, "connection_budget", connection_budget_message(*over)),
         EdgeFailure::BadUpgrade(b) => match b {
             BadUpgrade::NotGet => (405, "bad_upgrade", "WebSocket upgrades must use GET"),
             BadUpgrade::UnsupportedVersion => (426, "bad_upgrade", "unsupported Sec-WebSocket-Version (13 required)"),
@@ -46,6 +50,16 @@ pub(super) fn http_answer(f: &EdgeFailure) -> HttpAnswer {
         },
     };
     HttpAnswer { status, body: error_body(code, message) }
+}
+
+fn connection_budget_message(over: super::conn_budget::OverBudget) -> &'static str {
+    use super::conn_budget::OverBudget::*;
+    match over {
+        Address => "too many unauthenticated connections from this address",
+        Unauthenticated => "too many unauthenticated connections",
+        Owner => "too many unauthenticated connections from the owner's local clients",
+        Total => "too many connections (gateway.limits.maxConnections)",
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +78,7 @@ mod tests {
                 "proxy_attribution_required",
             ),
             (EdgeFailure::PreauthBudget, 503, "preauth_budget"),
+            (EdgeFailure::ConnectionBudget(super::super::conn_budget::OverBudget::Total), 503, "connection_budget"),
             (EdgeFailure::BadUpgrade(BadUpgrade::NotGet), 405, "bad_upgrade"),
             (EdgeFailure::BadUpgrade(BadUpgrade::UnsupportedVersion), 426, "bad_upgrade"),
             (EdgeFailure::BadUpgrade(BadUpgrade::MissingKey), 400, "bad_upgrade"),

@@ -106,15 +106,37 @@ pub fn address_key(ip: IpAddr) -> String {
     }
 }
 
-/// Counts unauthenticated sockets per address.
+/// Whose cap an upgraded unauthenticated socket counts in: the owner's
+/// own local clients (direct-local after the uid check, from 127.0.0.1 or
+/// ::1, as at accept: server/conn_budget.rs), or the client's address
+/// (IPv6 by /64; behind a trusted proxy, the forwarded one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PreauthKey {
+    Owner,
+    Address(IpAddr),
+}
+
+impl PreauthKey {
+    pub fn of(locality: &Locality, edge: &EdgeFacts) -> PreauthKey {
+        match locality {
+            Locality::DirectLocal if super::conn_budget::is_owner_address(edge.peer.ip()) => PreauthKey::Owner,
+            _ => {
+                let ip = crate::admission::ingress::client_ip(locality, edge);
+                PreauthKey::Address(super::conn_budget::budget_key(ip))
+            }
+        }
+    }
+}
+
+/// Counts upgraded unauthenticated sockets per client.
 #[derive(Default)]
 pub struct PreauthCounter {
-    by_ip: Mutex<HashMap<IpAddr, usize>>,
+    by_ip: Mutex<HashMap<PreauthKey, usize>>,
 }
 
 pub struct PreauthSlot {
     counter: Arc<PreauthCounter>,
-    ip: IpAddr,
+    ip: PreauthKey,
 }
 
 impl Drop for PreauthSlot {
@@ -131,7 +153,7 @@ impl Drop for PreauthSlot {
 
 impl PreauthCounter {
     /// A slot for one more handshaking socket from `ip`, or `None` at the cap.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PreauthSlot> {
+    pub fn acquire(self: &Arc<Self>, ip: PreauthKey) -> Option<PreauthSlot> {
         let mut map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
         if *n >= MAX_PREAUTH_PER_IP {
@@ -345,10 +367,15 @@ mod tests {
     #[test]
     fn preauth_cap() {
         let c = Arc::new(PreauthCounter::default());
-        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        let ip = PreauthKey::Address("203.0.113.5".parse().unwrap());
         let slots: Vec<_> = (0..MAX_PREAUTH_PER_IP).map(|_| c.acquire(ip).unwrap()).collect();
         assert!(c.acquire(ip).is_none());
-        assert!(c.acquire("203.0.113.6".parse().unwrap()).is_some());
+        assert!(c.acquire(PreauthKey::Address("203.0.113.6".parse().unwrap())).is_some());
+        // The owner's own clients are counted apart from other local programs.
+        let local = PreauthKey::Address("127.0.0.1".parse().unwrap());
+        let others: Vec<_> = (0..MAX_PREAUTH_PER_IP).map(|_| c.acquire(local).unwrap()).collect();
+        assert!(c.acquire(PreauthKey::Owner).is_some());
+        drop(others);
         drop(slots);
         assert!(c.acquire(ip).is_some());
     }

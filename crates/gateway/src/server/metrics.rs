@@ -36,6 +36,10 @@ pub struct Metrics {
     locked_out_addresses: IntGauge,
     upstream_links_open: IntGauge,
     alive_tasks: IntGauge,
+    connections: IntGaugeVec,
+    connections_max: IntGauge,
+    connections_refused: IntCounterVec,
+    accept_errors: IntCounter,
 }
 
 /// What a scrape reads from the running gateway.
@@ -50,6 +54,7 @@ pub struct Snapshot {
     pub upstream_links_open: Option<usize>,
     /// Tasks alive in the runtime serving the scrape.
     pub alive_tasks: usize,
+    pub connections: super::conn_budget::BudgetFigures,
 }
 
 impl Default for Metrics {
@@ -96,6 +101,16 @@ impl Metrics {
         )
         .expect("valid metric definition");
         r.register(Box::new(handshake_seconds.clone())).expect("metric registered once");
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "clawgate_connections",
+                "Sockets counted from accept: unauthenticated (everyone but the owner), owner (the owner's \
+                 unauthenticated local clients), established (admitted or relayed).",
+            ),
+            &["state"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(connections.clone())).expect("metric registered once");
         let sessions = IntGaugeVec::new(Opts::new("clawgate_sessions", "Live sessions by role."), &["role"])
             .expect("valid metric definition");
         r.register(Box::new(sessions.clone())).expect("metric registered once");
@@ -151,10 +166,37 @@ impl Metrics {
                 "clawgate_runtime_alive_tasks",
                 "Tasks alive in clawgate's async runtime (a leak shows as growth).",
             ),
+            connections_max: gauge(
+                &r,
+                "clawgate_connections_max",
+                "gateway.limits.maxConnections in force (set or derived from the open-file limit).",
+            ),
+            connections_refused: counter(
+                &r,
+                "clawgate_connections_refused_total",
+                "Sockets closed at accept for being over a budget, by budget (address, unauthenticated, owner, total).",
+                &["budget"],
+            ),
+            accept_errors: plain_counter(
+                &r,
+                "clawgate_accept_errors_total",
+                "Failed accepts (such as out of file descriptors); each one pauses the accept loop.",
+            ),
+            connections,
             handshake_seconds,
             sessions,
             registry: r,
         }
+    }
+
+    /// A socket closed at accept, over `budget`.
+    pub fn connection_refused(&self, budget: super::conn_budget::OverBudget) {
+        self.connections_refused.with_label_values(&[budget.as_str()]).inc();
+    }
+
+    /// A failed accept.
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     /// One request from an admitted session.
@@ -199,6 +241,12 @@ impl Metrics {
         self.locked_out_addresses.set(now.locked_out_addresses as i64);
         self.upstream_links_open.set(now.upstream_links_open.unwrap_or(0) as i64);
         self.alive_tasks.set(now.alive_tasks as i64);
+        let c = now.connections;
+        self.connections.with_label_values(&["unauthenticated"]).set(c.unauthenticated as i64);
+        self.connections.with_label_values(&["owner"]).set(c.owner as i64);
+        let established = c.total.saturating_sub(c.unauthenticated + c.owner);
+        self.connections.with_label_values(&["established"]).set(established as i64);
+        self.connections_max.set(c.max.min(i64::MAX as usize) as i64);
         let mut families = self.registry.gather();
         if now.upstream_links_open.is_none() {
             families.retain(|f| f.name() != "clawgate_upstream_links_open");

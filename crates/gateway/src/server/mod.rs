@@ -1,10 +1,12 @@
 //! The gateway server: HTTP and WebSocket on one port, the connection state
 //! machine (challenge → connect → session), broadcasts and shutdown.
 
+mod accept;
 pub mod admin;
 mod apply;
 pub mod auth_log;
 mod budget;
+pub mod conn_budget;
 mod connection;
 mod decision_record;
 mod edge_failure;
@@ -52,6 +54,8 @@ pub use crate::version::VERSION;
 pub struct ServerOptions {
     /// From socket open until hello-ok.
     pub handshake_timeout: Duration,
+    /// From socket open until the HTTP request head is read.
+    pub head_timeout: Duration,
     pub tick_interval: Duration,
     /// Largest frame before authentication.
     pub max_preauth_payload: usize,
@@ -70,6 +74,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             handshake_timeout: Duration::from_millis(15_000),
+            head_timeout: Duration::from_millis(5_000),
             tick_interval: Duration::from_millis(30_000),
             max_preauth_payload: 64 * 1024,
             max_payload: 25 * 1024 * 1024,
@@ -92,6 +97,8 @@ pub struct Gateway {
     /// Failed attempts from everyone together.
     pub global_failures: limits::GlobalFailures,
     pub preauth: Arc<limits::PreauthCounter>,
+    /// Every socket, counted from accept (`gateway.limits.maxConnections`).
+    pub connections: Arc<conn_budget::ConnectionBudget>,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
     pub metrics: metrics::Metrics,
@@ -122,7 +129,9 @@ impl Gateway {
                 false
             }
         };
+        let connections = conn_budget::ConnectionBudget::new(max_connections(&config));
         Arc::new(Gateway {
+            connections,
             upstream,
             peer_uids,
             config: arc_swap::ArcSwap::from_pointee(config),
@@ -150,6 +159,7 @@ impl Gateway {
     /// Put `config` in force for the connections judged from now on (a
     /// reload: [`reload::apply`] also judges the live sessions again).
     pub(crate) fn swap_config(&self, config: Config) {
+        self.connections.set_max(max_connections(&config));
         self.config.store(Arc::new(config));
     }
 
@@ -161,6 +171,13 @@ impl Gateway {
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
+}
+
+/// `gateway.limits.maxConnections`, or its default from the open-file limit.
+pub fn max_connections(config: &Config) -> usize {
+    config.max_connections.unwrap_or_else(|| {
+        conn_budget::default_max_connections(conn_budget::current_nofile(), config.upstream.is_some())
+    })
 }
 
 /// Serve connections from `listener` (trust `local`) until `shutdown`
@@ -185,7 +202,7 @@ pub async fn serve_listeners(
     let mut acceptors = JoinSet::new();
     for (listener, trust) in listeners {
         let local_port = listener.local_addr()?.port();
-        acceptors.spawn(accept_loop(listener, trust, local_port, accepted_tx.clone()));
+        acceptors.spawn(accept::accept_loop(gateway.clone(), listener, trust, local_port, accepted_tx.clone()));
     }
     drop(accepted_tx);
     let ticker = tokio::spawn(tick_loop(gateway.clone()));
@@ -196,8 +213,8 @@ pub async fn serve_listeners(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = accepted_rx.recv() => match accepted {
-                Some(Accepted { stream, peer, local_port, trust }) => {
-                    connections.spawn(connection::handle(gateway.clone(), stream, peer, local_port, trust));
+                Some(accepted) => {
+                    connections.spawn(connection::handle(gateway.clone(), accepted));
                 }
                 None => break,
             },
@@ -216,32 +233,6 @@ pub async fn serve_listeners(
         connections.abort_all();
     }
     Ok(())
-}
-
-/// A connection accepted on one of the listeners.
-struct Accepted {
-    stream: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    local_port: u16,
-    trust: Trust,
-}
-
-async fn accept_loop(listener: TcpListener, trust: Trust, local_port: u16, to: tokio::sync::mpsc::Sender<Accepted>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                if to.send(Accepted { stream, peer, local_port, trust }).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
 }
 
 async fn tick_loop(gateway: Arc<Gateway>) {

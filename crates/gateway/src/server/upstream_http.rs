@@ -74,7 +74,7 @@ pub async fn relay(
     edge: EdgeFacts,
     locality: Locality,
 ) {
-    let Some(_preauth_slot) = gw.preauth.acquire(crate::admission::ingress::client_ip(&locality, &edge)) else {
+    let Some(_preauth_slot) = gw.preauth.acquire(super::limits::PreauthKey::of(&locality, &edge)) else {
         tracing::info!(peer = %peer, "too many unauthenticated connections from this address");
         let body = error_body("preauth_budget", "too many unauthenticated connections from this address");
         http::respond_json(&mut stream, 503, &body).await;

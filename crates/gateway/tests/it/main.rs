@@ -40,6 +40,7 @@ mod port_squatting;
 mod proxy_users;
 mod reload;
 mod reload_binary;
+mod resource_limits;
 mod security_audit;
 mod services;
 mod store_crash;
