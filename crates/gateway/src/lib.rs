@@ -22,6 +22,8 @@ pub mod clock;
 pub mod close_code;
 pub mod config;
 pub mod devices_admin;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gateway_identity;
 pub mod http_head;
 pub mod net;
