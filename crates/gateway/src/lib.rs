@@ -23,6 +23,8 @@ pub mod close_code;
 pub mod config;
 pub mod devices_admin;
 pub mod fd_limit;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gateway_identity;
 pub mod http_head;
 pub mod net;

@@ -91,7 +91,9 @@ pub fn decode_signature(text: &str) -> Option<[u8; 64]> {
 }
 
 /// base64url or standard base64, with or without padding, at most
-/// [`MAX_ENCODED_LEN`] characters.
+/// [`MAX_ENCODED_LEN`] characters. Never empty: text that is nothing but
+/// padding (`=`, found by fuzzing) is refused like empty text, so that
+/// `decode(encode(decode(t)))` holds for every `t`.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     if text.is_empty() || text.len() > MAX_ENCODED_LEN {
         return None;
@@ -104,7 +106,11 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
             c => c,
         })
         .collect();
-    LENIENT_B64.decode(mapped.trim_end_matches('=')).ok()
+    let unpadded = mapped.trim_end_matches('=');
+    if unpadded.is_empty() {
+        return None;
+    }
+    LENIENT_B64.decode(unpadded).ok()
 }
 
 /// `-----BEGIN PUBLIC KEY-----` … `-----END PUBLIC KEY-----` holding an
@@ -163,5 +169,17 @@ mod tests {
         assert_eq!(decode_signature(&encode_signature(&[3u8; 64])), Some([3u8; 64]));
         assert!(decode(&"A".repeat(MAX_ENCODED_LEN + 4)).is_none());
         assert!(decode("").is_none());
+    }
+
+    #[test]
+    fn padding_alone_decodes_to_nothing_like_empty_text() {
+        // Found by fuzzing (fuzz/corpus/device_key/crash-padding-only): "="
+        // decoded to zero bytes while "" and encode(&[]) decoded to None.
+        for text in ["=", "==", "===", "===="] {
+            assert_eq!(decode(text), None, "{text:?}");
+            assert_eq!(decode_public_key_bytes(text), None, "{text:?}");
+            assert_eq!(decode_signature(text), None, "{text:?}");
+        }
+        assert_eq!(decode(&encode(&[])), None);
     }
 }

@@ -67,6 +67,18 @@ pub fn load(
         }
         None => (ConfigFile::default(), Vec::new()),
     };
+    resolve(file, file_notes, sources, generate_token)
+}
+
+/// Resolve a parsed file (see [`parse_file`]) with the environment and
+/// flags of `sources` into the validated configuration; `sources.file` is
+/// not read again.
+pub fn resolve(
+    file: ConfigFile,
+    file_notes: Vec<String>,
+    sources: &ConfigSources,
+    generate_token: &mut dyn FnMut() -> Result<(String, PathBuf), ConfigError>,
+) -> Result<Config, ConfigError> {
     let g = file.gateway;
     let session_limits = session_limits(&file.clawgate.sessions)?;
     let env = |k: &str| sources.env.get(k).filter(|v| !v.is_empty()).cloned();

@@ -22,7 +22,7 @@ use clawgate_protocol::Role;
 
 pub use error::ConfigError;
 pub use listeners::{Listener, ListenerSection, Trust};
-pub use load::{load, parse_file, ConfigSources};
+pub use load::{load, parse_file, resolve, ConfigSources};
 pub use secret::{ResolvedSecret, SecretSource};
 pub use secret_policy::{
     check_secret_strength, placeholder_reason, readable_secret_files, MIN_SECRET_CHARS, RECOMMENDED_SECRET_CHARS,

@@ -7,16 +7,17 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::admission::facts::owner_locality;
-use crate::admission::{classify_upgrade, EdgeFacts};
+use crate::admission::{classify_upgrade, EdgeFacts, Locality, UpgradeRefusal};
+use crate::config::{Config, Trust};
 
 use super::accept::Accepted;
 use super::budget::{Budgeted, UNLIMITED};
 use super::handshake::{self, Handshake};
-use super::http::{self, error_body, HeadError};
+use super::http::{self, error_body, HeadError, RequestHead};
 use super::outbox::{outbox, run_writer};
 use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::{session, Gateway};
@@ -24,9 +25,6 @@ use super::{session, Gateway};
 /// How long a connection closed for an oversized frame keeps reading (and
 /// discarding) what its peer still sends.
 const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
-const WS_READ_BUFFER: usize = 8 * 1024;
 
 pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
     let Accepted { mut stream, peer, local_port, trust, mut slot, peer_uid: uid_at_accept } = accepted;
@@ -44,9 +42,7 @@ pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
 
     // One connection is judged by one config, even when a reload lands meanwhile.
     let config = gw.config();
-    let edge = EdgeFacts::new(peer, local_port, head.headers.clone()).on_listener(trust);
-    let checked = crate::admission::ingress::check_request_target(&head.path, edge.host())
-        .and_then(|()| classify_upgrade(&edge, &config));
+    let (edge, checked) = judge_edge(&head, peer, local_port, trust, &config);
     let locality = match checked {
         Ok(l) => l,
         Err(refusal) => {
@@ -100,15 +96,7 @@ pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
     // The WebSocket layer enforces the post-auth limit; the byte budget
     // enforces the pre-auth one (frame limit plus room for framing).
     let (budgeted, budget) = Budgeted::new(stream, gw.options.max_preauth_payload + 1024);
-    // tungstenite's default 128 KiB read buffer is allocated per connection
-    // and zero-filled before every read: 128 KiB of RSS per idle connection
-    // and a 128 KiB memset per frame. 8 KiB covers every handshake and
-    // request frame; a larger one still gets its full length reserved and is
-    // read 8 KiB at a time.
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .max_message_size(Some(gw.options.max_payload))
-        .max_frame_size(Some(gw.options.max_payload));
+    let ws_config = super::ws::ws_config(gw.options.max_payload);
     let mut ws = WebSocketStream::from_partially_read(budgeted, leftover, WsRole::Server, Some(ws_config)).await;
 
     // The outbox exists before hello-ok: the session is registered (and gets
@@ -129,6 +117,21 @@ pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
     if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, stream, out, writer).await {
         drain(ws.get_mut()).await;
     }
+}
+
+/// The edge's facts of a request head on a listener, and its verdict:
+/// the connection's locality, or why the upgrade is refused.
+pub(crate) fn judge_edge(
+    head: &RequestHead,
+    peer: SocketAddr,
+    local_port: u16,
+    trust: Trust,
+    config: &Config,
+) -> (EdgeFacts, Result<Locality, UpgradeRefusal>) {
+    let edge = EdgeFacts::new(peer, local_port, head.headers.clone()).on_listener(trust);
+    let checked = crate::admission::ingress::check_request_target(&head.path, edge.host())
+        .and_then(|()| classify_upgrade(&edge, config));
+    (edge, checked)
 }
 
 /// Read and discard what the peer still sends, until it closes or
@@ -155,7 +158,7 @@ fn lookup_peer_uid(stream: &TcpStream, peer: SocketAddr) -> Option<u32> {
 }
 
 /// Answer an edge failure over HTTP, through the one mapping to the wire.
-async fn refuse(stream: &mut TcpStream, failure: EdgeFailure) {
+pub(crate) async fn refuse<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, failure: EdgeFailure) {
     if let Wire::Http(answer) = wire::to_wire(&Failure::Edge(failure)) {
         http::respond_json(stream, answer.status, &answer.body).await;
     }

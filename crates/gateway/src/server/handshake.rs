@@ -29,7 +29,7 @@ use super::methods::{advertised, health_payload};
 use super::outbox::{close_message, Outbox};
 use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
 use super::wire::{self, ApplyFailure, Failure, HandshakeError};
-use super::ws::Ws;
+use super::ws::{incoming, Incoming, Ws};
 use super::{events, now_ms, Gateway, VERSION};
 
 pub enum Handshake {
@@ -131,15 +131,11 @@ async fn first_text(
                 Ok(Some(next)) => next,
             },
         };
-        let text = match next {
-            Ok(Message::Text(t)) => t.to_string(),
-            // Binary frames are decoded as UTF-8 text, as OpenClaw does.
-            Ok(Message::Binary(b)) => match String::from_utf8(b.to_vec()) {
-                Ok(t) => t,
-                Err(_) => return Err(Some(HandshakeError::UnparsableFrame)),
-            },
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-            Ok(Message::Close(_)) => return Err(None),
+        let text = match next.map(incoming) {
+            Ok(Incoming::Text(t)) => t,
+            Ok(Incoming::NotUtf8) => return Err(Some(HandshakeError::UnparsableFrame)),
+            Ok(Incoming::Control) => continue,
+            Ok(Incoming::Close) => return Err(None),
             Err(WsError::Capacity(_)) => return Err(Some(HandshakeError::PreauthTooLarge)),
             Err(WsError::Io(e)) if is_budget_exceeded(&e) => return Err(Some(HandshakeError::PreauthTooLarge)),
             Err(_) => return Err(None),

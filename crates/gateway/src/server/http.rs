@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 pub use crate::http_head::{error_body, RequestHead};
@@ -24,7 +23,11 @@ pub enum HeadError {
 }
 
 /// Read one request head. Returns it with any bytes read past its end.
-pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> Result<(RequestHead, Vec<u8>), HeadError> {
+/// Generic over the stream so the fuzz targets (`fuzz/`) read through it too.
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    timeout: Duration,
+) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         loop {
@@ -75,7 +78,7 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// Write a complete HTTP response with a JSON body and close the exchange.
-pub async fn respond_json(stream: &mut TcpStream, status: u16, body: &serde_json::Value) {
+pub async fn respond_json<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, body: &serde_json::Value) {
     let body = body.to_string();
     let head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n",
@@ -99,7 +102,7 @@ pub enum BadUpgrade {
 }
 
 /// Check the WebSocket handshake headers and write the 101 response.
-pub async fn accept_upgrade(stream: &mut TcpStream, head: &RequestHead) -> Result<(), BadUpgrade> {
+pub async fn accept_upgrade<S: AsyncWrite + Unpin>(stream: &mut S, head: &RequestHead) -> Result<(), BadUpgrade> {
     if head.method != "GET" {
         return Err(BadUpgrade::NotGet);
     }

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::handshake::Admitted;
 use super::outbox::Outbox;
 use super::wire::{self, RequestError};
-use super::ws::Ws;
+use super::ws::{incoming, Incoming, Ws};
 use super::{methods, Gateway};
 
 /// `writer` is the task draining `out` into the socket; when it ends (a close
@@ -57,14 +57,10 @@ pub async fn run(
             }
             next = stream.next() => next,
         };
-        let text = match next {
-            None | Some(Ok(Message::Close(_))) => break,
-            Some(Ok(Message::Text(t))) => t.to_string(),
-            Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                Ok(t) => t,
-                Err(_) => continue,
-            },
-            Some(Ok(_)) => continue,
+        let text = match next.map(|n| n.map(incoming)) {
+            None | Some(Ok(Incoming::Close)) => break,
+            Some(Ok(Incoming::Text(t))) => t,
+            Some(Ok(Incoming::NotUtf8 | Incoming::Control)) => continue,
             Some(Err(WsError::Capacity(_))) => {
                 out.kill(wire::CLOSE_TOO_LARGE, "payload too large");
                 too_large = true;

@@ -313,7 +313,7 @@ pub fn expand_home(path: &str, home: Option<&Path>) -> PathBuf {
 
 /// What clawgate reads from the upstream's `openclaw.json`.
 #[derive(Debug)]
-struct OpenclawFile {
+pub(crate) struct OpenclawFile {
     path: PathBuf,
     port: u16,
     secret: Option<(SecretKind, String)>,
@@ -325,11 +325,19 @@ impl OpenclawFile {
     }
 }
 
+const OPENCLAW_CONFIG_KEY: &str = "gateway.upstream.openclawConfig";
+
 fn read_openclaw_config(path: &Path) -> Result<OpenclawFile, ConfigError> {
-    const K: &str = "gateway.upstream.openclawConfig";
-    let text = std::fs::read_to_string(path).map_err(|e| refuse(K, format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| refuse(OPENCLAW_CONFIG_KEY, format!("cannot read {}: {e}", path.display())))?;
+    parse_openclaw_config(path, &text)
+}
+
+/// The upstream's port and secret from the text of its `openclaw.json`.
+pub(crate) fn parse_openclaw_config(path: &Path, text: &str) -> Result<OpenclawFile, ConfigError> {
+    const K: &str = OPENCLAW_CONFIG_KEY;
     let doc: serde_json::Value =
-        json5::from_str(&text).map_err(|e| refuse(K, format!("{} is not valid JSON5: {e}", path.display())))?;
+        json5::from_str(text).map_err(|e| refuse(K, format!("{} is not valid JSON5: {e}", path.display())))?;
     let gateway = doc.get("gateway");
     let port = match gateway.and_then(|g| g.get("port")) {
         None => OPENCLAW_DEFAULT_PORT,

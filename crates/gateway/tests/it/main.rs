@@ -17,6 +17,7 @@ mod devices;
 mod edge;
 mod events;
 mod field_reports;
+mod fuzz_corpus;
 mod handshake;
 mod hardening_edge;
 mod hardening_fields;
