@@ -4,6 +4,7 @@
 pub mod admin;
 mod apply;
 pub mod auth_log;
+mod bookkeeping;
 mod budget;
 mod connection;
 mod decision_record;
@@ -103,6 +104,9 @@ pub struct Gateway {
     /// Whether the uid owning a loopback peer's socket can be looked up here
     /// (probed once at start; docs/admission.md, peer uid).
     pub peer_uids: bool,
+    /// The store serves paired devices and token digests from memory
+    /// (docs/benchmarks.md): a device connect then needs no blocking task.
+    pub devices_in_memory: bool,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -122,9 +126,17 @@ impl Gateway {
                 false
             }
         };
+        let devices_in_memory = match store.keep_devices_in_memory() {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, code = e.code(), "paired devices are read from the store file on every connect");
+                false
+            }
+        };
         Arc::new(Gateway {
             upstream,
             peer_uids,
+            devices_in_memory,
             config: arc_swap::ArcSwap::from_pointee(config),
             metrics: Default::default(),
             auth_log: Default::default(),
@@ -190,6 +202,7 @@ pub async fn serve_listeners(
     drop(accepted_tx);
     let ticker = tokio::spawn(tick_loop(gateway.clone()));
     let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
+    let bookkeeping = tokio::spawn(bookkeeping::flush_loop(gateway.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -207,6 +220,7 @@ pub async fn serve_listeners(
     acceptors.abort_all();
     ticker.abort();
     watcher.abort();
+    bookkeeping.abort();
     gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
     gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));
@@ -215,6 +229,7 @@ pub async fn serve_listeners(
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
+    bookkeeping::flush(&gateway).await;
     Ok(())
 }
 

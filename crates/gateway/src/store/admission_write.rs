@@ -77,7 +77,7 @@ pub(super) fn check_unchanged(conn: &Connection, read: &DeviceView, device_id: &
 }
 
 /// A view without its bookkeeping: what an admission decision relies on.
-fn relied_on(view: &DeviceView) -> (Option<PairedDevice>, Vec<TokenInfo>) {
+pub(super) fn relied_on(view: &DeviceView) -> (Option<PairedDevice>, Vec<TokenInfo>) {
     let device = view.device.clone().map(|d| PairedDevice { last_seen_at_ms: None, remote_ip: None, ..d });
     let tokens = view.tokens.iter().map(|t| TokenInfo { last_used_at_ms: None, ..t.clone() }).collect();
     (device, tokens)
