@@ -14,9 +14,13 @@
 //!   N idle authenticated connections.
 //! - [`load::fanout`]: time for one `presence` broadcast to reach N listeners.
 //!
+//! - [`floor`]: a minimal server doing only the same wire exchange, the
+//!   baseline every run compares against.
+//!
 //! Results are [`metrics::Metric`]s, written as JSON lines; [`metrics::table`]
 //! prints two runs side by side with their ratio.
 
+pub mod floor;
 pub mod load;
 pub mod metrics;
 pub mod procfs;
