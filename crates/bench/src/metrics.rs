@@ -222,13 +222,13 @@ pub fn table(a_name: &str, a: &[Metric], b_name: &str, b: &[Metric]) -> String {
 
 /// A Markdown table of several runs: each figure for every run, the ratio of
 /// the first run to each other one, and the goal (a bound on the ratio of the
-/// first run to the one named "OpenClaw", or else to the second) and whether
-/// it is met. Figures a later run lacks (the floor has no devices) show "—".
+/// first run to the one named "OpenClaw"; none without it) and whether it is
+/// met. Figures a later run lacks (the floor has no devices) show "—".
 pub fn table_many(runs: &[(String, Vec<Metric>)]) -> String {
     let Some(((first_name, first), others)) = runs.split_first() else { return String::new() };
     let subject = combine(first);
     let others: Vec<(&String, Vec<(Metric, usize)>)> = others.iter().map(|(n, m)| (n, combine(m))).collect();
-    let judged_against = others.iter().position(|(n, _)| n.eq_ignore_ascii_case("openclaw")).unwrap_or(0);
+    let judged_against = others.iter().position(|(n, _)| n.eq_ignore_ascii_case("openclaw"));
     let mut header = vec!["figure".to_owned(), "unit".to_owned(), first_name.clone()];
     header.extend(others.iter().map(|(n, _)| (*n).clone()));
     header.extend(others.iter().map(|(n, _)| format!("{first_name} : {n}")));
@@ -239,12 +239,12 @@ pub fn table_many(runs: &[(String, Vec<Metric>)]) -> String {
             others.iter().map(|(_, o)| o.iter().find(|(x, _)| x.key == m.key).map(|(x, _)| x.value)).collect();
         let ratios: Vec<Option<f64>> =
             values.iter().map(|v| v.map(|o| if o == 0.0 { f64::NAN } else { m.value / o })).collect();
-        let goal = goal(&m.key);
+        let goal = judged_against.and_then(|_| goal(&m.key));
         let mut row = vec![m.label.clone(), m.unit.clone(), fmt_value(m.value)];
         row.extend(values.iter().map(|v| v.map_or("—".into(), fmt_value)));
         row.extend(ratios.iter().map(|r| r.map_or("—".into(), |r| fmt_ratio(r, m.better))));
         row.push(goal.map_or(String::new(), Goal::describe));
-        row.push(match (goal, ratios.get(judged_against).copied().flatten()) {
+        row.push(match (goal, judged_against.and_then(|i| ratios[i])) {
             (Some(g), Some(r)) if r.is_finite() => (if g.met(r) { "yes" } else { "NO" }).into(),
             (Some(_), _) => "?".into(),
             _ => String::new(),
@@ -314,6 +314,10 @@ mod tests {
         assert!(t.contains("30.0×") && t.contains("0.750×"), "{t}");
         // The floor has no fan-out: its cells say so; the goal still judges against OpenClaw.
         assert!(t.lines().any(|l| l.starts_with("| fanout.last") && l.contains("—") && l.contains("yes")), "{t}");
+        // Without OpenClaw in the run, no goal is judged.
+        let t =
+            table_many(&[("clawgate".into(), vec![m("fanout.last", 2.0, Better::Lower)]), ("floor".into(), vec![])]);
+        assert!(!t.contains("yes") && !t.contains("NO") && !t.contains("≤"), "{t}");
     }
 
     #[test]
