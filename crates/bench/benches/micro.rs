@@ -4,6 +4,9 @@
 //! - admission: `admission::evaluate` (the server's pipeline, over an
 //!   in-memory store) for a local token connect and for a paired device;
 //! - device proof: `device_proof::verify` of a v3 signature (and signing it);
+//! - device store: what a device-token reconnect asks of the pairing store
+//!   (the device's view, its token checked, the admission applied) on a
+//!   SQLite file, read from the file or from the store's in-memory copy;
 //! - peer uid: the sock_diag lookup of a loopback peer's owner, which a
 //!   direct-local handshake adds (Linux);
 //! - frames: parsing a `connect` request and a `health` request, parsing what
@@ -21,7 +24,10 @@ use clawgate::admission::device_proof;
 use clawgate::admission::facts::DeviceFact;
 use clawgate::admission::{classify_upgrade, evaluate, Connect, EdgeFacts, Lookups, Proof};
 use clawgate::config::{AuthMode, Config};
-use clawgate::store::{ApprovedVia, DeviceView, PairedDevice, ServiceTokenCheck, StoreError, TokenCheck, TokenInfo};
+use clawgate::store::{
+    AdmissionWrite, ApprovedVia, DeviceView, NewRequest, PairedDevice, PairingStore, ServiceTokenCheck, SqliteStore,
+    StoreError, TokenCheck, TokenInfo,
+};
 use clawgate_client::{ConnectOptions, DeviceIdentity};
 use clawgate_protocol::{ConnectParams, EventFrame, Frame, RequestFrame, ResponseFrame};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -220,5 +226,40 @@ fn peer_uid(c: &mut Criterion) {
     drop(client);
 }
 
-criterion_group!(benches, admission, device_proofs, frames, peer_uid);
+/// A device-token reconnect's store work, as the handshake does it: the
+/// view, the token check, the admission applied (which records last seen).
+/// From the file, each of the last two is a synchronous transaction; from
+/// memory, neither touches the file (the times are batched).
+fn device_store(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("clawgate-bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut g = c.benchmark_group("device store");
+    for (name, in_memory) in [("reconnect, from the file", false), ("reconnect, from memory", true)] {
+        let path = dir.join(format!("{in_memory}.sqlite"));
+        let _ = std::fs::remove_file(&path);
+        let store = SqliteStore::open(&path).expect("store");
+        if in_memory {
+            assert!(store.keep_devices_in_memory().unwrap());
+        }
+        let identity = DeviceIdentity::from_seed([9; 32]);
+        let id = identity.device_id();
+        let new = NewRequest::new(id.clone(), identity.public_key_b64url(), Role::Operator, &["operator.read"]);
+        store.pair_silently(&new, NOW_MS).unwrap();
+        let token = store.issue_token(&id, Role::Operator, &["operator.read".to_owned()], NOW_MS).unwrap();
+        let write =
+            AdmissionWrite::Paired { device_id: id.clone(), role: Role::Operator, remote_ip: None, issue_token: false };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let view = store.view(&id).unwrap();
+                let check = store.verify_token(&id, Role::Operator, black_box(&token), NOW_MS).unwrap();
+                assert!(matches!(check, TokenCheck::Valid { .. }));
+                store.apply_admission(&view, &write, NOW_MS).unwrap()
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, admission, device_proofs, device_store, frames, peer_uid);
 criterion_main!(benches);

@@ -16,9 +16,13 @@
 //! - [`soak`]: many idle connections held for minutes with churn, `health`
 //!   load and broadcasts, the gateway sampled every 10 s (`scripts/soak`).
 //!
+//! - [`floor`]: a minimal server doing only the same wire exchange, the
+//!   baseline every run compares against.
+//!
 //! Results are [`metrics::Metric`]s, written as JSON lines; [`metrics::table`]
 //! prints two runs side by side with their ratio.
 
+pub mod floor;
 pub mod load;
 pub mod metrics;
 pub mod procfs;

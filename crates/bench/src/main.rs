@@ -38,10 +38,23 @@ enum Command {
     /// Hold many idle connections for minutes with churn, health load and
     /// broadcasts; sample the gateway; exit 0 only on a pass (scripts/soak).
     Soak(Box<SoakArgs>),
-    /// Print runs side by side: `report NAME=FILE NAME=FILE` (ratio first : second).
+    /// Print runs side by side: `report NAME=FILE NAME=FILE [NAME=FILE…]`
+    /// (ratios of the first to each other run).
     Report {
-        #[arg(num_args = 2, value_name = "NAME=FILE")]
+        #[arg(num_args = 2.., value_name = "NAME=FILE")]
         runs: Vec<String>,
+    },
+    /// Serve the floor: a minimal server doing only the measured wire
+    /// exchange (challenge, connect with the token, hello-ok, `health`).
+    Floor {
+        /// Loopback port to listen on.
+        #[arg(long)]
+        port: u16,
+        #[arg(long, env = "OPENCLAW_GATEWAY_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Run on a current-thread runtime instead of 2 worker threads.
+        #[arg(long)]
+        current_thread: bool,
     },
 }
 
@@ -217,14 +230,50 @@ async fn soak(a: SoakArgs) -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run(args) => run(*args).await,
-        Command::Report { runs } => report(&runs),
-        Command::Soak(args) => soak(*args).await,
-        Command::Wait { url, token, seconds } => wait(&url, &token, Duration::from_secs_f64(seconds)).await,
+    if let Command::Report { runs } = &cli.command {
+        return report(runs);
+    }
+    let runtime = match &cli.command {
+        Command::Floor { current_thread: true, .. } => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        }
+        Command::Floor { .. } => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("clawgate-bench: cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run(*args).await,
+            Command::Report { .. } => ExitCode::SUCCESS,
+            Command::Soak(args) => soak(*args).await,
+            Command::Wait { url, token, seconds } => wait(&url, &token, Duration::from_secs_f64(seconds)).await,
+            Command::Floor { port, token, .. } => floor(port, &token).await,
+        }
+    })
+}
+
+async fn floor(port: u16, token: &str) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("clawgate-bench floor: cannot listen on 127.0.0.1:{port}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match clawgate_bench::floor::serve(listener, clawgate_bench::floor::Floor::new(token)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clawgate-bench floor: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -272,7 +321,7 @@ fn report(runs: &[String]) -> ExitCode {
             }
         }
     }
-    print!("{}", metrics::table(&loaded[0].0, &loaded[0].1, &loaded[1].0, &loaded[1].1));
+    print!("{}", metrics::table_many(&loaded));
     ExitCode::SUCCESS
 }
 

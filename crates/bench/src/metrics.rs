@@ -217,36 +217,43 @@ fn fmt_ratio(r: f64, better: Better) -> String {
 /// A Markdown table: each figure for both gateways, the ratio a : b, the goal
 /// and whether it is met.
 pub fn table(a_name: &str, a: &[Metric], b_name: &str, b: &[Metric]) -> String {
-    let a = combine(a);
-    let b = combine(b);
-    let mut rows = vec![[
-        "figure".to_owned(),
-        "unit".to_owned(),
-        a_name.to_owned(),
-        b_name.to_owned(),
-        format!("{a_name} : {b_name}"),
-        "goal".to_owned(),
-        "met".to_owned(),
-    ]];
-    for (m, _) in &a {
-        let other = b.iter().find(|(o, _)| o.key == m.key).map(|(o, _)| o.value);
-        let ratio = other.map(|o| if o == 0.0 { f64::NAN } else { m.value / o });
-        let goal = goal(&m.key);
-        rows.push([
-            m.label.clone(),
-            m.unit.clone(),
-            fmt_value(m.value),
-            other.map_or("—".into(), fmt_value),
-            ratio.map_or("—".into(), |r| fmt_ratio(r, m.better)),
-            goal.map_or(String::new(), Goal::describe),
-            match (goal, ratio) {
-                (Some(g), Some(r)) if r.is_finite() => (if g.met(r) { "yes" } else { "NO" }).into(),
-                (Some(_), _) => "?".into(),
-                _ => String::new(),
-            },
-        ]);
+    table_many(&[(a_name.to_owned(), a.to_vec()), (b_name.to_owned(), b.to_vec())])
+}
+
+/// A Markdown table of several runs: each figure for every run, the ratio of
+/// the first run to each other one, and the goal (a bound on the ratio of the
+/// first run to the one named "OpenClaw"; none without it) and whether it is
+/// met. Figures a later run lacks (the floor has no devices) show "—".
+pub fn table_many(runs: &[(String, Vec<Metric>)]) -> String {
+    let Some(((first_name, first), others)) = runs.split_first() else { return String::new() };
+    let subject = combine(first);
+    let others: Vec<(&String, Vec<(Metric, usize)>)> = others.iter().map(|(n, m)| (n, combine(m))).collect();
+    let judged_against = others.iter().position(|(n, _)| n.eq_ignore_ascii_case("openclaw"));
+    let mut header = vec!["figure".to_owned(), "unit".to_owned(), first_name.clone()];
+    header.extend(others.iter().map(|(n, _)| (*n).clone()));
+    header.extend(others.iter().map(|(n, _)| format!("{first_name} : {n}")));
+    header.extend(["goal".to_owned(), "met".to_owned()]);
+    let mut rows = vec![header];
+    for (m, _) in &subject {
+        let values: Vec<Option<f64>> =
+            others.iter().map(|(_, o)| o.iter().find(|(x, _)| x.key == m.key).map(|(x, _)| x.value)).collect();
+        let ratios: Vec<Option<f64>> =
+            values.iter().map(|v| v.map(|o| if o == 0.0 { f64::NAN } else { m.value / o })).collect();
+        let goal = judged_against.and_then(|_| goal(&m.key));
+        let mut row = vec![m.label.clone(), m.unit.clone(), fmt_value(m.value)];
+        row.extend(values.iter().map(|v| v.map_or("—".into(), fmt_value)));
+        row.extend(ratios.iter().map(|r| r.map_or("—".into(), |r| fmt_ratio(r, m.better))));
+        row.push(goal.map_or(String::new(), Goal::describe));
+        row.push(match (goal, judged_against.and_then(|i| ratios[i])) {
+            (Some(g), Some(r)) if r.is_finite() => (if g.met(r) { "yes" } else { "NO" }).into(),
+            (Some(_), _) => "?".into(),
+            _ => String::new(),
+        });
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let columns = rows[0].len();
+    let widths: Vec<usize> =
+        (0..columns).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (n, row) in rows.iter().enumerate() {
         let cells: Vec<String> = row
@@ -295,6 +302,22 @@ mod tests {
         assert!(t.contains("30.0×"), "{t}");
         assert!(t.contains("1/20.0"), "{t}");
         assert_eq!(t.matches("yes").count(), 2, "{t}");
+    }
+
+    #[test]
+    fn three_way_table_compares_the_first_with_each() {
+        let cg = vec![m("handshake.token.seq.rate", 3000.0, Better::Higher), m("fanout.last", 2.0, Better::Lower)];
+        let oc = vec![m("handshake.token.seq.rate", 100.0, Better::Higher), m("fanout.last", 40.0, Better::Lower)];
+        let floor = vec![m("handshake.token.seq.rate", 4000.0, Better::Higher)];
+        let t = table_many(&[("clawgate".into(), cg), ("floor".into(), floor), ("OpenClaw".into(), oc)]);
+        assert!(t.contains("clawgate : OpenClaw") && t.contains("clawgate : floor"), "{t}");
+        assert!(t.contains("30.0×") && t.contains("0.750×"), "{t}");
+        // The floor has no fan-out: its cells say so; the goal still judges against OpenClaw.
+        assert!(t.lines().any(|l| l.starts_with("| fanout.last") && l.contains("—") && l.contains("yes")), "{t}");
+        // Without OpenClaw in the run, no goal is judged.
+        let t =
+            table_many(&[("clawgate".into(), vec![m("fanout.last", 2.0, Better::Lower)]), ("floor".into(), vec![])]);
+        assert!(!t.contains("yes") && !t.contains("NO") && !t.contains("≤"), "{t}");
     }
 
     #[test]

@@ -145,6 +145,14 @@ async fn apply(
     write: AdmissionWrite,
     now: u64,
 ) -> Result<AdmissionApplied, StoreError> {
+    // A device-token reconnect only records that the device was seen: a
+    // store that keeps devices in memory checks and batches it without I/O.
+    // (Only while its copy is dropped after a failed refresh, until the next
+    // poll reloads it, does this fall back to a transaction in place.)
+    if let (true, Some(read), AdmissionWrite::Paired { issue_token: false, .. }) = (gw.devices_in_memory, view, &write)
+    {
+        return gw.store.apply_admission(read, &write, now);
+    }
     let view = view.cloned();
     store_op(gw, move |s| match view {
         Some(read) => s.apply_admission(&read, &write, now),

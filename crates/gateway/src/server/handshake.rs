@@ -63,7 +63,8 @@ async fn evaluate_connect(
     connect: Connect<'_>,
 ) -> Result<Evaluated, Option<Failure>> {
     let now = connect.now_ms;
-    let evaluated = if connect.locked_out_ms.is_none() && may_read_store(&connect.params) {
+    let evaluated = if connect.locked_out_ms.is_none() && may_read_store(&connect.params) && !memory_only(gw, &connect)
+    {
         let gw = gw.clone();
         let config = config.clone();
         let edge = connect.edge.clone();
@@ -87,6 +88,18 @@ async fn evaluate_connect(
         let hint = "the gateway could not read its pairing store; see the gateway log".into();
         Some(Failure::Apply(ApplyFailure::StoreUnavailable { hint, store_code: e.code() }))
     })
+}
+
+/// Does evaluating this connect read only what the store keeps in memory
+/// (devices and their tokens, not service principals)? Then it runs in
+/// place: the blocking pool's two wake-ups would cost more than the lookups.
+fn memory_only(gw: &Gateway, connect: &Connect<'_>) -> bool {
+    gw.devices_in_memory
+        && !connect
+            .params
+            .auth
+            .as_ref()
+            .is_some_and(|a| [&a.token, &a.password].into_iter().flatten().any(|t| crate::store::is_service_token(t)))
 }
 
 /// A [`Proof`] that can cross to the blocking pool.

@@ -5,6 +5,7 @@ mod accept;
 pub mod admin;
 mod apply;
 pub mod auth_log;
+mod bookkeeping;
 mod budget;
 pub mod conn_budget;
 pub(crate) mod connection;
@@ -110,6 +111,9 @@ pub struct Gateway {
     /// Whether the uid owning a loopback peer's socket can be looked up here
     /// (probed once at start; docs/admission.md, peer uid).
     pub peer_uids: bool,
+    /// The store serves paired devices and token digests from memory
+    /// (docs/benchmarks.md): a device connect then needs no blocking task.
+    pub devices_in_memory: bool,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -130,10 +134,18 @@ impl Gateway {
             }
         };
         let connections = conn_budget::ConnectionBudget::new(max_connections(&config));
+        let devices_in_memory = match store.keep_devices_in_memory() {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, code = e.code(), "paired devices are read from the store file on every connect");
+                false
+            }
+        };
         Arc::new(Gateway {
             connections,
             upstream,
             peer_uids,
+            devices_in_memory,
             config: arc_swap::ArcSwap::from_pointee(config),
             metrics: Default::default(),
             auth_log: Default::default(),
@@ -207,6 +219,7 @@ pub async fn serve_listeners(
     drop(accepted_tx);
     let ticker = tokio::spawn(tick_loop(gateway.clone()));
     let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
+    let bookkeeping = tokio::spawn(bookkeeping::flush_loop(gateway.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -224,6 +237,7 @@ pub async fn serve_listeners(
     acceptors.abort_all();
     ticker.abort();
     watcher.abort();
+    bookkeeping.abort();
     gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
     gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));
@@ -232,6 +246,7 @@ pub async fn serve_listeners(
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
+    bookkeeping::flush(&gateway).await;
     Ok(())
 }
 

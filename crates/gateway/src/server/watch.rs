@@ -7,7 +7,10 @@
 //! longer admits as it stands is closed. A session admitted since the last
 //! tick is checked once as well, so a
 //! revocation that landed between its credential check and its registration
-//! cannot slip through.
+//! cannot slip through. Asking the store for its data version and generation
+//! also reloads its in-memory copy of devices when either moved
+//! (store/device_memory.rs), before the sessions are re-checked against it:
+//! a connect decided on the old copy meanwhile is among those checked.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -28,6 +28,7 @@
 
 mod admission_write;
 mod codec;
+mod device_memory;
 mod devices;
 mod error;
 mod file_guard;
@@ -46,6 +47,8 @@ mod types;
 mod conformance;
 #[cfg(test)]
 mod pg_tests;
+#[cfg(test)]
+mod device_memory_tests;
 #[cfg(test)]
 mod proxy_user_tests;
 #[cfg(test)]
@@ -95,6 +98,23 @@ pub trait PairingStore: Send + Sync {
     /// [`StoreError::Replaced`] once the store's file was removed or replaced
     /// under this process, so a poller notices that too.
     fn data_version(&self) -> Result<u64, StoreError>;
+
+    /// Serve paired devices and token digests from memory from now on (the
+    /// gateway asks at start): `view`, `verify_token` and a device-token
+    /// reconnect's `apply_admission` then read no file, and last-seen and
+    /// last-used times are written in batches ([`PairingStore::flush_bookkeeping`]).
+    /// The copy follows this store's own writes, and is reloaded when
+    /// `data_version` or `generation` shows a change made elsewhere. A store
+    /// without such a copy answers `false` and goes on as it did.
+    fn keep_devices_in_memory(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Write the batched last-seen and last-used times now (the gateway does
+    /// every few seconds and at shutdown).
+    fn flush_bookkeeping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// The paired record of a device, if any.
     fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError>;

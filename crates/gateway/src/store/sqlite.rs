@@ -7,6 +7,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::admission_write::{self, AdmissionApplied, AdmissionWrite};
 use super::codec::{ms, OpResult};
+use super::device_memory::DeviceMemory;
 use super::error::StoreError;
 use super::file_guard::{FaultLog, FileIdentity};
 use super::relay_identities::{self, RelayDeviceToken, RelayIdentity};
@@ -15,6 +16,7 @@ use super::types::{
     Approval, ApprovedVia, DeviceView, LiveToken, NewRequest, PairedDevice, PendingRequest, Rejection,
     RejectionCooldown, RequestOutcome, Role, TokenCheck, TokenInfo,
 };
+use super::AdmissionWrite as Write;
 use super::{devices, pending, schema, tokens, PairingStore};
 
 /// The pairing store in one SQLite file (WAL, `synchronous=FULL`). One
@@ -27,6 +29,9 @@ pub struct SqliteStore {
     /// in memory): writes are refused once the path names another file.
     file: Option<(PathBuf, FileIdentity)>,
     faults: FaultLog,
+    /// Devices and token digests in memory, once the owner asks for it
+    /// ([`PairingStore::keep_devices_in_memory`]).
+    memory: DeviceMemory,
 }
 
 /// Does the operation change state (bump the generation) on success?
@@ -51,6 +56,7 @@ impl SqliteStore {
             location,
             file: Some((path.to_owned(), identity)),
             faults: FaultLog::default(),
+            memory: DeviceMemory::default(),
         })
     }
 
@@ -61,6 +67,7 @@ impl SqliteStore {
             location: ":memory:".to_owned(),
             file: None,
             faults: FaultLog::default(),
+            memory: DeviceMemory::default(),
         })
     }
 
@@ -141,6 +148,41 @@ impl SqliteStore {
     }
 }
 
+/// The in-memory copy of devices (store/device_memory.rs): kept in step with
+/// this connection's writes here, reloaded when the file moved.
+impl SqliteStore {
+    /// Read `device_id` again into the copy after a write that may have
+    /// changed it (or found it changed).
+    fn refreshed<T>(&self, device_id: &str, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.memory.enabled() && (result.is_ok() || matches!(result, Err(StoreError::Stale { .. }))) {
+            self.memory.refresh(&self.lock(), device_id);
+        }
+        result
+    }
+
+    /// Write the pending last-seen and last-used times now.
+    fn flush_pending(&self) -> Result<(), StoreError> {
+        if !self.memory.has_pending() {
+            return Ok(());
+        }
+        self.memory.flush(&self.lock()).map_err(|e| e.at(&self.location))
+    }
+
+    /// Bookkeeping first, so a read of the records shows the latest times.
+    fn flushed<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.flush_pending()?;
+        read()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_pending() {
+            tracing::warn!(error = %e, code = e.code(), "last-seen times not written at close");
+        }
+    }
+}
+
 fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", [])?;
     Ok(())
@@ -148,7 +190,17 @@ fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
 
 impl PairingStore for SqliteStore {
     fn generation(&self) -> Result<u64, StoreError> {
-        self.read(|tx| Ok(super::codec::read_generation(tx)?))
+        let generation = self.read(|tx| Ok(super::codec::read_generation(tx)?))?;
+        // The copy follows every change: a moved generation reloads it whole
+        // (the store's own writes were applied to it already; this re-bases it).
+        if self.memory.enabled() && !self.memory.loaded_at_generation(generation) {
+            let conn = self.lock();
+            if let Ok(version) = conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0)) {
+                // A failed reload leaves no copy: reads go to the file.
+                let _ = self.memory.reload(&conn, super::codec::from_ms(version));
+            }
+        }
+        Ok(generation)
     }
 
     fn data_version(&self) -> Result<u64, StoreError> {
@@ -156,24 +208,48 @@ impl PairingStore for SqliteStore {
         // removed or replaced file here even when nothing writes.
         self.check_file()?;
         let conn = self.lock();
-        conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
+        let version = conn
+            .pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
             .map(super::codec::from_ms)
-            .map_err(|e| StoreError::from_sqlite(&self.location, e))
+            .map_err(|e| StoreError::from_sqlite(&self.location, e))?;
+        // Another process wrote: reload the copy before anyone re-checks
+        // sessions against it. A failed reload leaves no copy: reads go to the file.
+        if self.memory.enabled() && !self.memory.loaded_at_version(version) {
+            let _ = self.memory.reload(&conn, version);
+        }
+        Ok(version)
+    }
+
+    fn keep_devices_in_memory(&self) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        let version = conn
+            .pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
+            .map_err(|e| StoreError::from_sqlite(&self.location, e))?;
+        self.memory.enable();
+        self.memory.reload(&conn, super::codec::from_ms(version)).map_err(|e| e.at(&self.location))?;
+        Ok(true)
+    }
+
+    fn flush_bookkeeping(&self) -> Result<(), StoreError> {
+        self.flush_pending()
     }
 
     fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError> {
-        self.read(|tx| devices::get(tx, device_id))
+        self.flushed(|| self.read(|tx| devices::get(tx, device_id)))
     }
 
     fn list_devices(&self) -> Result<Vec<PairedDevice>, StoreError> {
-        self.read(|tx| devices::list(tx))
+        self.flushed(|| self.read(|tx| devices::list(tx)))
     }
 
     fn tokens(&self, device_id: &str) -> Result<Vec<TokenInfo>, StoreError> {
-        self.read(|tx| tokens::list(tx, device_id))
+        self.flushed(|| self.read(|tx| tokens::list(tx, device_id)))
     }
 
     fn view(&self, device_id: &str) -> Result<DeviceView, StoreError> {
+        if let Some(view) = self.memory.view(device_id) {
+            return Ok(view);
+        }
         self.read(|tx| {
             Ok(DeviceView {
                 generation: super::codec::read_generation(tx)?,
@@ -198,27 +274,34 @@ impl PairingStore for SqliteStore {
     }
 
     fn approve(&self, request_id: &str, via: ApprovedVia, now_ms: u64) -> Result<Approval, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| pending::approve(tx, request_id, via, now))
+        let approval = self.write(now_ms, Change::State, |tx, now| pending::approve(tx, request_id, via, now))?;
+        self.refreshed(&approval.device.device_id.clone(), Ok(approval))
     }
 
     fn approve_latest(&self, via: ApprovedVia, now_ms: u64, window_ms: u64) -> Result<Approval, StoreError> {
         let window = ms(window_ms)?;
-        self.write(now_ms, Change::State, |tx, now| pending::approve_latest(tx, via, now, window))
+        let approval = self.write(now_ms, Change::State, |tx, now| pending::approve_latest(tx, via, now, window))?;
+        self.refreshed(&approval.device.device_id.clone(), Ok(approval))
     }
 
     fn approve_device(&self, device_id: &str, via: ApprovedVia, now_ms: u64) -> Result<Approval, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| pending::approve_device(tx, device_id, via, now))
+        let approved = self.write(now_ms, Change::State, |tx, now| pending::approve_device(tx, device_id, via, now));
+        self.refreshed(device_id, approved)
     }
 
     fn pair_silently(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::Silent, now))
+        let paired =
+            self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::Silent, now));
+        self.refreshed(&new.device_id, paired)
     }
 
     fn pair_proxy_auto(&self, new: &NewRequest, now_ms: u64) -> Result<PairedDevice, StoreError> {
         if new.proxy_user.is_none() {
             return Err(StoreError::InvalidInput("a proxy-auto approval needs the proxy user".into()));
         }
-        self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::ProxyAuto, now))
+        let paired =
+            self.write(now_ms, Change::State, |tx, now| pending::pair_inline(tx, new, ApprovedVia::ProxyAuto, now));
+        self.refreshed(&new.device_id, paired)
     }
 
     fn apply_admission(
@@ -227,9 +310,22 @@ impl PairingStore for SqliteStore {
         write: &AdmissionWrite,
         now_ms: u64,
     ) -> Result<AdmissionApplied, StoreError> {
+        // A device-token reconnect writes only bookkeeping: checked against
+        // the copy and batched, no transaction.
+        if let Write::Paired { device_id, remote_ip, issue_token: false, .. } = write {
+            if let Some(ip) = remote_ip {
+                super::codec::check_text("remote IP", ip)?;
+            }
+            match self.memory.admit_seen(read, device_id, remote_ip.as_deref(), ms(now_ms)?) {
+                Some(true) => return Ok(AdmissionApplied::Admitted { token: None }),
+                Some(false) => return Err(StoreError::Stale { expected: read.generation, found: read.generation }),
+                None => {}
+            }
+        }
         let change = if write.changes_state() { Change::State } else { Change::Bookkeeping };
         let expected = Some((read, write.device_id()));
-        self.write_at(expected, now_ms, change, |tx, now| admission_write::apply(tx, write, now))
+        let applied = self.write_at(expected, now_ms, change, |tx, now| admission_write::apply(tx, write, now));
+        self.refreshed(write.device_id(), applied)
     }
 
     fn reject(&self, request_id: &str, now_ms: u64) -> Result<Rejection, StoreError> {
@@ -246,19 +342,24 @@ impl PairingStore for SqliteStore {
     }
 
     fn remove_device(&self, device_id: &str, now_ms: u64) -> Result<PairedDevice, StoreError> {
-        self.write(now_ms, Change::State, |tx, _| devices::remove(tx, device_id))
+        let removed = self.write(now_ms, Change::State, |tx, _| devices::remove(tx, device_id));
+        self.refreshed(device_id, removed)
     }
 
     fn rename_device(&self, device_id: &str, label: &str, now_ms: u64) -> Result<PairedDevice, StoreError> {
-        self.write(now_ms, Change::State, |tx, _| devices::rename(tx, device_id, label))
+        let renamed = self.write(now_ms, Change::State, |tx, _| devices::rename(tx, device_id, label));
+        self.refreshed(device_id, renamed)
     }
 
     fn issue_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now, false))
+        let issued =
+            self.write(now_ms, Change::State, |tx, now| tokens::issue(tx, device_id, role, scopes, now, false));
+        self.refreshed(device_id, issued)
     }
 
     fn rotate_token(&self, device_id: &str, role: Role, scopes: &[String], now_ms: u64) -> Result<String, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| tokens::rotate(tx, device_id, role, scopes, now))
+        let rotated = self.write(now_ms, Change::State, |tx, now| tokens::rotate(tx, device_id, role, scopes, now));
+        self.refreshed(device_id, rotated)
     }
 
     fn verify_token(
@@ -268,11 +369,16 @@ impl PairingStore for SqliteStore {
         presented: &str,
         now_ms: u64,
     ) -> Result<TokenCheck, StoreError> {
+        // From the copy when there is one; its last use goes to the next batch.
+        if let Some(check) = self.memory.verify(device_id, role, presented, ms(now_ms)?) {
+            return Ok(check);
+        }
         self.write(now_ms, Change::Bookkeeping, |tx, now| tokens::verify(tx, device_id, role, presented, now))
     }
 
     fn revoke_token(&self, device_id: &str, role: Role, now_ms: u64) -> Result<bool, StoreError> {
-        self.write(now_ms, Change::State, |tx, now| tokens::revoke(tx, device_id, role, now))
+        let revoked = self.write(now_ms, Change::State, |tx, now| tokens::revoke(tx, device_id, role, now));
+        self.refreshed(device_id, revoked)
     }
 
     fn device_token_by_value(&self, presented: &str, now_ms: u64) -> Result<Option<LiveToken>, StoreError> {

@@ -14,6 +14,7 @@ mod cli_first_hour;
 mod decide_apply_race;
 mod device_proof_vectors;
 mod devices;
+mod devices_in_memory;
 mod edge;
 mod events;
 mod field_reports;
