@@ -16,6 +16,7 @@ mod handshake;
 pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
+mod memory_trim;
 mod methods;
 pub mod metrics;
 mod payload_policy;
@@ -220,6 +221,7 @@ pub async fn serve_listeners(
     let ticker = tokio::spawn(tick_loop(gateway.clone()));
     let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
     let bookkeeping = tokio::spawn(bookkeeping::flush_loop(gateway.clone()));
+    let trimmer = tokio::spawn(memory_trim::trim_loop());
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -238,6 +240,7 @@ pub async fn serve_listeners(
     ticker.abort();
     watcher.abort();
     bookkeeping.abort();
+    trimmer.abort();
     gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
     gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));

@@ -46,9 +46,9 @@ mod types;
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
-mod pg_tests;
-#[cfg(test)]
 mod device_memory_tests;
+#[cfg(test)]
+mod pg_tests;
 #[cfg(test)]
 mod proxy_user_tests;
 #[cfg(test)]
