@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -17,7 +16,7 @@ use crate::config::Trust;
 use super::budget::{Budgeted, UNLIMITED};
 use super::handshake::{self, Handshake};
 use super::http::{self, error_body, HeadError};
-use super::outbox::{outbox, run_writer};
+use super::outbox::outbox;
 use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::{session, Gateway};
 
@@ -26,7 +25,7 @@ use super::{session, Gateway};
 const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Read buffer of each WebSocket (see `handle`; measured in docs/benchmarks.md).
-const WS_READ_BUFFER: usize = 8 * 1024;
+const WS_READ_BUFFER: usize = 4 * 1024;
 
 pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, local_port: u16, trust: Trust) {
     let opened = Instant::now();
@@ -88,9 +87,9 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
     let (budgeted, budget) = Budgeted::new(stream, gw.options.max_preauth_payload + 1024);
     // tungstenite's default 128 KiB read buffer is allocated per connection
     // and zero-filled before every read: 128 KiB of RSS per idle connection
-    // and a 128 KiB memset per frame. 8 KiB covers every handshake and
-    // request frame; a larger one still gets its full length reserved and is
-    // read 8 KiB at a time.
+    // and a 128 KiB memset per frame. 4 KiB covers every handshake and
+    // request frame but the largest; a larger one still gets its full length
+    // reserved and is read 4 KiB at a time.
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(gw.options.max_payload))
@@ -99,19 +98,24 @@ pub async fn handle(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, l
 
     // The outbox exists before hello-ok: the session is registered (and gets
     // broadcasts) from the moment its client can know it is admitted; what
-    // arrives meanwhile is written after hello-ok, when the writer starts.
+    // arrives meanwhile is written after hello-ok, when the session starts.
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
-    let admitted = match handshake::run(&gw, &config, &mut ws, &edge, locality, peer_uid, opened, &out).await {
+    // Boxed: the handshake's state is large and would otherwise stay part of
+    // this task, and so of every idle session's memory.
+    let handshake = Box::pin(handshake::run(&gw, &config, &mut ws, &edge, locality, peer_uid, opened, &out));
+    let admitted = match handshake.await {
         Handshake::Admitted(a) => a,
         Handshake::Ended => return,
     };
     budget.store(UNLIMITED, std::sync::atomic::Ordering::Relaxed);
     drop(pending);
     drop(_preauth_slot);
+    // An idle session keeps only what it uses: the request head and the
+    // edge facts were for admission.
+    drop(edge);
+    drop(head);
 
-    let (sink, stream) = ws.split();
-    let writer = tokio::spawn(run_writer(sink, out_rx));
-    if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, stream, out, writer).await {
+    if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, ws, out, out_rx).await {
         drain(ws.get_mut()).await;
     }
 }
