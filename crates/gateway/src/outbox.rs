@@ -1,11 +1,17 @@
-//! Each connection's outbound queue: bounded in bytes, written by one task
-//! that stamps broadcast events with the connection's own `seq`.
+//! Each connection's queue for the frames other tasks produce for it
+//! (broadcast events, answers of long-running calls, frames relayed from the
+//! upstream): bounded in bytes, drained by the connection's own task, which
+//! stamps events with the connection's own `seq`. The connection's answers
+//! to its own requests do not pass through here: the session writes them
+//! straight to the socket (server/session.rs; docs/benchmarks.md).
 
+use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::{Sink, SinkExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -43,47 +49,68 @@ impl Outbound {
 #[derive(Debug)]
 pub struct SlowConsumer;
 
-#[derive(Clone)]
-pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outbound>,
-    queued: Arc<AtomicUsize>,
+/// What the producers and the connection's task share. The queue is a plain
+/// deque behind a mutex (empty, it allocates nothing: most connections are
+/// idle most of the time).
+struct Shared {
+    queue: Mutex<VecDeque<Outbound>>,
+    /// Woken on every push; one permit is kept when the task is not waiting.
+    ready: Notify,
+    queued: AtomicUsize,
     limit: usize,
-    /// Set when the connection must end now; the writer and reader watch it.
-    kill: Arc<watch::Sender<Option<(u16, String)>>>,
-    killed: Arc<AtomicBool>,
+    /// Set when the connection must end now; the connection's task watches it.
+    kill: watch::Sender<Option<(u16, String)>>,
+    /// Killed, or the connection's task is gone: pushes fail.
+    killed: AtomicBool,
 }
 
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// The connection task's end of the queue; dropping it makes every later
+/// push fail.
 pub struct OutboxReceiver {
-    rx: mpsc::UnboundedReceiver<Outbound>,
-    queued: Arc<AtomicUsize>,
-    kill: watch::Receiver<Option<(u16, String)>>,
+    shared: Arc<Shared>,
+    /// The `seq` of the last event written on this connection.
+    seq: u64,
 }
 
 pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let (kill_tx, kill_rx) = watch::channel(None);
-    (
-        Outbox { tx, queued: queued.clone(), limit, kill: Arc::new(kill_tx), killed: Arc::new(AtomicBool::new(false)) },
-        OutboxReceiver { rx, queued, kill: kill_rx },
-    )
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        ready: Notify::new(),
+        queued: AtomicUsize::new(0),
+        limit,
+        kill: watch::channel(None).0,
+        killed: AtomicBool::new(false),
+    });
+    (Outbox { shared: shared.clone() }, OutboxReceiver { shared, seq: 0 })
+}
+
+fn lock(queue: &Mutex<VecDeque<Outbound>>) -> std::sync::MutexGuard<'_, VecDeque<Outbound>> {
+    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Outbox {
     /// Queue a frame. Over the byte limit the connection is killed as a slow
     /// consumer instead of growing memory.
     pub fn push(&self, msg: Outbound) -> Result<(), SlowConsumer> {
-        if self.killed.load(Ordering::Relaxed) {
+        let shared = &self.shared;
+        if shared.killed.load(Ordering::Relaxed) {
             return Err(SlowConsumer);
         }
         let cost = msg.cost();
-        let before = self.queued.fetch_add(cost, Ordering::Relaxed);
-        if before + cost > self.limit {
-            self.queued.fetch_sub(cost, Ordering::Relaxed);
+        let before = shared.queued.fetch_add(cost, Ordering::Relaxed);
+        if before + cost > shared.limit {
+            shared.queued.fetch_sub(cost, Ordering::Relaxed);
             self.kill(crate::close_code::CLOSE_POLICY, "slow consumer");
             return Err(SlowConsumer);
         }
-        self.tx.send(msg).map_err(|_| SlowConsumer)
+        lock(&shared.queue).push_back(msg);
+        shared.ready.notify_one();
+        Ok(())
     }
 
     pub fn text(&self, text: String) -> Result<(), SlowConsumer> {
@@ -92,18 +119,98 @@ impl Outbox {
 
     /// End the connection now with this close code, dropping anything queued.
     pub fn kill(&self, code: u16, reason: &str) {
-        if !self.killed.swap(true, Ordering::Relaxed) {
-            self.kill.send_replace(Some((code, reason.to_owned())));
+        if !self.shared.killed.swap(true, Ordering::Relaxed) {
+            self.shared.kill.send_replace(Some((code, reason.to_owned())));
         }
     }
 
-    /// Resolves when the connection has been killed.
+    /// The kill, as a watch: `wait_for(Option::is_some)` resolves once the
+    /// connection has been killed, also when that happened before the call.
     pub fn killed(&self) -> watch::Receiver<Option<(u16, String)>> {
-        self.kill.subscribe()
+        self.shared.kill.subscribe()
     }
 
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// How [`OutboxReceiver::write_queued`] left the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Everything queued went out; the connection stays open.
+    Open,
+    /// A queued close frame went out: the connection ends.
+    Closed,
+    /// The socket failed.
+    Failed,
+}
+
+impl OutboxReceiver {
+    /// Resolves once something may have been queued since the last call
+    /// (at once if something was queued before the first).
+    pub async fn ready(&self) {
+        self.shared.ready.notified().await
+    }
+
+    /// Why the connection was killed, if it was.
+    pub fn kill_reason(&self) -> Option<(u16, String)> {
+        self.shared.kill.borrow().clone()
+    }
+
+    fn pop(&mut self) -> Option<Outbound> {
+        let msg = lock(&self.shared.queue).pop_front()?;
+        self.shared.queued.fetch_sub(msg.cost(), Ordering::Relaxed);
+        Some(msg)
+    }
+
+    /// Write everything queued into `sink`: frames ready together are
+    /// written together and flushed once. Not cancel safe (a frame taken
+    /// and not yet written is lost): cancel it only to end the connection.
+    pub async fn write_queued<S>(&mut self, sink: &mut S) -> Drained
+    where
+        S: Sink<Message> + Unpin,
+    {
+        const BATCH: usize = 64;
+        loop {
+            let mut written = 0;
+            while written < BATCH {
+                let Some(msg) = self.pop() else { break };
+                written += 1;
+                let (frame, closing) = match msg {
+                    Outbound::Text(t) => (Message::Text(t.into()), false),
+                    Outbound::Event { name, payload } => {
+                        self.seq += 1;
+                        (Message::Text(event_text(&name, &payload, self.seq).into()), false)
+                    }
+                    Outbound::Sequenced(frame) => {
+                        self.seq += 1;
+                        (Message::Text(with_seq(&frame, self.seq).into()), false)
+                    }
+                    Outbound::Close { code, reason } => (close_message(code, &reason), true),
+                };
+                if sink.feed(frame).await.is_err() {
+                    return Drained::Failed;
+                }
+                if closing {
+                    return if sink.flush().await.is_ok() { Drained::Closed } else { Drained::Failed };
+                }
+            }
+            if written == 0 {
+                return Drained::Open;
+            }
+            if sink.flush().await.is_err() {
+                return Drained::Failed;
+            }
+        }
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        // The connection is gone: later pushes fail instead of piling up.
+        self.shared.killed.store(true, Ordering::Relaxed);
+        lock(&self.shared.queue).clear();
     }
 }
 
@@ -111,15 +218,23 @@ pub fn close_message(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() }))
 }
 
+/// One recipient's copy of a broadcast event: the shared payload with this
+/// connection's `seq`, in one allocation.
 fn event_text(name: &str, payload: &str, seq: u64) -> String {
-    let mut out = String::with_capacity(name.len() + payload.len() + 48);
+    let mut out = String::with_capacity(name.len() + payload.len() + 56);
     out.push_str("{\"type\":\"event\",\"event\":");
-    // Event names are ours; still, serialise them as JSON strings.
-    out.push_str(&serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()));
+    // Event names are ours and plain; anything else is escaped as JSON.
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        out.push('"');
+        out.push_str(name);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()));
+    }
     out.push_str(",\"payload\":");
     out.push_str(payload);
     out.push_str(",\"seq\":");
-    out.push_str(&seq.to_string());
+    let _ = write!(out, "{seq}");
     out.push('}');
     out
 }
@@ -132,70 +247,31 @@ fn with_seq(frame: &str, seq: u64) -> String {
     format!("{body}{separator}\"seq\":{seq}}}")
 }
 
-/// Drain the queue into the socket until a close, a kill, or a write error.
-/// Frames ready together are written together and flushed once. A kill
-/// interrupts even a write blocked on a peer that stopped reading. Returns
-/// the sink, so the connection can take its socket back.
+/// The queue drained into `sink` by a task of its own until a close, a kill
+/// or a write error, as the session drains it between requests; the tests
+/// of what a connection is sent use it without a socket.
+#[cfg(test)]
 pub async fn run_writer<S>(mut sink: S, mut rx: OutboxReceiver) -> S
 where
     S: Sink<Message> + Unpin,
 {
-    const BATCH: usize = 64;
-    let mut seq: u64 = 0;
-    let mut batch: Vec<Outbound> = Vec::with_capacity(BATCH);
+    let mut killed = rx.shared.kill.subscribe();
     loop {
-        let next = tokio::select! {
+        tokio::select! {
             biased;
-            _ = rx.kill.changed() => break,
-            next = rx.rx.recv() => next,
-        };
-        let Some(first) = next else { break };
-        batch.push(first);
-        while batch.len() < BATCH {
-            match rx.rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
+            _ = killed.wait_for(Option::is_some) => break,
+            _ = rx.ready() => {}
         }
-        let write = async {
-            let mut closing = false;
-            for msg in batch.drain(..) {
-                rx.queued.fetch_sub(msg.cost(), Ordering::Relaxed);
-                let frame = match msg {
-                    Outbound::Text(t) => Message::Text(t.into()),
-                    Outbound::Event { name, payload } => {
-                        seq += 1;
-                        Message::Text(event_text(&name, &payload, seq).into())
-                    }
-                    Outbound::Sequenced(frame) => {
-                        seq += 1;
-                        Message::Text(with_seq(&frame, seq).into())
-                    }
-                    Outbound::Close { code, reason } => {
-                        closing = true;
-                        close_message(code, &reason)
-                    }
-                };
-                if sink.feed(frame).await.is_err() {
-                    return false;
-                }
-                if closing {
-                    break;
-                }
-            }
-            sink.flush().await.is_ok() && !closing
-        };
-        let keep_going = tokio::select! {
+        let drained = tokio::select! {
             biased;
-            _ = rx.kill.changed() => false,
-            ok = write => ok,
+            _ = killed.wait_for(Option::is_some) => break,
+            drained = rx.write_queued(&mut sink) => drained,
         };
-        if !keep_going {
+        if drained != Drained::Open {
             break;
         }
     }
-    // A kill: tell the peer why, if its socket still takes a frame.
-    let reason = rx.kill.borrow().clone();
+    let reason = rx.kill_reason();
     let finish = async {
         if let Some((code, reason)) = reason {
             let _ = sink.send(close_message(code, &reason)).await;
@@ -219,6 +295,15 @@ mod tests {
         assert_eq!(with_seq("{}", 1), r#"{"seq":1}"#);
     }
 
+    #[test]
+    fn event_names_are_json_strings() {
+        assert_eq!(
+            event_text("device.pair.requested", "{}", 7),
+            r#"{"type":"event","event":"device.pair.requested","payload":{},"seq":7}"#
+        );
+        assert_eq!(event_text("a\"b", "1", 1), r#"{"type":"event","event":"a\"b","payload":1,"seq":1}"#);
+    }
+
     #[tokio::test]
     async fn the_writer_numbers_broadcasts_and_relayed_events_together() {
         let (out, rx) = outbox(1 << 20);
@@ -237,5 +322,16 @@ mod tests {
         assert_eq!(texts[0], r#"{"type":"event","event":"tick","payload":{},"seq":1}"#);
         assert_eq!(texts[1], r#"{"type":"event","event":"chat","seq":2}"#);
         assert_eq!(texts[2], "{}");
+    }
+
+    #[test]
+    fn over_the_byte_limit_the_connection_is_killed_and_a_gone_connection_takes_nothing() {
+        let (out, rx) = outbox(100);
+        out.text("x".repeat(60)).unwrap();
+        assert!(out.text("x".repeat(60)).is_err());
+        assert_eq!(rx.kill_reason().map(|(code, _)| code), Some(crate::close_code::CLOSE_POLICY));
+        let (out, rx) = outbox(100);
+        drop(rx);
+        assert!(out.text("{}".into()).is_err());
     }
 }

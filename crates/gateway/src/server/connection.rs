@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::WebSocketStream;
@@ -18,7 +17,7 @@ use super::accept::Accepted;
 use super::budget::{Budgeted, UNLIMITED};
 use super::handshake::{self, Handshake};
 use super::http::{self, error_body, HeadError, RequestHead};
-use super::outbox::{outbox, run_writer};
+use super::outbox::outbox;
 use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::{session, Gateway};
 
@@ -101,9 +100,12 @@ pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
 
     // The outbox exists before hello-ok: the session is registered (and gets
     // broadcasts) from the moment its client can know it is admitted; what
-    // arrives meanwhile is written after hello-ok, when the writer starts.
+    // arrives meanwhile is written after hello-ok, when the session starts.
     let (out, out_rx) = outbox(gw.options.max_buffered_bytes);
-    let admitted = match handshake::run(&gw, &config, &mut ws, &edge, locality, peer_uid, opened, &out).await {
+    // Boxed: the handshake's state is large and would otherwise stay part of
+    // this task, and so of every idle session's memory.
+    let handshake = Box::pin(handshake::run(&gw, &config, &mut ws, &edge, locality, peer_uid, opened, &out));
+    let admitted = match handshake.await {
         Handshake::Admitted(a) => a,
         Handshake::Ended => return,
     };
@@ -111,10 +113,12 @@ pub async fn handle(gw: Arc<Gateway>, accepted: Accepted) {
     slot.established();
     drop(pending);
     drop(_preauth_slot);
+    // An idle session keeps only what it uses: the request head and the
+    // edge facts were for admission.
+    drop(edge);
+    drop(head);
 
-    let (sink, stream) = ws.split();
-    let writer = tokio::spawn(run_writer(sink, out_rx));
-    if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, stream, out, writer).await {
+    if let session::Ended::Drain(mut ws) = session::run(&gw, admitted, ws, out, out_rx).await {
         drain(ws.get_mut()).await;
     }
 }

@@ -14,16 +14,16 @@ use super::budget::Budgeted;
 pub type Ws = WebSocketStream<Budgeted<TcpStream>>;
 
 /// Read buffer of each WebSocket (measured in docs/benchmarks.md).
-const WS_READ_BUFFER: usize = 8 * 1024;
+const WS_READ_BUFFER: usize = 4 * 1024;
 
 /// The WebSocket layer's limits for a gateway whose largest frame after
 /// hello-ok is `max_payload` (the pre-auth limit is the byte budget's).
 ///
 /// tungstenite's default 128 KiB read buffer is allocated per connection
 /// and zero-filled before every read: 128 KiB of RSS per idle connection
-/// and a 128 KiB memset per frame. 8 KiB covers every handshake and
-/// request frame; a larger one still gets its full length reserved and is
-/// read 8 KiB at a time.
+/// and a 128 KiB memset per frame. 4 KiB covers every handshake and
+/// request frame but the largest; a larger one still gets its full length
+/// reserved and is read 4 KiB at a time.
 pub fn ws_config(max_payload: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
