@@ -14,13 +14,23 @@
 //!   N idle authenticated connections.
 //! - [`load::fanout`]: time for one `presence` broadcast to reach N listeners.
 //!
+//! - [`flood::flood`]: wrong-token connects from many loopback addresses,
+//!   while a legitimate client's requests are timed.
+//! - [`relay_latency::interleaved`]: the same request straight to a gateway
+//!   and through a relay in front of it, alternately.
+//! - [`upstream`]: OpenClaw alone against OpenClaw behind clawgate in
+//!   upstream mode, built from the loads above.
+//!
 //! Results are [`metrics::Metric`]s, written as JSON lines; [`metrics::table`]
 //! prints two runs side by side with their ratio.
 
+pub mod flood;
 pub mod load;
 pub mod metrics;
 pub mod procfs;
+pub mod relay_latency;
 pub mod stats;
 pub mod target;
+pub mod upstream;
 
 pub use target::Target;

@@ -35,6 +35,10 @@ enum Command {
         #[arg(long, default_value_t = 180.0)]
         seconds: f64,
     },
+    /// OpenClaw alone against the same OpenClaw behind clawgate in upstream
+    /// mode: device handshakes, a credential flood, the relay's added
+    /// latency, memory per session. Writes both runs' figures and prints the table.
+    Upstream(Box<UpstreamArgs>),
     /// Print runs side by side: `report NAME=FILE NAME=FILE` (ratio first : second).
     Report {
         #[arg(num_args = 2, value_name = "NAME=FILE")]
@@ -101,12 +105,70 @@ struct RunArgs {
     sources: usize,
 }
 
+#[derive(clap::Args)]
+struct UpstreamArgs {
+    /// The OpenClaw gateway's URL (loopback only) and process id.
+    #[arg(long)]
+    openclaw_url: String,
+    #[arg(long, env = "CLAWGATE_UPSTREAM_TOKEN", hide_env_values = true)]
+    openclaw_token: String,
+    #[arg(long)]
+    openclaw_pid: u32,
+    /// clawgate's URL, in upstream mode in front of that OpenClaw, and its process id.
+    #[arg(long)]
+    clawgate_url: String,
+    #[arg(long, env = "OPENCLAW_GATEWAY_TOKEN", hide_env_values = true)]
+    clawgate_token: String,
+    #[arg(long)]
+    clawgate_pid: u32,
+    /// Write both runs' figures here (JSON lines, `gateway` = the run's label).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Device handshakes per measurement (sequential, and again concurrent).
+    #[arg(long, default_value_t = 1000)]
+    handshakes: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Request pairs (direct, relayed) per method for the relay's added latency.
+    #[arg(long, default_value_t = 3000)]
+    requests: usize,
+    /// Wall-clock limit of each measurement, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Sessions opened for the memory figure.
+    #[arg(long, default_value_t = 500)]
+    sessions: usize,
+    #[arg(long, default_value_t = 3000)]
+    settle_ms: u64,
+    /// How long the legitimate client is measured under the credential flood.
+    #[arg(long, default_value_t = 10.0)]
+    flood_seconds: f64,
+    /// Wrong-token connects in flight at once.
+    #[arg(long, default_value_t = 256)]
+    flood_in_flight: usize,
+    /// Source addresses of the flood, 127.0.0.100.. (at most 155).
+    #[arg(long, default_value_t = 64)]
+    flood_sources: usize,
+    /// How long an attacker waits for its refusal before closing, milliseconds.
+    #[arg(long, default_value_t = 500)]
+    flood_attempt_ms: u64,
+    /// The legitimate client's pause before each request during the flood, milliseconds.
+    #[arg(long, default_value_t = 10)]
+    flood_legit_interval_ms: u64,
+    /// Source addresses 127.0.0.10.. of the other loads.
+    #[arg(long, default_value_t = 64)]
+    sources: usize,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(*args).await,
         Command::Report { runs } => report(&runs),
+        Command::Upstream(args) => upstream(*args).await,
         Command::Wait { url, token, seconds } => wait(&url, &token, Duration::from_secs_f64(seconds)).await,
     }
 }
@@ -157,6 +219,66 @@ fn report(runs: &[String]) -> ExitCode {
     }
     print!("{}", metrics::table(&loaded[0].0, &loaded[0].1, &loaded[1].0, &loaded[1].1));
     ExitCode::SUCCESS
+}
+
+async fn upstream(a: UpstreamArgs) -> ExitCode {
+    use clawgate_bench::flood::FloodBounds;
+    use clawgate_bench::upstream::{self, Counts, Setups};
+    let targets = Target::new(&a.openclaw_url, &a.openclaw_token, a.sources).and_then(|alone| {
+        let behind = Target::new(&a.clawgate_url, &a.clawgate_token, a.sources)?;
+        Ok(Setups {
+            alone: alone.with_pid(Some(a.openclaw_pid)),
+            behind: behind.with_pid(Some(a.clawgate_pid)).with_upstream_pid(Some(a.openclaw_pid)),
+        })
+    });
+    let setups = match targets {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("clawgate-bench: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    let secs = Duration::from_secs_f64(a.seconds);
+    let flood_secs = Duration::from_secs_f64(a.flood_seconds);
+    let counts = Counts {
+        handshakes: Bounds { count: a.handshakes, duration: secs, warmup: a.warmup },
+        concurrency: a.concurrency,
+        requests: Bounds { count: a.requests, duration: secs, warmup: a.warmup },
+        sessions: a.sessions,
+        settle: Duration::from_millis(a.settle_ms),
+        flood: FloodBounds {
+            duration: flood_secs,
+            ramp: (flood_secs / 5).min(Duration::from_secs(1)),
+            in_flight: a.flood_in_flight,
+            attempt_timeout: Duration::from_millis(a.flood_attempt_ms),
+            legit_interval: Duration::from_millis(a.flood_legit_interval_ms),
+        },
+        flood_sources: a.flood_sources,
+    };
+    let figures = upstream::run_all(&setups, &counts).await;
+    if let Some(path) = &a.out {
+        let mut lines = String::new();
+        for (label, metrics) in [(upstream::ALONE, &figures.alone), (upstream::BEHIND, &figures.behind)] {
+            for m in metrics {
+                let m = Metric { gateway: label.to_owned(), ..m.clone() };
+                lines.push_str(&serde_json::to_string(&m).unwrap_or_default());
+                lines.push('\n');
+            }
+        }
+        if let Err(e) = std::fs::write(path, lines) {
+            eprintln!("clawgate-bench: {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    print!("{}", metrics::table(upstream::BEHIND, &figures.behind, upstream::ALONE, &figures.alone));
+    for failure in &figures.failures {
+        eprintln!("FAILED: {failure}");
+    }
+    if figures.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 struct Output {
