@@ -42,6 +42,9 @@ pub struct Flood {
     pub attempts: usize,
     /// Answered with a refusal (an error response, or a close).
     pub refused: usize,
+    /// Refused already at the WebSocket upgrade (an HTTP error status, e.g.
+    /// 503 when the address has too many unauthenticated connections).
+    pub refused_at_upgrade: usize,
     /// No answer within the attempt timeout (then closed by the attacker).
     pub unanswered: usize,
     /// Admitted with a wrong token: never expected.
@@ -70,6 +73,7 @@ impl Flood {
 
 enum Outcome {
     Refused,
+    RefusedAtUpgrade,
     Unanswered,
     Admitted,
     Other(String),
@@ -81,6 +85,7 @@ async fn one_attempt(attackers: &Target, wrong_token: String, timeout: Duration)
     match tokio::time::timeout(timeout, Client::connect(options)).await {
         Err(_) | Ok(Err(ClientError::Timeout(_))) => Outcome::Unanswered,
         Ok(Err(ClientError::Refused(_) | ClientError::Closed(_))) => Outcome::Refused,
+        Ok(Err(ClientError::Connect { message, .. })) if message.starts_with("HTTP ") => Outcome::RefusedAtUpgrade,
         Ok(Err(e)) => Outcome::Other(e.to_string()),
         Ok(Ok(client)) => {
             client.close().await;
@@ -89,16 +94,77 @@ async fn one_attempt(attackers: &Target, wrong_token: String, timeout: Duration)
     }
 }
 
+/// The legitimate client, on a thread and runtime of its own so that the
+/// attackers' tasks in this process do not delay it: connects through
+/// `target`, waits for `go`, then sends `method` paced for `bounds.duration`.
+fn legit_client(
+    target: Target,
+    method: String,
+    params: Option<Value>,
+    bounds: FloodBounds,
+    go: std::sync::mpsc::Receiver<()>,
+    connected: tokio::sync::oneshot::Sender<Result<(), String>>,
+) -> std::thread::JoinHandle<Throughput> {
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = connected.send(Err(format!("legitimate client's runtime: {e}")));
+                return Throughput::default();
+            }
+        };
+        runtime.block_on(async move {
+            let client = match target.connect_token().await {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    let _ = connected.send(Err(format!("legitimate client: {e}")));
+                    return Throughput::default();
+                }
+            };
+            let _ = connected.send(Ok(()));
+            if go.recv().is_err() {
+                return Throughput::default();
+            }
+            let method: Arc<str> = Arc::from(method);
+            let legit_bounds = Bounds { count: usize::MAX / 2, duration: bounds.duration, warmup: 0 };
+            let pause = bounds.legit_interval;
+            let result = closed_loop(1, legit_bounds, [None, None], {
+                let client = client.clone();
+                move |_| {
+                    let (client, method, params) = (client.clone(), method.clone(), params.clone());
+                    async move {
+                        tokio::time::sleep(pause).await;
+                        let start = Instant::now();
+                        client.request(&method, params).await.map_err(|e| e.to_string())?;
+                        Ok(start.elapsed())
+                    }
+                }
+            })
+            .await;
+            if let Ok(client) = Arc::try_unwrap(client) {
+                client.close().await;
+            }
+            result
+        })
+    })
+}
+
 /// Flood `attackers` (a [`Target`] whose source addresses are the flood's)
-/// with wrong tokens while `legit` sends `method` with `params` in a closed
-/// loop. CPU is read for `attackers.pid` and `attackers.upstream_pid`.
+/// with wrong tokens while a legitimate client, connected through `legit`
+/// before the flood, sends `method` with `params`. CPU is read for
+/// `attackers.pid` and `attackers.upstream_pid`.
 pub async fn flood(
     attackers: &Target,
-    legit: Arc<Client>,
+    legit: &Target,
     method: &str,
     params: Option<Value>,
     bounds: FloodBounds,
-) -> Flood {
+) -> Result<Flood, String> {
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
+    let legit_thread = legit_client(legit.clone(), method.to_owned(), params, bounds, go_rx, connected_tx);
+    connected_rx.await.map_err(|_| "the legitimate client's thread ended".to_owned())??;
+
     let pids = [attackers.pid, attackers.upstream_pid];
     let cpu_before = pids.map(|p| p.and_then(procfs::tree_cpu_ticks));
     let start = Instant::now();
@@ -119,6 +185,7 @@ pub async fn flood(
                 tally.attempts += 1;
                 match one_attempt(&target, wrong, bounds.attempt_timeout.min(left)).await {
                     Outcome::Refused => tally.refused += 1,
+                    Outcome::RefusedAtUpgrade => tally.refused_at_upgrade += 1,
                     Outcome::Unanswered => tally.unanswered += 1,
                     Outcome::Admitted => tally.admitted += 1,
                     Outcome::Other(e) => {
@@ -134,25 +201,18 @@ pub async fn flood(
     }
 
     tokio::time::sleep(bounds.ramp).await;
-    let method: Arc<str> = Arc::from(method);
-    let legit_bounds = Bounds { count: usize::MAX / 2, duration: bounds.duration, warmup: 0 };
-    let pause = bounds.legit_interval;
-    let legit_result = closed_loop(1, legit_bounds, [None, None], move |_| {
-        let (client, method, params) = (legit.clone(), method.clone(), params.clone());
-        async move {
-            tokio::time::sleep(pause).await;
-            let start = Instant::now();
-            client.request(&method, params).await.map_err(|e| e.to_string())?;
-            Ok(start.elapsed())
-        }
-    })
-    .await;
+    let _ = go_tx.send(());
+    let legit_result = tokio::task::spawn_blocking(move || legit_thread.join())
+        .await
+        .map_err(|e| format!("joining the legitimate client: {e}"))?
+        .map_err(|_| "the legitimate client's thread panicked".to_owned())?;
 
     let mut total = Flood { legit: legit_result, ..Flood::default() };
     while let Some(joined) = attackers_set.join_next().await {
         let Ok(t) = joined else { continue };
         total.attempts += t.attempts;
         total.refused += t.refused;
+        total.refused_at_upgrade += t.refused_at_upgrade;
         total.unanswered += t.unanswered;
         total.admitted += t.admitted;
         total.other += t.other;
@@ -167,5 +227,5 @@ pub async fn flood(
             total.cpu_share[i] = Some(after.saturating_sub(before) as f64 / procfs::TICKS_PER_SECOND / seconds);
         }
     }
-    total
+    Ok(total)
 }

@@ -14,7 +14,6 @@
 //! - memory per session: RSS growth of OpenClaw and of clawgate per open
 //!   (relayed) session.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -151,15 +150,14 @@ pub async fn device_handshakes(s: &Setups, c: &Counts, f: &mut Figures) {
 pub async fn credential_flood(s: &Setups, c: &Counts, f: &mut Figures) {
     let seconds = c.flood.duration.as_secs_f64();
     for (name, target, behind) in [(ALONE, &s.alone, false), (BEHIND, &s.behind, true)] {
-        let legit = match target.connect_token().await {
-            Ok(client) => Arc::new(client),
-            Err(e) => return f.fail(&format!("{name}: the legitimate client"), e),
-        };
         let attackers = target.clone().with_sources_from(FLOOD_FIRST_SOURCE, c.flood_sources);
-        let result = flood::flood(&attackers, legit.clone(), "health", None, c.flood).await;
-        if let Ok(client) = Arc::try_unwrap(legit) {
-            client.close().await;
-        }
+        let result = match flood::flood(&attackers, target, "health", None, c.flood).await {
+            Ok(r) => r,
+            Err(e) => {
+                f.fail(&format!("{name}: flood"), e);
+                continue;
+            }
+        };
         f.check(&format!("{name}: health during the flood"), &result.legit);
         if result.admitted > 0 {
             f.fail(&format!("{name}: flood"), format!("{} wrong-token connects were admitted", result.admitted));
@@ -183,8 +181,15 @@ pub async fn credential_flood(s: &Setups, c: &Counts, f: &mut Figures) {
                 Better::Higher,
             ),
             m(
+                "flood.refused_at_upgrade",
+                &format!("{title}: refused at the upgrade (HTTP)"),
+                "%",
+                100.0 * result.refused_at_upgrade as f64 / result.attempts.max(1) as f64,
+                Better::Higher,
+            ),
+            m(
                 "flood.refused",
-                &format!("{title}: refused within {} ms", c.flood.attempt_timeout.as_millis()),
+                &format!("{title}: refused after connect, within {} ms", c.flood.attempt_timeout.as_millis()),
                 "%",
                 100.0 * result.refused as f64 / result.attempts.max(1) as f64,
                 Better::Higher,
