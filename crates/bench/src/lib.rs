@@ -19,15 +19,25 @@
 //! - [`floor`]: a minimal server doing only the same wire exchange, the
 //!   baseline every run compares against.
 //!
+//! - [`flood::flood`]: wrong-token connects from many loopback addresses,
+//!   while a legitimate client's requests are timed.
+//! - [`relay_latency::interleaved`]: the same request straight to a gateway
+//!   and through a relay in front of it, alternately.
+//! - [`upstream`]: OpenClaw alone against OpenClaw behind clawgate in
+//!   upstream mode, built from the loads above.
+//!
 //! Results are [`metrics::Metric`]s, written as JSON lines; [`metrics::table`]
 //! prints two runs side by side with their ratio.
 
+pub mod flood;
 pub mod floor;
 pub mod load;
 pub mod metrics;
 pub mod procfs;
+pub mod relay_latency;
 pub mod soak;
 pub mod stats;
 pub mod target;
+pub mod upstream;
 
 pub use target::Target;

@@ -41,10 +41,12 @@ pub struct Throughput {
     /// The gateway's CPU time per completed operation, microseconds (when its
     /// pid is known): the load generator's own CPU left out.
     pub cpu_us_per_op: Option<f64>,
+    /// The same for the process behind the gateway ([`Target::upstream_pid`]).
+    pub upstream_cpu_us_per_op: Option<f64>,
 }
 
 impl Throughput {
-    fn from_parts(mut samples: Vec<Duration>, errors: Vec<String>, elapsed: Duration) -> Throughput {
+    pub(crate) fn from_parts(mut samples: Vec<Duration>, errors: Vec<String>, elapsed: Duration) -> Throughput {
         let latency = stats::summarize(&mut samples);
         Throughput {
             completed: samples.len(),
@@ -54,6 +56,7 @@ impl Throughput {
             per_sec: if elapsed.is_zero() { 0.0 } else { samples.len() as f64 / elapsed.as_secs_f64() },
             latency,
             cpu_us_per_op: None,
+            upstream_cpu_us_per_op: None,
         }
     }
 }
@@ -81,7 +84,9 @@ async fn one_handshake(target: &Target, credential: &Credential) -> Result<Durat
 
 /// Run `op` from `workers` concurrent closed loops until `bounds` is reached.
 /// Each call gets the worker's index; it returns the latency to record.
-async fn closed_loop<F, Fut>(workers: usize, bounds: Bounds, pid: Option<u32>, op: F) -> Throughput
+/// `pids` are the gateway's and the process's behind it, each optional:
+/// their CPU time per operation is measured.
+pub(crate) async fn closed_loop<F, Fut>(workers: usize, bounds: Bounds, pids: [Option<u32>; 2], op: F) -> Throughput
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<Duration, String>> + Send,
@@ -101,7 +106,7 @@ where
 
     let claimed = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
-    let cpu_before = pid.and_then(procfs::tree_cpu_ticks);
+    let cpu_before = pids.map(|p| p.and_then(procfs::tree_cpu_ticks));
     let start = Instant::now();
     let deadline = start + bounds.duration;
     let mut set = JoinSet::new();
@@ -139,12 +144,14 @@ where
     }
     let elapsed = start.elapsed();
     let mut result = Throughput::from_parts(samples, errors, elapsed);
-    if let (Some(before), Some(after)) = (cpu_before, pid.and_then(procfs::tree_cpu_ticks)) {
-        if result.completed > 0 {
-            let seconds = after.saturating_sub(before) as f64 / procfs::TICKS_PER_SECOND;
-            result.cpu_us_per_op = Some(seconds * 1e6 / result.completed as f64);
-        }
-    }
+    let per_op = |before: Option<u64>, pid: Option<u32>| {
+        let (before, after) = (before?, pid.and_then(procfs::tree_cpu_ticks)?);
+        let seconds = after.saturating_sub(before) as f64 / procfs::TICKS_PER_SECOND;
+        (result.completed > 0).then(|| seconds * 1e6 / result.completed as f64)
+    };
+    let [gateway, upstream] = [per_op(cpu_before[0], pids[0]), per_op(cpu_before[1], pids[1])];
+    result.cpu_us_per_op = gateway;
+    result.upstream_cpu_us_per_op = upstream;
     result
 }
 
@@ -153,7 +160,7 @@ where
 /// inside the rate).
 pub async fn handshakes(target: &Target, credential: &Credential, concurrency: usize, bounds: Bounds) -> Throughput {
     let (target, credential) = (Arc::new(target.clone()), Arc::new(credential.clone()));
-    closed_loop(concurrency, bounds, target.pid, move |_| {
+    closed_loop(concurrency, bounds, [target.pid, target.upstream_pid], move |_| {
         let (target, credential) = (target.clone(), credential.clone());
         async move { one_handshake(&target, &credential).await }
     })
@@ -198,14 +205,26 @@ pub async fn close_all(clients: Vec<Client>) {
 /// `health` round trips over `connections` connections, one request in flight
 /// on each (closed loop).
 pub async fn rpc(target: &Target, connections: usize, bounds: Bounds) -> Result<Throughput, ClientError> {
+    rpc_method(target, connections, "health", None, bounds).await
+}
+
+/// [`rpc`] with another method and its params (e.g. `sessions.list`, `{}`).
+pub async fn rpc_method(
+    target: &Target,
+    connections: usize,
+    method: &str,
+    params: Option<serde_json::Value>,
+    bounds: Bounds,
+) -> Result<Throughput, ClientError> {
     let clients: Arc<Vec<Client>> = Arc::new(open_many(target, connections.max(1)).await?);
-    let result = closed_loop(clients.len(), bounds, target.pid, {
+    let method: Arc<str> = Arc::from(method);
+    let result = closed_loop(clients.len(), bounds, [target.pid, target.upstream_pid], {
         let clients = clients.clone();
         move |w| {
-            let clients = clients.clone();
+            let (clients, method, params) = (clients.clone(), method.clone(), params.clone());
             async move {
                 let start = Instant::now();
-                clients[w].request("health", None).await.map_err(|e| e.to_string())?;
+                clients[w].request(&method, params).await.map_err(|e| e.to_string())?;
                 Ok(start.elapsed())
             }
         }
@@ -240,19 +259,45 @@ impl Memory {
 }
 
 pub async fn memory(target: &Target, pid: u32, connections: usize, settle: Duration) -> Result<Memory, String> {
-    let read = |what: &str| -> Result<(u64, u64), String> {
-        let own = procfs::rss_kib(pid).ok_or_else(|| format!("cannot read /proc/{pid}/status ({what})"))?;
-        Ok((own, procfs::tree_rss_kib(pid).unwrap_or(own)))
+    let mut each = memory_of(target, &[pid], connections, settle).await?;
+    Ok(each.remove(0))
+}
+
+/// [`memory`] read for several processes around the same connections (the
+/// gateway and the upstream behind it), one [`Memory`] per pid, in order.
+pub async fn memory_of(
+    target: &Target,
+    pids: &[u32],
+    connections: usize,
+    settle: Duration,
+) -> Result<Vec<Memory>, String> {
+    let read = |what: &str| -> Result<Vec<(u64, u64)>, String> {
+        pids.iter()
+            .map(|&pid| {
+                let own = procfs::rss_kib(pid).ok_or_else(|| format!("cannot read /proc/{pid}/status ({what})"))?;
+                Ok((own, procfs::tree_rss_kib(pid).unwrap_or(own)))
+            })
+            .collect()
     };
     tokio::time::sleep(settle).await;
-    let (idle_kib, idle_tree_kib) = read("idle")?;
+    let idle = read("idle")?;
     let clients = open_many(target, connections).await.map_err(|e| format!("opening idle connections: {e}"))?;
     tokio::time::sleep(settle).await;
     let loaded = read("loaded");
     let opened = clients.len();
     close_all(clients).await;
-    let (loaded_kib, loaded_tree_kib) = loaded?;
-    Ok(Memory { connections: opened, idle_kib, loaded_kib, idle_tree_kib, loaded_tree_kib })
+    let loaded = loaded?;
+    Ok(idle
+        .into_iter()
+        .zip(loaded)
+        .map(|((idle_kib, idle_tree_kib), (loaded_kib, loaded_tree_kib))| Memory {
+            connections: opened,
+            idle_kib,
+            loaded_kib,
+            idle_tree_kib,
+            loaded_tree_kib,
+        })
+        .collect())
 }
 
 /// The client whose connecting makes both gateways broadcast `presence`: any

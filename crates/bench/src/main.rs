@@ -15,6 +15,9 @@ use clawgate_bench::load::{self, Bounds, Credential, Trigger};
 use clawgate_bench::metrics::{self, Metric};
 use clawgate_bench::Target;
 
+mod soak_cmd;
+use soak_cmd::{soak, SoakArgs};
+
 #[derive(Parser)]
 #[command(name = "clawgate-bench", about = "Load generator for OpenClaw-protocol gateways (loopback only)")]
 struct Cli {
@@ -38,6 +41,10 @@ enum Command {
     /// Hold many idle connections for minutes with churn, health load and
     /// broadcasts; sample the gateway; exit 0 only on a pass (scripts/soak).
     Soak(Box<SoakArgs>),
+    /// OpenClaw alone against the same OpenClaw behind clawgate in upstream
+    /// mode: device handshakes, a credential flood, the relay's added
+    /// latency, memory per session. Writes both runs' figures and prints the table.
+    Upstream(Box<UpstreamArgs>),
     /// Print runs side by side: `report NAME=FILE NAME=FILE [NAME=FILE…]`
     /// (ratios of the first to each other run).
     Report {
@@ -118,116 +125,60 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
-struct SoakArgs {
-    /// Gateway URL, loopback only (ws://127.0.0.1:PORT).
+struct UpstreamArgs {
+    /// The OpenClaw gateway's URL (loopback only) and process id.
     #[arg(long)]
-    url: String,
+    openclaw_url: String,
+    #[arg(long, env = "CLAWGATE_UPSTREAM_TOKEN", hide_env_values = true)]
+    openclaw_token: String,
+    #[arg(long)]
+    openclaw_pid: u32,
+    /// clawgate's URL, in upstream mode in front of that OpenClaw, and its process id.
+    #[arg(long)]
+    clawgate_url: String,
     #[arg(long, env = "OPENCLAW_GATEWAY_TOKEN", hide_env_values = true)]
-    token: String,
-    /// The gateway's process id (sampled from /proc).
+    clawgate_token: String,
     #[arg(long)]
-    pid: u32,
-    /// The gateway's admin listener (host:port), to check no session is left.
-    #[arg(long)]
-    admin: Option<std::net::SocketAddr>,
-    #[arg(long, default_value_t = 10_000)]
-    connections: usize,
-    /// Connections closed and opened per second.
-    #[arg(long, default_value_t = 20)]
-    churn: usize,
-    /// `health` requests per second.
-    #[arg(long, default_value_t = 200)]
-    health_rate: usize,
-    #[arg(long, default_value_t = 5.0)]
-    broadcast_every: f64,
-    #[arg(long, default_value_t = 10.0)]
-    minutes: f64,
-    /// The warm-up whose highs the last third of the run is held to.
-    #[arg(long, default_value_t = 2.0)]
-    warmup_minutes: f64,
-    #[arg(long, default_value_t = 10.0)]
-    sample_every: f64,
-    /// Source addresses 127.0.0.10.. to spread sockets over.
-    #[arg(long, default_value_t = 64)]
-    sources: usize,
-    /// Write the report (samples and verdict) here as JSON.
+    clawgate_pid: u32,
+    /// Write both runs' figures here (JSON lines, `gateway` = the run's label).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-async fn soak(a: SoakArgs) -> ExitCode {
-    use clawgate_bench::soak::{self, SoakPlan};
-    let target = match Target::new(&a.url, &a.token, a.sources) {
-        Ok(t) => t.with_pid(Some(a.pid)),
-        Err(e) => {
-            eprintln!("clawgate-bench: {e}");
-            return ExitCode::from(64);
-        }
-    };
-    let plan = SoakPlan {
-        connections: a.connections,
-        churn_per_sec: a.churn,
-        health_per_sec: a.health_rate,
-        broadcast_every: Duration::from_secs_f64(a.broadcast_every),
-        duration: Duration::from_secs_f64(a.minutes * 60.0),
-        warmup: Duration::from_secs_f64(a.warmup_minutes * 60.0),
-        sample_every: Duration::from_secs_f64(a.sample_every),
-        admin: a.admin,
-        ..SoakPlan::default()
-    };
-    println!(
-        "{:>7} {:>10} {:>7} {:>6} {:>7} {:>9} {:>8} {:>6} {:>6}",
-        "t(s)", "rss(KiB)", "files", "cpu%", "conns", "health", "churned", "bcast", "errors"
-    );
-    let report = soak::run(&target, &plan, |s| {
-        println!(
-            "{:>7.0} {:>10} {:>7} {:>6.1} {:>7} {:>9} {:>8} {:>6} {:>6}",
-            s.at_s, s.rss_kib, s.open_files, s.cpu_pct, s.connections, s.health_ok, s.churned, s.broadcasts, s.errors
-        );
-    })
-    .await;
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("clawgate-bench soak: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    if let Some(p) = &a.out {
-        if let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&report).unwrap_or_default()) {
-            eprintln!("clawgate-bench soak: {}: {e}", p.display());
-        }
-    }
-    println!(
-        "ramp {:.0} s; baseline rss {} KiB, files {}; warm-up high rss {} KiB, files {}; last third high rss {} KiB, files {}; \
-         after leaving rss {} KiB, files {}, sessions {:?}; health ok {}, churned {}, broadcasts {}, errors {}",
-        report.ramp_s,
-        report.baseline_rss_kib,
-        report.baseline_open_files,
-        report.warmup_rss_kib,
-        report.warmup_open_files,
-        report.late_rss_kib,
-        report.late_open_files,
-        report.after_rss_kib,
-        report.after_open_files,
-        report.after_sessions,
-        report.health_ok,
-        report.churned,
-        report.broadcasts,
-        report.error_count
-    );
-    for e in &report.errors {
-        println!("error: {e}");
-    }
-    if report.pass {
-        println!("verdict: PASS");
-        ExitCode::SUCCESS
-    } else {
-        for f in &report.failures {
-            println!("verdict: FAIL: {f}");
-        }
-        ExitCode::from(2)
-    }
+    /// Device handshakes per measurement (sequential, and again concurrent).
+    #[arg(long, default_value_t = 1000)]
+    handshakes: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Request pairs (direct, relayed) per method for the relay's added latency.
+    #[arg(long, default_value_t = 3000)]
+    requests: usize,
+    /// Wall-clock limit of each measurement, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Sessions opened for the memory figure.
+    #[arg(long, default_value_t = 500)]
+    sessions: usize,
+    #[arg(long, default_value_t = 3000)]
+    settle_ms: u64,
+    /// How long the legitimate client is measured under the credential flood.
+    #[arg(long, default_value_t = 10.0)]
+    flood_seconds: f64,
+    /// Wrong-token connects in flight at once.
+    #[arg(long, default_value_t = 256)]
+    flood_in_flight: usize,
+    /// Source addresses of the flood, 127.0.0.100.. (at most 155).
+    #[arg(long, default_value_t = 64)]
+    flood_sources: usize,
+    /// How long an attacker waits for its refusal before closing, milliseconds.
+    #[arg(long, default_value_t = 500)]
+    flood_attempt_ms: u64,
+    /// The legitimate client's pause before each request during the flood, milliseconds.
+    #[arg(long, default_value_t = 10)]
+    flood_legit_interval_ms: u64,
+    /// Source addresses 127.0.0.10.. of the other loads.
+    #[arg(long, default_value_t = 64)]
+    sources: usize,
 }
 
 fn main() -> ExitCode {
@@ -254,6 +205,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(*args).await,
             Command::Report { .. } => ExitCode::SUCCESS,
             Command::Soak(args) => soak(*args).await,
+            Command::Upstream(args) => upstream(*args).await,
             Command::Wait { url, token, seconds } => wait(&url, &token, Duration::from_secs_f64(seconds)).await,
             Command::Floor { port, token, .. } => floor(port, &token).await,
         }
@@ -323,6 +275,66 @@ fn report(runs: &[String]) -> ExitCode {
     }
     print!("{}", metrics::table_many(&loaded));
     ExitCode::SUCCESS
+}
+
+async fn upstream(a: UpstreamArgs) -> ExitCode {
+    use clawgate_bench::flood::FloodBounds;
+    use clawgate_bench::upstream::{self, Counts, Setups};
+    let targets = Target::new(&a.openclaw_url, &a.openclaw_token, a.sources).and_then(|alone| {
+        let behind = Target::new(&a.clawgate_url, &a.clawgate_token, a.sources)?;
+        Ok(Setups {
+            alone: alone.with_pid(Some(a.openclaw_pid)),
+            behind: behind.with_pid(Some(a.clawgate_pid)).with_upstream_pid(Some(a.openclaw_pid)),
+        })
+    });
+    let setups = match targets {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("clawgate-bench: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    let secs = Duration::from_secs_f64(a.seconds);
+    let flood_secs = Duration::from_secs_f64(a.flood_seconds);
+    let counts = Counts {
+        handshakes: Bounds { count: a.handshakes, duration: secs, warmup: a.warmup },
+        concurrency: a.concurrency,
+        requests: Bounds { count: a.requests, duration: secs, warmup: a.warmup },
+        sessions: a.sessions,
+        settle: Duration::from_millis(a.settle_ms),
+        flood: FloodBounds {
+            duration: flood_secs,
+            ramp: (flood_secs / 5).min(Duration::from_secs(1)),
+            in_flight: a.flood_in_flight,
+            attempt_timeout: Duration::from_millis(a.flood_attempt_ms),
+            legit_interval: Duration::from_millis(a.flood_legit_interval_ms),
+        },
+        flood_sources: a.flood_sources,
+    };
+    let figures = upstream::run_all(&setups, &counts).await;
+    if let Some(path) = &a.out {
+        let mut lines = String::new();
+        for (label, metrics) in [(upstream::ALONE, &figures.alone), (upstream::BEHIND, &figures.behind)] {
+            for m in metrics {
+                let m = Metric { gateway: label.to_owned(), ..m.clone() };
+                lines.push_str(&serde_json::to_string(&m).unwrap_or_default());
+                lines.push('\n');
+            }
+        }
+        if let Err(e) = std::fs::write(path, lines) {
+            eprintln!("clawgate-bench: {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    print!("{}", metrics::table(upstream::BEHIND, &figures.behind, upstream::ALONE, &figures.alone));
+    for failure in &figures.failures {
+        eprintln!("FAILED: {failure}");
+    }
+    if figures.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 struct Output {

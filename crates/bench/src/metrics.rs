@@ -27,7 +27,7 @@ pub struct Metric {
     pub gateway: String,
 }
 
-fn metric(key: String, label: String, unit: &str, value: f64, better: Better) -> Metric {
+pub fn metric(key: String, label: String, unit: &str, value: f64, better: Better) -> Metric {
     Metric { key, label, unit: unit.into(), value, better, gateway: String::new() }
 }
 

@@ -27,6 +27,10 @@ pub struct Target {
     /// The gateway's process id, when known: throughput runs then also report
     /// the gateway's CPU time per operation (from /proc, helpers included).
     pub pid: Option<u32>,
+    /// The process behind the gateway, when there is one (the OpenClaw
+    /// upstream when the gateway is clawgate in upstream mode): its CPU time
+    /// per operation is reported too.
+    pub upstream_pid: Option<u32>,
 }
 
 /// A device paired on the target: its key and the device token hello-ok gave it.
@@ -69,12 +73,30 @@ impl Target {
             next_source: Arc::default(),
             timeout: Duration::from_secs(30),
             pid: None,
+            upstream_pid: None,
         })
     }
 
     /// Report the gateway's CPU time per operation, reading /proc for `pid`.
     pub fn with_pid(mut self, pid: Option<u32>) -> Self {
         self.pid = pid;
+        self
+    }
+
+    /// Also report the CPU time per operation of the process behind the gateway.
+    pub fn with_upstream_pid(mut self, pid: Option<u32>) -> Self {
+        self.upstream_pid = pid;
+        self
+    }
+
+    /// Spread sockets over `count` source addresses 127.0.0.FIRST.. instead
+    /// (IPv4 loopback targets only), e.g. to keep a flood's addresses apart
+    /// from a legitimate client's.
+    pub fn with_sources_from(mut self, first: u8, count: usize) -> Self {
+        if !self.sources.is_empty() {
+            let count = count.clamp(1, usize::from(u8::MAX - first.max(1)));
+            self.sources = (0..count).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, first.max(1) + i as u8))).collect();
+        }
         self
     }
 
@@ -146,5 +168,8 @@ mod tests {
         assert!(Target::new("ws://10.0.0.1:1", "t", 4).is_err());
         assert!(Target::new("ws://example.com:1", "t", 4).is_err());
         assert!(Target::new("wss://127.0.0.1:1", "t", 4).is_err());
+        let flood = Target::new("ws://127.0.0.1:1", "t", 4).unwrap().with_sources_from(100, 500);
+        assert_eq!(flood.source_count(), 155, "127.0.0.100 to 127.0.0.254");
+        assert_eq!(Target::new("ws://[::1]:1", "t", 4).unwrap().with_sources_from(100, 8).source_count(), 0);
     }
 }
