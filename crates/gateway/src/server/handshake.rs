@@ -5,11 +5,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clawgate_protocol::hello::{Features, HelloAuth, HelloKind, Policy, ServerInfo, Snapshot};
 use clawgate_protocol::text::printable;
-use clawgate_protocol::{
-    ConnectParams, ConnectParamsError, EventFrame, Frame, HelloOk, RequestFrame, ResponseFrame, PROTOCOL_VERSION,
-};
+use clawgate_protocol::{ConnectParams, ConnectParamsError, EventFrame, Frame, RequestFrame, ResponseFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -17,7 +14,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use crate::admission::decision::Role;
 use crate::admission::{evaluate, may_read_store, Connect, Evaluated, Proof, StoreLookups};
 
-use super::apply::{self, IssuedToken, NotApplied};
+use super::apply::{self, NotApplied};
+use super::hello_ok::hello_ok;
 use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
 use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts, Locality};
@@ -25,12 +23,11 @@ use crate::config::Config;
 use crate::secrets::random_uuid;
 
 use super::budget::is_budget_exceeded;
-use super::methods::{advertised, health_payload};
 use super::outbox::{close_message, Outbox};
 use super::registry::{NodeIdGuard, NodeInfo, ServiceSession, SessionGuard, SessionInfo};
 use super::wire::{self, ApplyFailure, Failure, HandshakeError};
 use super::ws::{incoming, Incoming, Ws};
-use super::{events, now_ms, Gateway, VERSION};
+use super::{now_ms, Gateway};
 
 pub enum Handshake {
     Admitted(Admitted),
@@ -379,54 +376,6 @@ pub async fn run(
         return Handshake::Ended;
     }
     Handshake::Admitted(Admitted { info, node_id, registration, relay })
-}
-
-fn hello_ok(
-    gw: &Gateway,
-    config: &Config,
-    info: &SessionInfo,
-    admission: &Admission,
-    issued: Option<IssuedToken>,
-) -> HelloOk {
-    let presence_version = gw.registry.presence_version();
-    HelloOk {
-        kind: HelloKind::HelloOk,
-        protocol: PROTOCOL_VERSION,
-        server: ServerInfo {
-            version: VERSION.to_owned(),
-            conn_id: info.conn_id.clone(),
-            boot_id: Some(gw.boot_id.clone()),
-        },
-        features: Features { methods: advertised(), events: events::EVENTS.iter().map(|e| (*e).to_owned()).collect() },
-        // Presence exactly as `system-presence` and the presence event are
-        // gated (operator.read); the auth mode only to admins. Upstream mode
-        // merges this snapshot, so the same gate holds there.
-        snapshot: Snapshot {
-            presence: if events::may_receive("presence", info.role, &info.scopes) {
-                (*gw.registry.presence()).clone()
-            } else {
-                Vec::new()
-            },
-            health: health_payload(gw),
-            state_version: clawgate_protocol::frame::StateVersion { presence: presence_version, health: 0 },
-            uptime_ms: gw.uptime_ms(),
-            auth_mode: (info.role == Role::Operator
-                && clawgate_protocol::scopes::satisfied_by(&info.scopes, clawgate_protocol::scopes::ADMIN))
-            .then(|| config.auth_mode.as_str().to_owned()),
-        },
-        auth: HelloAuth {
-            role: admission.role.as_str().to_owned(),
-            scopes: admission.scopes.clone(),
-            method: Some(admission.credential.method().to_owned()),
-            device_token: issued.as_ref().map(|t| t.token.clone()),
-            issued_at_ms: issued.as_ref().map(|t| t.issued_at_ms),
-        },
-        policy: Policy {
-            max_payload: super::payload_policy::max_payload(info.role, &info.scopes, gw.options.max_payload) as u64,
-            max_buffered_bytes: gw.options.max_buffered_bytes as u64,
-            tick_interval_ms: gw.options.tick_interval.as_millis() as u64,
-        },
-    }
 }
 
 /// The principal a session counts against for `clawgate.sessions.maxPerPrincipal`.

@@ -13,6 +13,7 @@ mod decision_record;
 pub(crate) mod edge_failure;
 pub mod events;
 mod handshake;
+mod hello_ok;
 pub(crate) mod http;
 pub mod invokes;
 pub mod limits;
