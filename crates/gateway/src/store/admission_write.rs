@@ -97,13 +97,7 @@ pub(super) fn apply(conn: &Connection, write: &AdmissionWrite, now: i64) -> OpRe
             Ok(AdmissionApplied::Admitted { token: Some(token) })
         }
         AdmissionWrite::PairSilently(request) | AdmissionWrite::PairProxyAuto(request) => {
-            let via = match write {
-                AdmissionWrite::PairProxyAuto(_) if request.proxy_user.is_some() => ApprovedVia::ProxyAuto,
-                AdmissionWrite::PairProxyAuto(_) => {
-                    return Err(StoreError::InvalidInput("a proxy-auto approval needs the proxy user".into()).into())
-                }
-                _ => ApprovedVia::Silent,
-            };
+            let via = inline_approval(write, request)?;
             let paired = pending::pair_inline(conn, request, via, now)?;
             let scopes = token_scopes(request.role, &paired.approved_scopes);
             let token = tokens::issue(conn, &paired.device_id, request.role, &scopes, now, false)?;
@@ -116,6 +110,18 @@ pub(super) fn apply(conn: &Connection, write: &AdmissionWrite, now: i64) -> OpRe
 }
 
 /// A device token carries operator scopes only for the operator role.
+/// How a pairing approved inside the connect's own transaction is recorded;
+/// a proxy-auto approval without its proxy user is refused.
+pub(super) fn inline_approval(write: &AdmissionWrite, request: &NewRequest) -> Result<ApprovedVia, StoreError> {
+    match write {
+        AdmissionWrite::PairProxyAuto(_) if request.proxy_user.is_some() => Ok(ApprovedVia::ProxyAuto),
+        AdmissionWrite::PairProxyAuto(_) => {
+            Err(StoreError::InvalidInput("a proxy-auto approval needs the proxy user".into()))
+        }
+        _ => Ok(ApprovedVia::Silent),
+    }
+}
+
 pub(super) fn token_scopes(role: Role, approved: &[String]) -> Vec<String> {
     match role {
         Role::Operator => approved.to_vec(),

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::codec::{checked_scopes, from_ms, from_opt_ms, list_from_sql, list_to_sql, role_from_sql, OpResult};
 use super::devices;
 use super::error::StoreError;
-use super::types::{LiveToken, Role, TokenCheck, TokenInfo};
+use super::types::{LiveToken, PairedDevice, Role, TokenCheck, TokenInfo};
 use crate::secrets::{random_token, SecretDigest};
 
 /// Live tokens one (device, role) may hold at once.
@@ -47,6 +47,26 @@ pub(super) fn list(conn: &Connection, device_id: &str) -> OpResult<Vec<TokenInfo
 /// scopes within the approved set. Other live tokens stay live, up to
 /// [`MAX_LIVE_TOKENS`]: past that the one unused longest is dropped.
 /// `rotated`: the token replaces the ones a rotation just ended.
+/// The scopes a new token of (device, role) carries: the device must exist
+/// and hold the role, and every scope must be within its approved ones.
+pub(super) fn issuable_scopes(
+    device: Option<PairedDevice>,
+    device_id: &str,
+    role: Role,
+    scopes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let device = device.ok_or_else(|| StoreError::UnknownDevice { device_id: device_id.to_owned() })?;
+    if !device.has_role(role) {
+        return Err(StoreError::RoleNotApproved { device_id: device_id.to_owned(), role });
+    }
+    let scopes = checked_scopes(scopes)?;
+    let missing = scopes::not_held(&scopes, &device.approved_scopes);
+    if !missing.is_empty() {
+        return Err(StoreError::ScopesNotApproved { device_id: device_id.to_owned(), missing });
+    }
+    Ok(scopes)
+}
+
 pub(super) fn issue(
     conn: &Connection,
     device_id: &str,
@@ -55,16 +75,7 @@ pub(super) fn issue(
     now: i64,
     rotated: bool,
 ) -> OpResult<String> {
-    let device =
-        devices::get(conn, device_id)?.ok_or_else(|| StoreError::UnknownDevice { device_id: device_id.to_owned() })?;
-    if !device.has_role(role) {
-        return Err(StoreError::RoleNotApproved { device_id: device_id.to_owned(), role }.into());
-    }
-    let scopes = checked_scopes(scopes)?;
-    let missing = scopes::not_held(&scopes, &device.approved_scopes);
-    if !missing.is_empty() {
-        return Err(StoreError::ScopesNotApproved { device_id: device_id.to_owned(), missing }.into());
-    }
+    let scopes = issuable_scopes(devices::get(conn, device_id)?, device_id, role, scopes)?;
     let token = random_token();
     let digest = SecretDigest::of(token.as_bytes());
     conn.execute(

@@ -264,13 +264,7 @@ fn apply_admission(tx: &mut Tx<'_>, write: &AdmissionWrite, now: i64) -> PgResul
             Ok(AdmissionApplied::Admitted { token: Some(token) })
         }
         AdmissionWrite::PairSilently(request) | AdmissionWrite::PairProxyAuto(request) => {
-            let via = match write {
-                AdmissionWrite::PairProxyAuto(_) if request.proxy_user.is_some() => ApprovedVia::ProxyAuto,
-                AdmissionWrite::PairProxyAuto(_) => {
-                    return Err(StoreError::InvalidInput("a proxy-auto approval needs the proxy user".into()).into())
-                }
-                _ => ApprovedVia::Silent,
-            };
+            let via = super::admission_write::inline_approval(write, request)?;
             let paired = pending::pair_inline(tx, request, via, now)?;
             let scopes = super::admission_write::token_scopes(request.role, &paired.approved_scopes);
             let token = tokens::issue(tx, &paired.device_id, request.role, &scopes, now, false)?;

@@ -2,13 +2,11 @@
 //! live per (device, role), at most [`MAX_LIVE_TOKENS`]; as the SQLite
 //! store does (docs/admission.md, device tokens).
 
-use clawgate_protocol::scopes;
-
 use super::rows::{self, TOKEN_COLUMNS};
 use super::session::{col, PgResult};
 use super::{devices, Tx};
 use crate::secrets::{random_token, SecretDigest};
-use crate::store::codec::{checked_scopes, from_ms, list_from_sql, list_to_sql};
+use crate::store::codec::{from_ms, list_from_sql, list_to_sql};
 use crate::store::error::StoreError;
 use crate::store::types::{LiveToken, Role, TokenCheck, TokenInfo};
 use crate::store::MAX_LIVE_TOKENS;
@@ -35,16 +33,7 @@ pub(super) fn issue(
     now: i64,
     rotated: bool,
 ) -> PgResult<String> {
-    let device =
-        devices::get(tx, device_id)?.ok_or_else(|| StoreError::UnknownDevice { device_id: device_id.to_owned() })?;
-    if !device.has_role(role) {
-        return Err(StoreError::RoleNotApproved { device_id: device_id.to_owned(), role }.into());
-    }
-    let scopes = checked_scopes(scopes)?;
-    let missing = scopes::not_held(&scopes, &device.approved_scopes);
-    if !missing.is_empty() {
-        return Err(StoreError::ScopesNotApproved { device_id: device_id.to_owned(), missing }.into());
-    }
+    let scopes = crate::store::tokens::issuable_scopes(devices::get(tx, device_id)?, device_id, role, scopes)?;
     let token = random_token();
     let digest = SecretDigest::of(token.as_bytes());
     tx.execute(
