@@ -20,6 +20,7 @@ pub mod admission;
 pub mod audit;
 pub mod clock;
 pub mod close_code;
+pub mod cluster;
 pub mod config;
 pub mod devices_admin;
 pub mod fd_limit;

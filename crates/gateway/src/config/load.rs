@@ -242,6 +242,12 @@ pub fn resolve(
 
     let admin = super::admin::resolve(g.admin.as_ref(), sources.admin.as_deref())?;
     let store_url = super::store::resolve(g.store.as_ref(), env(super::store::STORE_URL_ENV))?;
+    let cluster = super::cluster::resolve(
+        g.cluster.as_ref(),
+        env(super::cluster::NATS_ENV),
+        env(super::cluster::INSTANCE_ENV),
+        store_url.is_some(),
+    )?;
 
     Ok(Config {
         bind,
@@ -263,6 +269,7 @@ pub fn resolve(
         max_connections: max_connections(g.limits.max_connections)?,
         admin,
         store_url,
+        cluster,
         file_notes,
     })
 }

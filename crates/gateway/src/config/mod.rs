@@ -2,6 +2,7 @@
 //! closed objects (an unknown key is an error naming it).
 
 pub mod admin;
+pub mod cluster;
 pub mod error;
 mod listeners;
 mod load;
@@ -100,6 +101,8 @@ pub struct GatewaySection {
     pub admin: Option<admin::AdminSection>,
     /// Where the pairing store lives (a shared PostgreSQL database).
     pub store: Option<store::StoreSection>,
+    /// Several instances on NATS (docs/cluster.md).
+    pub cluster: Option<cluster::ClusterSection>,
     /// `gateway.limits`: resource limits (docs/operations.md).
     #[serde(default)]
     pub limits: LimitsSection,
@@ -255,6 +258,8 @@ pub struct Config {
     /// `gateway.store.url` / `CLAWGATE_STORE_URL`: the PostgreSQL store;
     /// `None`: the SQLite file in the state directory.
     pub store_url: Option<store::StoreUrl>,
+    /// `gateway.cluster`: this instance's place in a cluster; `None`: alone.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Lines about what the config file held that clawgate does not read.
     pub file_notes: Vec<String>,
 }
@@ -364,6 +369,7 @@ impl Config {
             max_connections: None,
             admin: None,
             store_url: None,
+            cluster: None,
             file_notes: Vec::new(),
         }
     }

@@ -54,6 +54,7 @@ const READ_BY_CLAWGATE: &[&str] = &[
     "gateway.upstream",
     "gateway.admin",
     "gateway.store",
+    "gateway.cluster",
     "gateway.limits",
     "gateway.limits.maxConnections",
 ];

@@ -110,6 +110,9 @@ pub struct Gateway {
     /// Upstream mode: the OpenClaw gateway behind clawgate (from
     /// `config.upstream`); `None` when clawgate serves on its own.
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
+    /// `gateway.cluster`: this instance's link to the others (docs/cluster.md);
+    /// `None` for a single instance.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Whether the uid owning a loopback peer's socket can be looked up here
     /// (probed once at start; docs/admission.md, peer uid).
     pub peer_uids: bool,
@@ -136,6 +139,8 @@ impl Gateway {
             }
         };
         let connections = conn_budget::ConnectionBudget::new(max_connections(&config));
+        let boot_id = random_uuid();
+        let cluster = config.cluster.clone().map(|c| crate::cluster::Cluster::new(c, &boot_id));
         let devices_in_memory = match store.keep_devices_in_memory() {
             Ok(kept) => kept,
             Err(e) => {
@@ -146,6 +151,7 @@ impl Gateway {
         Arc::new(Gateway {
             connections,
             upstream,
+            cluster,
             peer_uids,
             devices_in_memory,
             config: arc_swap::ArcSwap::from_pointee(config),
@@ -158,7 +164,7 @@ impl Gateway {
             global_failures: Default::default(),
             preauth: Default::default(),
             invokes: Default::default(),
-            boot_id: random_uuid(),
+            boot_id,
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
         })
@@ -223,6 +229,7 @@ pub async fn serve_listeners(
     let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
     let bookkeeping = tokio::spawn(bookkeeping::flush_loop(gateway.clone()));
     let trimmer = tokio::spawn(memory_trim::trim_loop());
+    let cluster = tokio::spawn(crate::cluster::run(gateway.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -242,6 +249,7 @@ pub async fn serve_listeners(
     watcher.abort();
     bookkeeping.abort();
     trimmer.abort();
+    cluster.abort();
     gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
     gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));

@@ -62,6 +62,9 @@ fn socket_bound_change(old: &Config, new: &Config) -> Option<&'static str> {
     if old.store_url != new.store_url {
         return Some("gateway.store");
     }
+    if old.cluster != new.cluster {
+        return Some("gateway.cluster");
+    }
     let upstream = |c: &Config| {
         c.upstream
             .as_ref()

@@ -11,6 +11,7 @@ mod auth_explain;
 mod cli_auth_log;
 mod cli_devices;
 mod cli_first_hour;
+mod cluster;
 mod decide_apply_race;
 mod device_proof_vectors;
 mod devices;

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod clawgate_process;
+pub mod cluster;
+pub mod nats;
 pub mod nginx;
 pub mod openclaw_cli;
 pub mod openclaw_upstream;
