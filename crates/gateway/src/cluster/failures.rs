@@ -28,8 +28,11 @@ use crate::server::Gateway;
 const MAX_CAS_ATTEMPTS: usize = 5;
 /// Mirrored keys at most; locked ones are never dropped to make room.
 const MAX_MIRRORED: usize = 10_000;
-/// Wait between attempts to open and watch the bucket.
+/// Wait between attempts to open and watch the bucket: doubling from the
+/// first to the last (a NATS without JetStream is logged now and then, not
+/// every second).
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Wait between looks at whether NATS is connected yet.
 const CONNECT_POLL: Duration = Duration::from_millis(100);
 
@@ -161,7 +164,14 @@ pub async fn record_failure(cluster: &Cluster, key: &str, now: u64, may_lock: bo
             // Revision 0: the key must not exist yet.
             None => (SharedCount::default(), 0),
         };
+        let before = count.clone();
         count.add_failure(now, may_lock);
+        if count == before {
+            // Locked already: nothing to add (and no write to keep the
+            // entry alive longer).
+            cluster.failures.remember(key, revision, count, now);
+            return Ok(());
+        }
         let body = serde_json::to_vec(&count).map_err(|e| ClusterError::Message(e.to_string()))?;
         match bucket.update(key, body.into(), revision).await {
             Ok(written) => {
@@ -238,35 +248,60 @@ async fn open_bucket(cluster: &Cluster) -> Result<kv::Store, ClusterError> {
         .map_err(|e| ClusterError::Message(format!("cannot open the failure-count bucket: {e}")))
 }
 
-/// Open the bucket and follow it until the watch ends (NATS gone for good,
-/// the bucket removed); the caller starts again.
+/// Open the bucket and follow it into the mirror. Returns when the watch
+/// ends (an error) or NATS went away (`Unavailable`): after a reconnect a
+/// fresh watch catches up at once, where the old one would notice the gap
+/// only once its heartbeats failed, seconds later.
 async fn follow(cluster: &Cluster) -> Result<(), ClusterError> {
     let bucket = open_bucket(cluster).await?;
     let mut watch = bucket.watch_with_history(">").await.map_err(|e| ClusterError::Message(e.to_string()))?;
     cluster.failures.set_bucket(bucket);
-    while let Some(entry) = watch.next().await {
-        let entry = entry.map_err(|e| ClusterError::Message(e.to_string()))?;
-        let count = match entry.operation {
-            kv::Operation::Put => parse(&entry.value),
-            kv::Operation::Delete | kv::Operation::Purge => SharedCount::default(),
-        };
-        cluster.failures.remember(&entry.key, entry.revision, count, crate::clock::now_ms());
+    let mut check = tokio::time::interval(CONNECT_POLL);
+    loop {
+        tokio::select! {
+            entry = watch.next() => {
+                let Some(entry) = entry else {
+                    return Err(ClusterError::Message("the failure-count watch ended".into()));
+                };
+                let entry = entry.map_err(|e| ClusterError::Message(e.to_string()))?;
+                let count = match entry.operation {
+                    kv::Operation::Put => parse(&entry.value),
+                    kv::Operation::Delete | kv::Operation::Purge => SharedCount::default(),
+                };
+                cluster.failures.remember(&entry.key, entry.revision, count, crate::clock::now_ms());
+            }
+            _ = check.tick() => {
+                if !cluster.is_connected() {
+                    return Err(ClusterError::Unavailable);
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 /// The loop listed in the cluster's features: keep the mirror fed.
 pub fn run(_gw: Arc<Gateway>, cluster: Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
+        let mut delay = RETRY_DELAY;
         loop {
             if !cluster.is_connected() {
                 tokio::time::sleep(CONNECT_POLL).await;
                 continue;
             }
-            if let Err(e) = follow(&cluster).await {
-                tracing::debug!(code = e.code(), error = %e, "failure-count watch ended; starting again");
+            match follow(&cluster).await {
+                // Follow again as soon as NATS is back.
+                Ok(()) | Err(ClusterError::Unavailable) => delay = RETRY_DELAY,
+                Err(e) => {
+                    tracing::warn!(
+                        code = e.code(),
+                        error = %e,
+                        retry_ms = delay.as_millis() as u64,
+                        "failure-count bucket not followed (failures count per instance meanwhile); trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                }
             }
-            tokio::time::sleep(RETRY_DELAY).await;
         }
     })
 }

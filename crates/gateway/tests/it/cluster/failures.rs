@@ -38,9 +38,13 @@ async fn wait_shared(cluster: &Instances) {
 
 /// One connect through the proxy from `client`; the outcome's code.
 async fn attempt(addr: SocketAddr, client: &str, token: &str) -> String {
+    attempt_with(addr, client, Some(token)).await
+}
+
+async fn attempt_with(addr: SocketAddr, client: &str, token: Option<&str>) -> String {
     let headers = [("x-forwarded-for", client), ("host", "gateway.example")];
     let mut c = RawConn::open_from("127.0.0.1", addr, &headers).await.expect("upgrade");
-    code(&c.handshake(connect_params("openclaw-probe", "probe", "operator", &[], Some(token))).await)
+    code(&c.handshake(connect_params("openclaw-probe", "probe", "operator", &[], token)).await)
 }
 
 fn code(res: &Value) -> String {
@@ -48,18 +52,19 @@ fn code(res: &Value) -> String {
     res["error"]["details"]["code"].as_str().unwrap_or(fallback).to_owned()
 }
 
-/// Wrong tokens from `client` until the instance at `addr` answers that the
-/// address is locked out (its mirror has caught up; ≤ 15 s). Wrong tokens,
-/// so that a try before then is one more failure, never a success that
-/// would clear the count.
+/// Connects without a token from `client` until the instance at `addr`
+/// answers that the address is locked out: its mirror heard of it from the
+/// bucket's watch (≤ 15 s). A missing token neither counts as a failure nor
+/// clears the count, so the instance learns of the lockout from no one else.
 async fn wait_locked(addr: SocketAddr, client: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let seen = attempt(addr, client, "guess").await;
+        let seen = attempt_with(addr, client, None).await;
         if seen == "AUTH_RATE_LIMITED" {
             return;
         }
-        assert_eq!(seen, "AUTH_TOKEN_MISMATCH");
+        // Without a token a remote client is asked for a device identity.
+        assert_eq!(seen, "DEVICE_IDENTITY_REQUIRED");
         assert!(Instant::now() < deadline, "{addr} did not learn of the lockout");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -144,6 +149,26 @@ async fn without_nats_each_instance_locks_out_on_its_own_count() {
     // Nobody else is refused because NATS is down.
     for addr in [a, b] {
         assert_eq!(attempt(addr, NEIGHBOUR, TOKEN).await, "ok");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn sharing_resumes_when_nats_is_back() {
+    let mut cluster = behind_a_proxy(2).await;
+    cluster.nats.stop();
+    cluster.wait_connected(false).await;
+    cluster.nats.start_again();
+    cluster.wait_connected(true).await;
+    wait_shared(&cluster).await;
+    let (a, b) = (cluster.gateways[0].addr, cluster.gateways[1].addr);
+    for i in 0..MAX_ATTEMPTS {
+        let addr = if i % 2 == 0 { a } else { b };
+        assert_eq!(attempt(addr, ATTACKER, "guess").await, "AUTH_TOKEN_MISMATCH", "failure {}", i + 1);
+    }
+    for addr in [a, b] {
+        wait_locked(addr, ATTACKER).await;
+        assert_eq!(attempt(addr, ATTACKER, TOKEN).await, "AUTH_RATE_LIMITED");
     }
     cluster.stop().await;
 }
