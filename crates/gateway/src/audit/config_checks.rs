@@ -19,6 +19,7 @@ pub(super) fn check(c: &Config, host: &HostFacts) -> Vec<Finding> {
     proxies(c, &mut out);
     trusted_proxy_mode(c, &mut out);
     origins(c, &mut out);
+    super::cluster_checks::check(c, &mut out);
     for note in &c.file_notes {
         out.push(Finding::new(
             "config.ignored_keys",

@@ -5,6 +5,7 @@
 //! Check ids are OpenClaw's (`gateway.*`) where a check means the same, and
 //! clawgate's own otherwise; docs/operations.md lists them.
 
+mod cluster_checks;
 mod config_checks;
 pub mod host;
 mod store_checks;

@@ -214,3 +214,22 @@ fn services_never_rotated_unused_or_overbroad() {
     revoked.revoked_at_ms = Some(OLD);
     assert_eq!(store_ids(StoreSnapshot { services: vec![revoked], ..Default::default() }), vec![]);
 }
+
+#[test]
+fn a_cluster_bus_in_the_clear_to_another_host() {
+    let with_nats = |url: &str| {
+        let mut c = safe();
+        c.cluster = Some(crate::config::cluster::ClusterConfig::new(url, "a", "prod").unwrap());
+        c
+    };
+    for fine in ["tls://nats.internal:4222", "nats://127.0.0.1:4222", "nats://localhost:4222"] {
+        assert_eq!(config_ids(&with_nats(fine)), vec![], "{fine}");
+    }
+    let c = with_nats("nats://gw:s3cret@10.0.0.5:4222");
+    assert_eq!(config_ids(&c), vec![("cluster.nats_plaintext", Severity::Warn)]);
+    let f = &audit(&c, &StoreSnapshot::default(), &host())[0];
+    assert_eq!(f.key, "gateway.cluster.nats");
+    assert!(f.message.contains("password") && !f.message.contains("s3cret"), "{}", f.message);
+    let listed = with_nats("tls://nats-1.internal:4222,nats://nats-2.internal:4222");
+    assert_eq!(config_ids(&listed), vec![("cluster.nats_plaintext", Severity::Warn)]);
+}

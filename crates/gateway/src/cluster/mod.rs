@@ -6,6 +6,7 @@
 //! another instance ([`ClusterError::Unavailable`]).
 
 mod error;
+pub mod failures;
 pub mod subjects;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use crate::server::Gateway;
 type Feature = fn(Arc<Gateway>, Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every concern that crosses instances: its name (for logs) and its loop.
-const FEATURES: &[(&str, Feature)] = &[];
+const FEATURES: &[(&str, Feature)] = &[("failures", failures::run)];
 
 /// This instance's place on the bus.
 pub struct Cluster {
@@ -36,6 +37,8 @@ pub struct Cluster {
     client: OnceLock<async_nats::Client>,
     /// Tells this run of the process from an earlier one of the same instance.
     boot_id: String,
+    /// The shared failed-credential counters' bucket and mirror.
+    failures: failures::SharedFailures,
 }
 
 /// What every message carries besides its body: who sent it, so an instance
@@ -50,7 +53,13 @@ pub struct Envelope<T> {
 impl Cluster {
     pub fn new(config: ClusterConfig, boot_id: &str) -> Arc<Cluster> {
         let subjects = Subjects::new(&config.name);
-        Arc::new(Cluster { config, subjects, client: OnceLock::new(), boot_id: boot_id.to_owned() })
+        Arc::new(Cluster {
+            config,
+            subjects,
+            client: OnceLock::new(),
+            boot_id: boot_id.to_owned(),
+            failures: Default::default(),
+        })
     }
 
     pub fn instance(&self) -> &str {

@@ -216,7 +216,15 @@ impl GlobalFailures {
 pub struct LimitKey {
     key: String,
     exempt: bool,
+    /// The key's entry in the counters the cluster's instances share
+    /// (cluster/failures.rs), for a lockable key of a non-loopback address
+    /// (loopback is another host on each instance).
+    shared: Option<String>,
 }
+
+/// How long a failure waits for the shared count before it is answered
+/// anyway (it then counts locally only).
+const SHARED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a connect's failures are counted against: the shared secret when
 /// one is presented (it is checked first, whatever else comes with it),
@@ -252,21 +260,66 @@ impl LimitKey {
         let own_page_or_none =
             edge.origin().is_none_or(|o| crate::admission::origin::is_own_loopback_origin(o, edge.local_port));
         let exempt = locality.is_direct_local() && !gw.config().loopback_is_ambiguous() && own_page_or_none;
-        LimitKey { key, exempt }
+        let shared = gw
+            .cluster
+            .as_ref()
+            .filter(|_| !exempt && !crate::net::is_loopback(ip))
+            .map(|c| crate::cluster::failures::bucket_key(c, &key));
+        LimitKey { key, exempt, shared }
     }
 
+    /// Locked out here, or by the failures of all instances together (read
+    /// from this instance's mirror: no NATS round trip).
     pub fn locked(&self, gw: &Gateway, now: u64) -> Option<u64> {
         if self.exempt {
             return None;
         }
-        gw.auth_limiter.locked(&self.key, now)
+        let shared = match (&gw.cluster, &self.shared) {
+            (Some(c), Some(k)) => crate::cluster::failures::locked(c, k, now),
+            _ => None,
+        };
+        gw.auth_limiter.locked(&self.key, now).max(shared)
     }
 
     /// Count one wrong credential outside a connect (no delay: this runs
-    /// where nothing may wait).
+    /// where nothing may wait; the shared count is updated in the background).
     pub fn record_failure(&self, gw: &Gateway, now: u64) {
         gw.global_failures.record(now);
         gw.auth_limiter.record_failure(&self.key, now, !self.exempt);
+        if let (Some(c), Some(k), Ok(rt)) =
+            (gw.cluster.clone(), self.shared.clone(), tokio::runtime::Handle::try_current())
+        {
+            let may_lock = !self.exempt;
+            rt.spawn(
+                async move { Self::log_shared(crate::cluster::failures::record_failure(&c, &k, now, may_lock).await) },
+            );
+        }
+    }
+
+    /// Count the failure in the cluster's shared count too; a NATS that is
+    /// down or slow leaves it to the local count.
+    async fn share_failure(&self, gw: &Gateway, now: u64) {
+        let (Some(c), Some(k)) = (&gw.cluster, &self.shared) else { return };
+        let shared = crate::cluster::failures::record_failure(c, k, now, !self.exempt);
+        match tokio::time::timeout(SHARED_WAIT, shared).await {
+            Ok(done) => Self::log_shared(done),
+            Err(_) => tracing::debug!("the shared failure count did not answer in time; counted locally"),
+        }
+    }
+
+    fn log_shared(done: Result<(), crate::cluster::ClusterError>) {
+        if let Err(e) = done {
+            tracing::debug!(code = e.code(), error = %e, "failure counted locally only");
+        }
+    }
+
+    /// A success clears the key here and, in the background, in the
+    /// shared count.
+    fn reset(&self, gw: &Gateway) {
+        gw.auth_limiter.reset(&self.key);
+        if let (Some(c), Some(k)) = (gw.cluster.clone(), self.shared.clone()) {
+            tokio::spawn(async move { Self::log_shared(crate::cluster::failures::reset(&c, &k).await) });
+        }
     }
 
     /// Count a wrong credential (missing ones do not count); a success clears.
@@ -278,6 +331,7 @@ impl LimitKey {
             {
                 let over_budget = gw.global_failures.record(now);
                 let n = gw.auth_limiter.record_failure(&self.key, now, !self.exempt);
+                self.share_failure(gw, now).await;
                 if over_budget {
                     gw.global_failures.slow_down().await;
                 }
@@ -285,7 +339,7 @@ impl LimitKey {
                     tokio::time::sleep(std::time::Duration::from_millis(exempt_delay_ms(n))).await;
                 }
             }
-            Decision::Admit(_) => gw.auth_limiter.reset(&self.key),
+            Decision::Admit(_) => self.reset(gw),
             _ => {}
         }
     }

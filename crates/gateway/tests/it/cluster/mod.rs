@@ -4,3 +4,4 @@
 
 mod bus;
 mod processes;
+mod failures;
