@@ -6,6 +6,8 @@
 //! another instance ([`ClusterError::Unavailable`]).
 
 mod error;
+pub mod pair_events;
+pub mod store_changes;
 pub mod subjects;
 
 use std::future::Future;
@@ -26,7 +28,7 @@ use crate::server::Gateway;
 type Feature = fn(Arc<Gateway>, Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every concern that crosses instances: its name (for logs) and its loop.
-const FEATURES: &[(&str, Feature)] = &[];
+const FEATURES: &[(&str, Feature)] = &[("store-changes", store_changes::run), ("pair-events", pair_events::run)];
 
 /// This instance's place on the bus.
 pub struct Cluster {
