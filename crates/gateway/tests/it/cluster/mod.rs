@@ -3,3 +3,6 @@
 //! when the bus or the database is gone. One file per concern.
 
 mod bus;
+mod pair_events;
+mod revocation_latency;
+pub mod store_changes;
