@@ -237,6 +237,35 @@ async fn with_postgresql_down_sessions_carry_on_store_connects_are_refused_and_a
     cluster.stop().await;
 }
 
+#[tokio::test]
+async fn the_bus_shows_in_metrics_and_readyz_but_never_makes_an_instance_unready() {
+    use crate::admin_metrics::{admin_listener, http, sample};
+    let mut cluster = Instances::start_with(2, slow_poll(false)).await;
+    let [a, b] = &cluster.gateways[..] else { unreachable!() };
+    let (admin_a, admin_b) = (admin_listener(a).await, admin_listener(b).await);
+    let id = DeviceIdentity::generate();
+    let token = local_device(a, &id).await;
+    let mut session = token_session(b, &id, &token).await;
+    revoke_and_time(&mut admin(a).await, &id, &mut session).await;
+
+    let (_, on_a) = http(admin_a, "GET", "/metrics").await;
+    let (_, on_b) = http(admin_b, "GET", "/metrics").await;
+    let messages = "clawgate_cluster_messages_total";
+    assert!(sample(&on_a, messages, &[r#"subject="store.changed""#, r#"direction="out""#]) >= 1.0, "{on_a}");
+    assert!(sample(&on_b, messages, &[r#"subject="store.changed""#, r#"direction="in""#]) >= 1.0, "{on_b}");
+    assert_eq!(sample(&on_b, "clawgate_cluster_connected", &[]), 1.0, "{on_b}");
+
+    cluster.nats.stop();
+    cluster.wait_connected(false).await;
+    let (status, ready) = http(admin_b, "GET", "/readyz").await;
+    assert_eq!(status, 200, "NATS down is not a reason to take b out of service: {ready}");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!((ready["ready"].clone(), ready["cluster"].clone()), (json!(true), json!("disconnected")));
+    let (_, on_b) = http(admin_b, "GET", "/metrics").await;
+    assert_eq!(sample(&on_b, "clawgate_cluster_connected", &[]), 0.0, "{on_b}");
+    cluster.stop().await;
+}
+
 /// `n` revocations on `a` of sessions on `b`: the closes' delays, sorted.
 pub async fn revocation_delays(cluster: &Instances, n: usize) -> Vec<Duration> {
     let [a, b, ..] = &cluster.gateways[..] else { unreachable!() };
