@@ -101,10 +101,16 @@ impl ChangeListener {
         let lost = |e: postgres::Error| self.target.classify(e.into()).0;
         let mut pinged = Instant::now();
         while !stop() {
+            let waiting = Instant::now();
+            // Nothing, and sooner than the wait: the connection ended (the
+            // iterator says so only by returning nothing): ask it at once.
+            let mut hung_up = false;
             if client.notifications().timeout_iter(ROUND).next().map_err(lost)?.is_some() {
                 // What else already arrived is the same batch: one wake-up.
                 while client.notifications().iter().next().map_err(lost)?.is_some() {}
                 changed();
+            } else {
+                hung_up = waiting.elapsed() < ROUND / 2;
             }
             if client.is_closed() {
                 return Err(StoreError::Unavailable {
@@ -112,7 +118,7 @@ impl ChangeListener {
                     reason: "the listening connection was closed".into(),
                 });
             }
-            if pinged.elapsed() >= PING_EVERY {
+            if hung_up || pinged.elapsed() >= PING_EVERY {
                 client.batch_execute("SELECT 1").map_err(lost)?;
                 pinged = Instant::now();
             }
