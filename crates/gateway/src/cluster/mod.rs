@@ -7,6 +7,8 @@
 
 mod error;
 pub mod failures;
+pub mod pair_events;
+pub mod store_changes;
 pub mod subjects;
 
 use std::future::Future;
@@ -27,7 +29,11 @@ use crate::server::Gateway;
 type Feature = fn(Arc<Gateway>, Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every concern that crosses instances: its name (for logs) and its loop.
-const FEATURES: &[(&str, Feature)] = &[("failures", failures::run)];
+const FEATURES: &[(&str, Feature)] = &[
+    ("failures", failures::run),
+    ("store-changes", store_changes::run),
+    ("pair-events", pair_events::run),
+];
 
 /// This instance's place on the bus.
 pub struct Cluster {

@@ -6,6 +6,8 @@
 //! - `/healthz`: 200 while the process serves at all,
 //! - `/readyz`: 200 when the pairing store can be read and, in upstream
 //!   mode, the upstream gateway answers; 503 with the reason otherwise.
+//!   The cluster bus is reported but never makes an instance unready: an
+//!   instance without NATS still serves its own sessions (docs/cluster.md).
 //!
 //! It answers only GET and HEAD and reveals no secret and no client data.
 
@@ -88,6 +90,7 @@ async fn metrics(gw: &Arc<Gateway>) -> String {
         upstream_links_open: gw.upstream.as_ref().map(|u| u.links_open()),
         alive_tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
         connections: gw.connections.figures(),
+        cluster_connected: gw.cluster.as_ref().map(|c| c.is_connected()),
     };
     gw.metrics.render(&snapshot)
 }
@@ -113,6 +116,7 @@ async fn readiness(gw: &Arc<Gateway>) -> Response<Full<Bytes>> {
         "ready": problems.is_empty(),
         "store": if store.is_ok() { "ok" } else { "unavailable" },
         "upstream": upstream.as_ref().map(|u| if u.is_ok() { "ok" } else { "unavailable" }),
+        "cluster": gw.cluster.as_ref().map(|c| if c.is_connected() { "connected" } else { "disconnected" }),
         "problems": problems,
     });
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

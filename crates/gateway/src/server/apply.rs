@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::admission::credential_check::presented_device_token;
 use crate::admission::decision::{DeviceAction, PairingNeeded};
 use crate::admission::{Admission, ConnectFacts, Credential, Refusal, RefusalKind, RuleId};
+use crate::cluster::pair_events;
 use crate::store::{
     AdmissionApplied, AdmissionWrite, DeviceView, NewRequest, PairingStore, RequestOutcome, StoreError,
 };
@@ -191,13 +192,13 @@ pub async fn pairing_required(
     let kind = match outcome {
         Ok(outcome) => {
             if let RequestOutcome::Superseded { old, .. } = &outcome {
-                gw.registry.broadcast(
-                    "device.pair.resolved",
-                    &json!({ "requestId": old, "deviceId": announce.device_id, "decision": "superseded", "ts": now }),
-                );
+                let resolved =
+                    json!({ "requestId": old, "deviceId": announce.device_id, "decision": "superseded", "ts": now });
+                pair_events::announce(gw, "device.pair.resolved", resolved).await;
             }
             if !matches!(outcome, RequestOutcome::Refreshed { .. }) {
-                gw.registry.broadcast("device.pair.requested", &requested_event(&announce, outcome.request_id(), now));
+                let requested = requested_event(&announce, outcome.request_id(), now);
+                pair_events::announce(gw, "device.pair.requested", requested).await;
             }
             RefusalKind::PairingRequired {
                 reason: need.reason,

@@ -40,6 +40,9 @@ pub struct Metrics {
     connections_max: IntGauge,
     connections_refused: IntCounterVec,
     accept_errors: IntCounter,
+    store_notifications: IntCounter,
+    cluster_messages: IntCounterVec,
+    cluster_connected: IntGauge,
 }
 
 /// What a scrape reads from the running gateway.
@@ -55,6 +58,9 @@ pub struct Snapshot {
     /// Tasks alive in the runtime serving the scrape.
     pub alive_tasks: usize,
     pub connections: super::conn_budget::BudgetFigures,
+    /// `gateway.cluster`: whether NATS is reachable now (`None`: a single
+    /// instance, absent).
+    pub cluster_connected: Option<bool>,
 }
 
 impl Default for Metrics {
@@ -182,6 +188,22 @@ impl Metrics {
                 "clawgate_accept_errors_total",
                 "Failed accepts (such as out of file descriptors); each one pauses the accept loop.",
             ),
+            store_notifications: plain_counter(
+                &r,
+                "clawgate_store_change_notifications_total",
+                "Batches of store change notifications heard (PostgreSQL LISTEN/NOTIFY), each one re-check.",
+            ),
+            cluster_messages: counter(
+                &r,
+                "clawgate_cluster_messages_total",
+                "Cluster bus messages by subject and direction (out: published, in: received from another instance).",
+                &["subject", "direction"],
+            ),
+            cluster_connected: gauge(
+                &r,
+                "clawgate_cluster_connected",
+                "gateway.cluster: 1 while the cluster bus (NATS) is connected, else 0.",
+            ),
             connections,
             handshake_seconds,
             sessions,
@@ -224,6 +246,17 @@ impl Metrics {
         }
     }
 
+    /// A batch of store change notifications heard.
+    pub fn store_notified(&self) {
+        self.store_notifications.inc();
+    }
+
+    /// One cluster bus message on `subject` (a [`crate::cluster::subjects::Subject`]
+    /// token: a fixed set), `out` or `in`.
+    pub fn cluster_message(&self, subject: &'static str, direction: &'static str) {
+        self.cluster_messages.with_label_values(&[subject, direction]).inc();
+    }
+
     /// Upstream mode: a session's link opened, or failed with `code`.
     pub fn upstream_link(&self, failure_code: Option<&str>) {
         match failure_code {
@@ -247,9 +280,13 @@ impl Metrics {
         let established = c.total.saturating_sub(c.unauthenticated + c.owner);
         self.connections.with_label_values(&["established"]).set(established as i64);
         self.connections_max.set(c.max.min(i64::MAX as usize) as i64);
+        self.cluster_connected.set(now.cluster_connected.unwrap_or(false) as i64);
         let mut families = self.registry.gather();
         if now.upstream_links_open.is_none() {
             families.retain(|f| f.name() != "clawgate_upstream_links_open");
+        }
+        if now.cluster_connected.is_none() {
+            families.retain(|f| f.name() != "clawgate_cluster_connected");
         }
         if now.pending_requests.is_none() {
             // Unknown is not zero: leave the gauge out rather than say "none pending".

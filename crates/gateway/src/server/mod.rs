@@ -68,6 +68,9 @@ pub struct ServerOptions {
     pub max_buffered_bytes: usize,
     /// How often to look for store changes made by another process.
     pub store_poll_interval: Duration,
+    /// Keep a connection listening for store changes (PostgreSQL's
+    /// LISTEN/NOTIFY) besides polling; off only to measure the other paths.
+    pub listen_store_changes: bool,
     /// Signs each challenge nonce so local clients can tell this gateway
     /// from a port squatter; `None` for gateways without a state directory.
     pub identity: Option<crate::gateway_identity::GatewayIdentity>,
@@ -83,6 +86,7 @@ impl Default for ServerOptions {
             max_payload: 25 * 1024 * 1024,
             max_buffered_bytes: 50 * 1024 * 1024,
             store_poll_interval: Duration::from_secs(1),
+            listen_store_changes: true,
             identity: None,
         }
     }
@@ -119,6 +123,9 @@ pub struct Gateway {
     /// The store serves paired devices and token digests from memory
     /// (docs/benchmarks.md): a device connect then needs no blocking task.
     pub devices_in_memory: bool,
+    /// "Check the store now": wakes the store watch before its next poll
+    /// (a change heard from PostgreSQL or another instance; watch.rs).
+    pub store_nudge: tokio::sync::Notify,
     started: Instant,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -165,6 +172,7 @@ impl Gateway {
             preauth: Default::default(),
             invokes: Default::default(),
             boot_id,
+            store_nudge: tokio::sync::Notify::new(),
             started: Instant::now(),
             stopping: tokio::sync::watch::channel(false).0,
         })

@@ -11,9 +11,17 @@
 //! also reloads its in-memory copy of devices when either moved
 //! (store/device_memory.rs), before the sessions are re-checked against it:
 //! a connect decided on the old copy meanwhile is among those checked.
+//!
+//! Besides the poll, the watch checks at once when nudged
+//! ([`Gateway::store_nudge`]): by the PostgreSQL store's change
+//! notifications, heard on a connection of their own ([`listen_for_changes`]),
+//! and by other instances over NATS (cluster/store_changes.rs). The poll
+//! stays as the fallback for both (docs/cluster.md).
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::admission::decision::{AdmittedDevice, DeviceAction, PairingReason, Role};
 use crate::admission::{Admission, AdmittedOn, Decision, Evaluated, Lookups, StoreLookups};
@@ -24,7 +32,12 @@ use super::registry::SessionInfo;
 use super::wire::CLOSE_INVALIDATED;
 use super::{now_ms, Gateway};
 
+/// The first retry after a failed read of the store.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
 pub async fn watch_store(gw: Arc<Gateway>) {
+    // Stops the listening thread when this watch ends (aborted at shutdown).
+    let _listening = listen_for_changes(&gw);
     let mut interval = tokio::time::interval(gw.options.store_poll_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = None;
@@ -32,8 +45,17 @@ pub async fn watch_store(gw: Arc<Gateway>) {
     // The failure last logged: a store that stays unreadable (or replaced)
     // is logged once, not once per tick.
     let mut failing: Option<&'static str> = None;
+    // After a failed read, ask again soon (backing off to the poll): a
+    // nudge that met a connection cut by an outage is not lost until the
+    // next poll (the first use of a cut PostgreSQL connection fails).
+    let mut retry: Option<Duration> = None;
     loop {
-        interval.tick().await;
+        let retry_after = retry.unwrap_or(Duration::MAX);
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = gw.store_nudge.notified() => {}
+            _ = tokio::time::sleep(retry_after), if retry.is_some() => {}
+        }
         // `data_version` moves when another connection (process) commits;
         // the generation moves for this process's own changes too. Device
         // sessions follow changes made elsewhere (the gateway's own device
@@ -44,6 +66,7 @@ pub async fn watch_store(gw: Arc<Gateway>) {
                 if failing.take().is_some() {
                     tracing::info!("the store's data version can be read again");
                 }
+                retry = None;
                 v
             }
             Err(e) => {
@@ -52,6 +75,8 @@ pub async fn watch_store(gw: Arc<Gateway>) {
                     tracing::warn!(error = %e, code = e.code(), "cannot read the store's data version");
                 }
                 failing = Some(e.code());
+                let poll = gw.options.store_poll_interval;
+                retry = Some(retry.map_or(FIRST_RETRY, |r| r * 2).min(poll));
                 continue;
             }
         };
@@ -76,6 +101,41 @@ pub async fn watch_store(gw: Arc<Gateway>) {
             }
         }
     }
+}
+
+/// Set when the watch ends; the listening thread then stops.
+struct StopListening(Arc<AtomicBool>);
+
+impl Drop for StopListening {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Start the thread that listens for the store's change notifications and
+/// nudges the watch, when the store has them (PostgreSQL).
+fn listen_for_changes(gw: &Arc<Gateway>) -> Option<StopListening> {
+    if !gw.options.listen_store_changes {
+        return None;
+    }
+    let listener = gw.store.change_listener()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stopped, weak): (Arc<AtomicBool>, Weak<Gateway>) = (stop.clone(), Arc::downgrade(gw));
+    let spawned = std::thread::Builder::new().name("clawgate-store-listen".into()).spawn(move || {
+        tracing::debug!(store = %listener.location(), "listening for store changes");
+        let nudge = || {
+            if let Some(gw) = weak.upgrade() {
+                gw.metrics.store_notified();
+                gw.store_nudge.notify_one();
+            }
+        };
+        listener.run(&nudge, &|| stopped.load(Ordering::Relaxed) || weak.strong_count() == 0);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread listening for store changes; polling only");
+        return None;
+    }
+    Some(StopListening(stop))
 }
 
 async fn recheck(gw: &Arc<Gateway>, session: &SessionInfo, admitted_on: Arc<AdmittedOn>) {

@@ -57,7 +57,7 @@ mod tests;
 pub use admission_write::{AdmissionApplied, AdmissionWrite};
 pub use error::{PendingCap, StoreError};
 pub use open::open_configured;
-pub use pg::{is_postgres_url, PgStore, PG_SCHEMA_VERSION};
+pub use pg::{is_postgres_url, ChangeListener, PgStore, CHANGE_CHANNEL, PG_SCHEMA_VERSION};
 pub use relay_identities::{browser_identity_key, node_identity_key, RelayDeviceToken, RelayIdentity};
 pub use services::{
     check_service_name, is_service_token, parse_service_token, IssuedServiceToken, ServicePrincipal, ServiceTokenCheck,
@@ -108,6 +108,21 @@ pub trait PairingStore: Send + Sync {
     /// without such a copy answers `false` and goes on as it did.
     fn keep_devices_in_memory(&self) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    /// The generation each of this store's own state changes committed, as
+    /// they commit (a watch channel: a slow reader sees the latest). A
+    /// gateway tells the other instances sharing the store (docs/cluster.md).
+    /// `None`: a store no other instance shares (SQLite).
+    fn own_commits(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// A listener that hears every change committed to the store by anyone
+    /// (PostgreSQL's LISTEN/NOTIFY), so a gateway re-checks its sessions at
+    /// once instead of at its next poll. `None`: polled only (SQLite).
+    fn change_listener(&self) -> Option<ChangeListener> {
+        None
     }
 
     /// Write the batched last-seen and last-used times now (the gateway does

@@ -158,3 +158,48 @@ fn a_decision_is_stale_when_another_instance_changed_the_device() {
     b.pair_silently(&req(2, Role::Node, &[]), T0 + 3).unwrap();
     assert!(a.apply_admission(&view, &write, T0 + 4).is_ok());
 }
+
+#[test]
+fn every_change_is_announced_to_listeners_and_own_changes_to_the_writer() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let db = PgDatabase::new();
+    let writer = PgStore::open(&db.url).unwrap();
+    let listener = PgStore::open(&db.url).unwrap().change_listener().expect("PostgreSQL has notifications");
+    let mut own = writer.own_commits().expect("PostgreSQL announces its own commits");
+    let (heard, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let listening = std::thread::spawn({
+        let (heard, stop) = (heard.clone(), stop.clone());
+        move || {
+            let changed = || {
+                heard.fetch_add(1, Ordering::SeqCst);
+            };
+            listener.run(&changed, &|| stop.load(Ordering::SeqCst));
+        }
+    });
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while heard.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "heard {} of {n}", heard.load(Ordering::SeqCst));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // One wake-up on connecting: what was committed before was not heard.
+    wait_for(1);
+    writer.pair_silently(&req(1, Role::Operator, &[]), T0).unwrap();
+    wait_for(2);
+    assert!(own.has_changed().unwrap());
+    assert_eq!(*own.borrow_and_update(), writer.generation().unwrap());
+    // Bookkeeping is no change: neither is told.
+    writer.touch_last_seen(&dev(1).0, None, T0 + 1).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(heard.load(Ordering::SeqCst), 2);
+    assert!(!own.has_changed().unwrap());
+    // A cut connection is opened again, with a wake-up for what it missed.
+    test_server::shared().cut_connections(db.url.rsplit('/').next().unwrap());
+    wait_for(3);
+    stop.store(true, Ordering::SeqCst);
+    listening.join().unwrap();
+}

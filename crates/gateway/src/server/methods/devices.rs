@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clawgate_protocol::scopes;
 use serde_json::{json, Value};
 
+use crate::cluster::pair_events;
 use crate::devices_admin::{self, views, Actor, AdminError};
 use crate::store::json::paired_json;
 use crate::store::{Approval, ApprovedVia, PairedDevice, PairingStore, PendingRequest, Role};
@@ -93,15 +94,13 @@ pub(super) fn reject(c: Call<'_>) -> Reply<'_> {
     Box::pin(async move {
         let id = string_param(c.method, &c.params, "requestId")?;
         let rejection = admin(c.gw, c.session, move |s, a, now| devices_admin::reject(s, a, &id, now)).await?;
-        c.gw.registry.broadcast(
-            "device.pair.resolved",
-            &json!({
-                "requestId": rejection.request.request_id,
-                "deviceId": rejection.request.device_id,
-                "decision": "rejected",
-                "ts": now_ms(),
-            }),
-        );
+        let resolved = json!({
+            "requestId": rejection.request.request_id,
+            "deviceId": rejection.request.device_id,
+            "decision": "rejected",
+            "ts": now_ms(),
+        });
+        pair_events::announce(c.gw, "device.pair.resolved", resolved).await;
         Ok(views::rejection(&rejection))
     })
 }
@@ -201,15 +200,11 @@ async fn approve_request(c: &Call<'_>) -> Result<Approval, RequestError> {
     let id = string_param(c.method, &c.params, "requestId")?;
     let approval = admin(c.gw, c.session, move |s, a, now| devices_admin::approve(s, a, &id, now)).await?;
     let (request_id, device_id, now) = (&approval.request.request_id, &approval.device.device_id, now_ms());
-    c.gw.registry.broadcast(
-        "device.pair.resolved",
-        &json!({ "requestId": request_id, "deviceId": device_id, "decision": "approved", "ts": now }),
-    );
+    let resolved = json!({ "requestId": request_id, "deviceId": device_id, "decision": "approved", "ts": now });
+    pair_events::announce(c.gw, "device.pair.resolved", resolved).await;
     if approval.request.role == Role::Node {
-        c.gw.registry.broadcast(
-            "node.pair.resolved",
-            &json!({ "requestId": request_id, "nodeId": device_id, "decision": "approved", "ts": now }),
-        );
+        let resolved = json!({ "requestId": request_id, "nodeId": device_id, "decision": "approved", "ts": now });
+        pair_events::announce(c.gw, "node.pair.resolved", resolved).await;
     }
     Ok(approval)
 }

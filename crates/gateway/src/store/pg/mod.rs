@@ -15,8 +15,13 @@
 //! - [`PairingStore::data_version`] moves when a generation written by
 //!   another connection is seen, as SQLite's `data_version` does for
 //!   another process's commit.
+//! - Every generation bump is announced: `NOTIFY clawgate_changed` to every
+//!   listening connection (any process; listen.rs) and, for this store's
+//!   own writes, [`PairingStore::own_commits`] (what a gateway tells the
+//!   other instances over NATS).
 
 mod devices;
+mod listen;
 mod pending;
 mod rows;
 mod schema;
@@ -42,6 +47,7 @@ use super::types::{
     RejectionCooldown, RequestOutcome, Role, TokenCheck, TokenInfo,
 };
 use super::PairingStore;
+pub use listen::{ChangeListener, CHANGE_CHANNEL};
 pub use schema::PG_SCHEMA_VERSION;
 
 type Tx<'a> = Transaction<'a>;
@@ -57,6 +63,8 @@ pub fn is_postgres_url(url: &str) -> bool {
 pub struct PgStore {
     target: Target,
     session: Mutex<Session>,
+    /// The generation this store's own last committed write made.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 struct Session {
@@ -109,6 +117,7 @@ impl PgStore {
         let store = PgStore {
             target,
             session: Mutex::new(Session { client: Some(client), last_generation: None, changed_elsewhere: 0 }),
+            committed: tokio::sync::watch::channel(0).0,
         };
         store.generation()?;
         Ok(store)
@@ -198,11 +207,18 @@ impl PgStore {
             let out = f(&mut tx, now)?;
             let bump = change == Change::State || pruned > 0;
             if bump {
-                tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", &[])?;
+                // The notification is queued by the transaction and sent to
+                // the listeners at commit, never for a rolled-back write.
+                tx.execute(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'generation' \
+                     RETURNING pg_notify($1, value::text)",
+                    &[&CHANGE_CHANNEL],
+                )?;
             }
             tx.commit()?;
             if bump {
                 session.last_generation = Some(found + 1);
+                self.committed.send_replace(found + 1);
             }
             Ok(out)
         })
@@ -291,6 +307,14 @@ impl PairingStore for PgStore {
             session.saw(g);
             Ok(session.changed_elsewhere)
         })
+    }
+
+    fn own_commits(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.committed.subscribe())
+    }
+
+    fn change_listener(&self) -> Option<ChangeListener> {
+        Some(ChangeListener::new(self.target.clone()))
     }
 
     fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError> {

@@ -39,6 +39,7 @@ impl From<postgres::Error> for PgOpError {
 pub(super) type PgResult<T> = Result<T, PgOpError>;
 
 /// Where the store lives and how to reach it.
+#[derive(Clone)]
 pub(super) struct Target {
     pub(super) config: Config,
     /// The URL without its password, as shown in errors and logs.

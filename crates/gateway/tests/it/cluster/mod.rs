@@ -5,3 +5,6 @@
 mod bus;
 mod processes;
 mod failures;
+mod pair_events;
+mod revocation_latency;
+pub mod store_changes;
