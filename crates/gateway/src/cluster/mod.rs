@@ -6,6 +6,8 @@
 //! another instance ([`ClusterError::Unavailable`]).
 
 mod error;
+pub mod invoke;
+pub mod node_directory;
 pub mod subjects;
 
 use std::future::Future;
@@ -26,7 +28,7 @@ use crate::server::Gateway;
 type Feature = fn(Arc<Gateway>, Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every concern that crosses instances: its name (for logs) and its loop.
-const FEATURES: &[(&str, Feature)] = &[];
+const FEATURES: &[(&str, Feature)] = &[("nodes", node_directory::run), ("invoke", invoke::run)];
 
 /// This instance's place on the bus.
 pub struct Cluster {
@@ -36,6 +38,8 @@ pub struct Cluster {
     client: OnceLock<async_nats::Client>,
     /// Tells this run of the process from an earlier one of the same instance.
     boot_id: String,
+    /// Which other instance holds which node.
+    nodes: node_directory::NodeDirectory,
 }
 
 /// What every message carries besides its body: who sent it, so an instance
@@ -50,7 +54,13 @@ pub struct Envelope<T> {
 impl Cluster {
     pub fn new(config: ClusterConfig, boot_id: &str) -> Arc<Cluster> {
         let subjects = Subjects::new(&config.name);
-        Arc::new(Cluster { config, subjects, client: OnceLock::new(), boot_id: boot_id.to_owned() })
+        Arc::new(Cluster {
+            config,
+            subjects,
+            client: OnceLock::new(),
+            boot_id: boot_id.to_owned(),
+            nodes: Default::default(),
+        })
     }
 
     pub fn instance(&self) -> &str {
@@ -67,6 +77,11 @@ impl Cluster {
 
     pub fn boot_id(&self) -> &str {
         &self.boot_id
+    }
+
+    /// The nodes other instances announced.
+    pub fn node_directory(&self) -> &node_directory::NodeDirectory {
+        &self.nodes
     }
 
     /// The NATS client once [`run`] made it, connected or not.
