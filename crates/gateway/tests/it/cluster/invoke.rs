@@ -255,3 +255,64 @@ async fn the_real_node_host_on_b_answers_the_real_cli_through_a() {
     let _ = node.kill().await;
     cluster.stop().await;
 }
+
+/// A node that answers every invoke at once, until its task is aborted.
+fn answering_at_once(mut node: RawConn) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let request = next_invoke(&mut node).await;
+            let result = json!({ "type": "req", "id": format!("r-{}", request["id"].as_str().unwrap_or_default()),
+                "method": "node.invoke.result",
+                "params": { "id": request["id"], "nodeId": request["nodeId"], "ok": true, "payloadJSON": "{}" } });
+            node.send(&result).await;
+        }
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The latency of `node.invoke` through another instance against the same
+/// on one instance, nodes answering at once: printed, never asserted (the
+/// figure in docs/benchmarks.md comes from a release build of this test,
+/// with more samples through `CLAWGATE_INVOKE_SAMPLES`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_latency_across_instances_and_on_one() {
+    let samples: usize = std::env::var("CLAWGATE_INVOKE_SAMPLES").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let cluster = Instances::start(2).await;
+    let (a, b) = (&cluster.gateways[0], &cluster.gateways[1]);
+    let here = answering_at_once(raw_node(a, "on-a", &["system.which"]).await);
+    let there = answering_at_once(raw_node(b, "on-b", &["system.which"]).await);
+    known_on(a, NODE, "b").await;
+    let mut op = admitted(a, &["operator.write"]).await;
+    let targets = [("same instance", "local:node-host:on-a"), ("via another instance", NODE)];
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    // Warm-up, then the two kinds interleaved so both see the same machine.
+    for i in 0..(samples + 20) {
+        for (k, (_, node_id)) in targets.iter().enumerate() {
+            let id = format!("{k}-{i}");
+            let started = Instant::now();
+            let r =
+                op.call(&id, "node.invoke", Some(invoke(&id, node_id, "system.which", 10_000)["params"].clone())).await;
+            let took = started.elapsed();
+            assert_eq!(r["ok"], true, "{r}");
+            if i >= 20 {
+                times[k].push(took);
+            }
+        }
+    }
+    for ((what, _), t) in targets.iter().zip(times.iter_mut()) {
+        t.sort();
+        eprintln!(
+            "node.invoke {what}: n={} p50={:?} p99={:?} max={:?}",
+            t.len(),
+            percentile(t, 0.50),
+            percentile(t, 0.99),
+            t[t.len() - 1]
+        );
+    }
+    here.abort();
+    there.abort();
+    cluster.stop().await;
+}
