@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::cluster::Instances;
+use crate::common::cluster::{Instances, CLUSTER};
 use crate::common::openclaw_cli::Openclaw;
 use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use serde_json::{json, Value};
@@ -128,9 +128,10 @@ async fn an_operator_on_one_instance_invokes_a_node_on_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_connected_nowhere_is_a_clear_error() {
+async fn a_node_connected_nowhere_or_on_a_gone_instance_is_a_clear_error() {
     let cluster = Instances::start(3).await;
-    let mut op = admitted(&cluster.gateways[0], &["operator.write"]).await;
+    let a = &cluster.gateways[0];
+    let mut op = admitted(a, &["operator.write"]).await;
     let params = invoke("x", "local:node-host:nowhere", "system.which", 30_000)["params"].clone();
     let r = op.call("nowhere", "node.invoke", Some(params)).await;
     assert_eq!(
@@ -138,6 +139,34 @@ async fn a_node_connected_nowhere_is_a_clear_error() {
         (json!("UNAVAILABLE"), json!("UNAVAILABLE"))
     );
     assert!(r["error"]["message"].as_str().unwrap().contains("not connected to any instance"), "{r}");
+
+    // An instance `ghost` announced a node, then left the bus without
+    // announcing again: NATS says nobody listens, a answers at once.
+    let bus = async_nats::connect(cluster.nats.url()).await.unwrap();
+    let ghost_node = json!({ "nodeId": "local:node-host:ghost", "displayName": null, "platform": "linux",
+        "version": "1", "clientId": "node-host", "clientMode": "node", "deviceFamily": null,
+        "modelIdentifier": null, "remoteIp": "127.0.0.1", "caps": [], "commands": ["system.which"],
+        "permissions": {}, "deviceless": true, "connectedAtMs": 1 });
+    let announced = json!({ "from": "ghost", "boot": "g1", "body": { "nodes": [ghost_node] } });
+    let subject = format!("clawgate.{CLUSTER}.nodes.ghost");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.gateway.cluster.as_ref().unwrap().node_directory().holder("local:node-host:ghost").is_none() {
+        bus.publish(subject.clone(), announced.to_string().into()).await.unwrap();
+        bus.flush().await.unwrap();
+        assert!(Instant::now() < deadline, "a did not hear the ghost's announcement");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let params = invoke("x", "local:node-host:ghost", "system.which", 30_000)["params"].clone();
+    let r = tokio::time::timeout(Duration::from_secs(20), op.call("ghost", "node.invoke", Some(params)))
+        .await
+        .expect("answered, not left waiting for the invoke's 30 s");
+    assert_eq!(r["error"]["details"]["code"], "CLUSTER_UNAVAILABLE", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("ghost"), "{r}");
+    // A malformed announcement is dropped, the directory and the loop unharmed.
+    bus.publish(subject, "not json".into()).await.unwrap();
+    bus.flush().await.unwrap();
+    let list = op.call("l", "node.list", None).await;
+    assert_eq!(list["ok"], true, "{list}");
     cluster.stop().await;
 }
 
