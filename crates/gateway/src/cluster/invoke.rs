@@ -190,7 +190,10 @@ async fn answer(gw: Arc<Gateway>, c: Arc<Cluster>, client: async_nats::Client, m
     };
     let mut payload = match c.encode(&answered) {
         Ok(p) => p,
-        Err(e) => return tracing::warn!(code = e.code(), error = %e, "invoke answer not encoded"),
+        Err(e) => {
+            tracing::warn!(code = e.code(), error = %e, "invoke answer not encoded");
+            return;
+        }
     };
     if payload.len() > client.max_payload() {
         let too_large = ClusterError::TooLarge { size: payload.len(), max: client.max_payload() };
