@@ -7,6 +7,8 @@
 
 mod error;
 pub mod failures;
+pub mod invoke;
+pub mod node_directory;
 pub mod pair_events;
 pub mod store_changes;
 pub mod subjects;
@@ -33,6 +35,8 @@ const FEATURES: &[(&str, Feature)] = &[
     ("failures", failures::run),
     ("store-changes", store_changes::run),
     ("pair-events", pair_events::run),
+    ("nodes", node_directory::run),
+    ("invoke", invoke::run),
 ];
 
 /// This instance's place on the bus.
@@ -45,6 +49,8 @@ pub struct Cluster {
     boot_id: String,
     /// The shared failed-credential counters' bucket and mirror.
     failures: failures::SharedFailures,
+    /// Which other instance holds which node.
+    nodes: node_directory::NodeDirectory,
 }
 
 /// What every message carries besides its body: who sent it, so an instance
@@ -65,6 +71,7 @@ impl Cluster {
             client: OnceLock::new(),
             boot_id: boot_id.to_owned(),
             failures: Default::default(),
+            nodes: Default::default(),
         })
     }
 
@@ -82,6 +89,11 @@ impl Cluster {
 
     pub fn boot_id(&self) -> &str {
         &self.boot_id
+    }
+
+    /// The nodes other instances announced.
+    pub fn node_directory(&self) -> &node_directory::NodeDirectory {
+        &self.nodes
     }
 
     /// The NATS client once [`run`] made it, connected or not.

@@ -12,13 +12,18 @@ pub enum Subject {
     /// Each instance's sessions, published on change and as a heartbeat.
     /// Per instance: `presence.<instance>`.
     Presence,
+    /// The node ids (and what each node shows in `node.list`) connected to
+    /// each instance, published on change and as a heartbeat. Per instance:
+    /// `nodes.<instance>`.
+    Nodes,
     /// `node.invoke` for a node held by the instance named last
     /// (request/reply). Per instance: `invoke.<instance>`.
     Invoke,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 4] = [Subject::StoreChanged, Subject::PairEvents, Subject::Presence, Subject::Invoke];
+    pub const ALL: [Subject; 5] =
+        [Subject::StoreChanged, Subject::PairEvents, Subject::Presence, Subject::Nodes, Subject::Invoke];
 
     /// The subject's token after the cluster prefix.
     pub fn token(self) -> &'static str {
@@ -26,6 +31,7 @@ impl Subject {
             Subject::StoreChanged => "store.changed",
             Subject::PairEvents => "pair.events",
             Subject::Presence => "presence",
+            Subject::Nodes => "nodes",
             Subject::Invoke => "invoke",
         }
     }
@@ -47,12 +53,12 @@ impl Subjects {
         format!("{}.{}", self.prefix, subject.token())
     }
 
-    /// The subject of one instance (`presence.<instance>`, `invoke.<instance>`).
+    /// The subject of one instance (`presence.<instance>`, `nodes.<instance>`, `invoke.<instance>`).
     pub fn of_instance(&self, subject: Subject, instance: &str) -> String {
         format!("{}.{}.{instance}", self.prefix, subject.token())
     }
 
-    /// Every instance's subject of this kind (`presence.*`).
+    /// Every instance's subject of this kind (`presence.*`, `nodes.*`).
     pub fn every_instance(&self, subject: Subject) -> String {
         format!("{}.{}.*", self.prefix, subject.token())
     }

@@ -20,6 +20,8 @@ pub mod limits;
 mod memory_trim;
 mod methods;
 pub mod metrics;
+pub(crate) mod node_catalog;
+pub(crate) mod node_invoke;
 mod payload_policy;
 pub mod presence;
 pub mod registry;

@@ -57,6 +57,9 @@ pub struct Registry {
     /// Sockets upgraded but not yet admitted.
     pending: AtomicUsize,
     presence_version: AtomicU64,
+    /// Signalled when a node session comes or goes (the cluster announces
+    /// this instance's nodes then: docs/cluster.md).
+    pub node_changes: tokio::sync::Notify,
 }
 
 /// A new session would pass a configured cap.
@@ -186,6 +189,9 @@ impl Registry {
             let entry = Entry { info: info.clone(), outbox, admitted_on: Arc::new(admitted_on), address, principal };
             sessions.map.insert(key, entry);
         }
+        if info.node.is_some() {
+            self.node_changes.notify_one();
+        }
         if shows_in_presence(&info) {
             lock(&self.presence).add(key, &info, super::now_ms());
             self.presence_changed();
@@ -203,6 +209,9 @@ impl Registry {
             }
             removed
         };
+        if removed.as_ref().is_some_and(|e| e.info.node.is_some()) {
+            self.node_changes.notify_one();
+        }
         if let Some(e) = removed.filter(|e| shows_in_presence(&e.info)) {
             lock(&self.presence).remove(key, &e.info, super::now_ms());
             self.presence_changed();

@@ -261,12 +261,23 @@ pub enum RequestError {
         code: String,
         message: String,
     },
+    /// Work that needs another instance of the cluster did not happen
+    /// (`CLUSTER_UNAVAILABLE`, `CLUSTER_TIMEOUT`…: [`crate::cluster::ClusterError::code`]).
+    Cluster {
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl RequestError {
     /// A store error as a request's answer (its code kept).
     pub fn store(e: &crate::store::StoreError) -> RequestError {
         RequestError::Store { code: e.code(), message: e.to_string(), failure: e.is_store_failure() }
+    }
+
+    /// A cluster error as a request's answer (its code kept).
+    pub fn cluster(e: &crate::cluster::ClusterError) -> RequestError {
+        RequestError::Cluster { code: e.code(), message: e.to_string() }
     }
 }
 
@@ -369,6 +380,13 @@ pub fn request(e: &RequestError) -> ErrorShape {
             .with_details(json!({ "code": "NODE_ERROR", "nodeError": { "code": code, "message": message } })),
         RequestError::Unavailable(m) => {
             ErrorShape::new(ErrorCode::Unavailable, m.clone()).with_details(json!({ "code": "UNAVAILABLE" }))
+        }
+        // The request may succeed later (the bus back, the instance answering).
+        RequestError::Cluster { code, message } => {
+            let mut shape =
+                ErrorShape::new(ErrorCode::Unavailable, message.clone()).with_details(json!({ "code": code }));
+            shape.retryable = Some(true);
+            shape
         }
     }
 }
