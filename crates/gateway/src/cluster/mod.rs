@@ -29,11 +29,8 @@ use crate::server::Gateway;
 type Feature = fn(Arc<Gateway>, Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every concern that crosses instances: its name (for logs) and its loop.
-const FEATURES: &[(&str, Feature)] = &[
-    ("failures", failures::run),
-    ("store-changes", store_changes::run),
-    ("pair-events", pair_events::run),
-];
+const FEATURES: &[(&str, Feature)] =
+    &[("failures", failures::run), ("store-changes", store_changes::run), ("pair-events", pair_events::run)];
 
 /// This instance's place on the bus.
 pub struct Cluster {

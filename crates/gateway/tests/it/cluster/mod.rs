@@ -3,8 +3,8 @@
 //! when the bus or the database is gone. One file per concern.
 
 mod bus;
-mod processes;
 mod failures;
 mod pair_events;
+mod processes;
 mod revocation_latency;
 pub mod store_changes;
