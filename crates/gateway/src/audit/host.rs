@@ -7,6 +7,7 @@ use std::path::Path;
 use super::{FileFact, Finding, HostFacts, Severity};
 
 pub const STATE_DIRECTORY: &str = "state directory";
+pub const CONFIG_FILE: &str = "config file";
 
 /// Stat the given files (missing ones are left out) and look around the host.
 pub fn gather(files: &[(&'static str, &Path)], now_ms: u64) -> HostFacts {
@@ -37,7 +38,7 @@ pub(super) fn check_files(host: &HostFacts) -> Vec<Finding> {
     let mut out = Vec::new();
     for f in &host.files {
         // A config file may belong to root (it cannot be changed by the gateway).
-        let root_config = f.what == "config file" && f.owner_uid == 0;
+        let root_config = f.what == CONFIG_FILE && f.owner_uid == 0;
         if f.owner_uid != host.uid && !root_config {
             out.push(Finding::new(
                 "state.permissions",

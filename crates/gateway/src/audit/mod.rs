@@ -9,6 +9,7 @@ mod cluster_checks;
 mod config_checks;
 pub mod host;
 mod store_checks;
+mod store_url_checks;
 
 use serde::Serialize;
 
@@ -92,6 +93,7 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub fn audit(config: &Config, store: &StoreSnapshot, host: &HostFacts) -> Vec<Finding> {
     let mut findings = config_checks::check(config, host);
     findings.extend(store_checks::check(config, store, host.now_ms));
+    findings.extend(store_url_checks::check(config, host));
     findings.extend(host::check_files(host));
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)).then(a.key.cmp(&b.key)));
     findings

@@ -233,3 +233,86 @@ fn a_cluster_bus_in_the_clear_to_another_host() {
     let listed = with_nats("tls://nats-1.internal:4222,nats://nats-2.internal:4222");
     assert_eq!(config_ids(&listed), vec![("cluster.nats_plaintext", Severity::Warn)]);
 }
+
+/// `safe()` with its store in the PostgreSQL database at `url`, set in the
+/// config file or (`from_env`) in `CLAWGATE_STORE_URL`.
+fn with_store(url: &str, from_env: bool) -> Config {
+    use crate::config::store::{resolve, StoreSection};
+    let mut c = safe();
+    c.store_url = if from_env {
+        resolve(None, Some(url.to_owned()))
+    } else {
+        resolve(Some(&StoreSection { url: Some(url.to_owned()) }), None)
+    }
+    .unwrap();
+    c
+}
+
+/// No part of any finding shows `secret`.
+fn never_shown(findings: &[Finding], secret: &str) {
+    for f in findings {
+        let all = format!("{} {} {} {}", f.id, f.key, f.message, f.fix);
+        assert!(!all.contains(secret), "{all}");
+    }
+}
+
+#[test]
+fn a_postgres_store_says_so_and_skips_the_file_checks() {
+    for local in [
+        "postgres://gw@127.0.0.1:5432/clawgate",
+        "postgres://gw@localhost/clawgate",
+        "postgresql://gw@[::1]:5433/clawgate",
+        "postgres:///clawgate?host=/run/postgresql",
+        "postgres://gw@/clawgate",
+    ] {
+        let c = with_store(local, false);
+        assert_eq!(config_ids(&c), vec![("store.postgres", Severity::Info)], "{local}");
+    }
+    let f = &audit(&with_store("postgres://gw:s3cret@127.0.0.1/clawgate", true), &StoreSnapshot::default(), &host());
+    assert_eq!(f[0].key, "CLAWGATE_STORE_URL");
+    assert!(f[0].message.contains("postgres://gw:***@127.0.0.1/clawgate"), "{}", f[0].message);
+    never_shown(f, "s3cret");
+}
+
+#[test]
+fn a_postgres_store_on_another_host_in_the_clear() {
+    let c = with_store("postgres://gw:s3cret@db.internal:5432/clawgate", false);
+    assert_eq!(config_ids(&c), vec![("store.postgres_plaintext", Severity::Warn), ("store.postgres", Severity::Info)]);
+    let f = audit(&c, &StoreSnapshot::default(), &host());
+    assert_eq!(f[0].key, "gateway.store.url");
+    assert!(f[0].message.contains("db.internal") && f[0].message.contains("password"), "{}", f[0].message);
+    never_shown(&f, "s3cret");
+    // One remote host of several is enough; a password in the query is hidden too.
+    for remote in [
+        "postgres://gw@127.0.0.1:5432,10.0.0.7:5432/clawgate",
+        "postgres://gw@localhost/clawgate?host=db.internal&password=s3cret",
+    ] {
+        let c = with_store(remote, true);
+        assert_eq!(config_ids(&c)[0], ("store.postgres_plaintext", Severity::Warn), "{remote}");
+        never_shown(&audit(&c, &StoreSnapshot::default(), &host()), "s3cret");
+    }
+}
+
+#[test]
+fn a_store_password_in_a_config_file_others_can_read() {
+    let config_file = |mode| FileFact { what: host::CONFIG_FILE, path: "clawgate.json5".into(), mode, owner_uid: 1000 };
+    let with_file = |mode| HostFacts { files: vec![config_file(mode)], ..host() };
+    let in_file = with_store("postgres://gw:s3cret@127.0.0.1/clawgate", false);
+    assert_eq!(ids(&in_file, &StoreSnapshot::default(), &with_file(0o600)), vec![("store.postgres", Severity::Info)]);
+    let readable = [("state.permissions", Severity::Critical), ("store.postgres", Severity::Info)];
+    for mode in [0o644, 0o640] {
+        let f = audit(&in_file, &StoreSnapshot::default(), &with_file(mode));
+        let found: Vec<_> = f.iter().map(|f| (f.id, f.severity)).collect();
+        assert_eq!(found, [readable[0], ("store.url_password_readable", Severity::Critical), readable[1]]);
+        assert_eq!(f[1].key, "gateway.store.url");
+        assert!(f[1].fix.contains("CLAWGATE_STORE_URL"), "{}", f[1].fix);
+        never_shown(&f, "s3cret");
+    }
+    // From the environment, or without a password, the file holds no store secret.
+    for c in [
+        with_store("postgres://gw:s3cret@127.0.0.1/clawgate", true),
+        with_store("postgres://gw@127.0.0.1/clawgate", false),
+    ] {
+        assert_eq!(ids(&c, &StoreSnapshot::default(), &with_file(0o644)), readable);
+    }
+}

@@ -1,5 +1,6 @@
 //! `clawgate security audit [--json] [--config FILE]`: gathers the config,
-//! a snapshot of the store and the state files' modes, runs the library's
+//! a snapshot of the store (the SQLite file, or the PostgreSQL database of
+//! `gateway.store.url`) and the state files' modes, runs the library's
 //! audit over them (`clawgate::audit`) and prints the findings. Exit status
 //! 1 on any critical finding, 0 otherwise; nothing is written.
 
@@ -12,7 +13,7 @@ use clawgate::audit::{self, Finding, Severity, StoreSnapshot};
 use clawgate::config::ConfigSources;
 use clawgate::server::now_ms;
 use clawgate::state::StateDir;
-use clawgate::store::{PairingStore, SqliteStore};
+use clawgate::store::{PairingStore, PgStore, SqliteStore};
 
 use super::config_args::{load_config_with, ConfigArgs};
 use super::error::CliError;
@@ -51,22 +52,25 @@ fn run_audit(args: AuditArgs) -> Result<ExitCode, CliError> {
     })?;
     let state = &loaded.state;
     let store_path = state.store_path();
-    let store = if store_path.exists() {
-        let store = SqliteStore::open(&store_path)?;
-        StoreSnapshot { devices: store.list_devices()?, services: store.list_services()? }
-    } else {
-        StoreSnapshot::default()
-    };
     let wal = store_path.with_extension("sqlite-wal");
     let token_path = state.token_path();
-    let mut files = vec![
-        (audit::host::STATE_DIRECTORY, state.path.as_path()),
-        ("token file", token_path.as_path()),
-        ("store", store_path.as_path()),
-        ("store journal", wal.as_path()),
-    ];
+    let mut files = vec![(audit::host::STATE_DIRECTORY, state.path.as_path()), ("token file", token_path.as_path())];
+    // With a PostgreSQL store the device and service records come from the
+    // database; a SQLite file left in the state directory is not the store
+    // (the `store.postgres` finding says its checks are skipped).
+    let store = match &loaded.config.store_url {
+        Some(url) => snapshot(&PgStore::open(url.expose())?)?,
+        None => {
+            files.extend([("store", store_path.as_path()), ("store journal", wal.as_path())]);
+            if store_path.exists() {
+                snapshot(&SqliteStore::open(&store_path)?)?
+            } else {
+                StoreSnapshot::default()
+            }
+        }
+    };
     if let Some(config) = &loaded.config_file {
-        files.push(("config file", config.as_path()));
+        files.push((audit::host::CONFIG_FILE, config.as_path()));
     }
     let host = audit::host::gather(&files, now_ms());
     let findings = audit::audit(&loaded.config, &store, &host);
@@ -86,6 +90,10 @@ fn run_audit(args: AuditArgs) -> Result<ExitCode, CliError> {
         print_text(&findings);
     }
     Ok(if audit::has_critical(&findings) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn snapshot(store: &dyn PairingStore) -> Result<StoreSnapshot, CliError> {
+    Ok(StoreSnapshot { devices: store.list_devices()?, services: store.list_services()? })
 }
 
 fn count(findings: &[Finding], severity: Severity) -> usize {

@@ -20,26 +20,74 @@ pub const STORE_URL_ENV: &str = "CLAWGATE_STORE_URL";
 
 /// A PostgreSQL URL for the store. It may hold a password: its `Debug`
 /// form, which logs and error reports may show, never does.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StoreUrl(String);
+#[derive(Clone)]
+pub struct StoreUrl {
+    url: String,
+    /// Where it was set: [`STORE_URL_ENV`] or `gateway.store.url`.
+    key: &'static str,
+}
+
+/// The same database, wherever the URL was set (a reload compares these).
+impl PartialEq for StoreUrl {
+    fn eq(&self, other: &StoreUrl) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for StoreUrl {}
 
 impl StoreUrl {
     /// The URL as given, password included: only for connecting.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.url
     }
 
-    /// The URL with any password replaced by `***`.
+    /// Where it was set: `CLAWGATE_STORE_URL` or `gateway.store.url`.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// It came from the config file (not the environment).
+    pub fn in_config_file(&self) -> bool {
+        self.key != STORE_URL_ENV
+    }
+
+    /// The URL holds a password (`user:password@` or `?password=`).
+    pub fn has_password(&self) -> bool {
+        let rest = self.url.split_once("://").map_or("", |(_, rest)| rest);
+        let (base, query) = rest.split_once('?').map_or((rest, ""), |(b, q)| (b, q));
+        base.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+            || query.split('&').any(|p| p.starts_with("password="))
+    }
+
+    /// The URL with any password (`user:password@`, `?password=`) replaced by `***`.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else { return "***".to_owned() };
-        match rest.rsplit_once('@') {
+        let Some((scheme, rest)) = self.url.split_once("://") else { return "***".to_owned() };
+        let (base, query) = rest.split_once('?').map_or((rest, None), |(b, q)| (b, Some(q)));
+        let mut shown = match base.rsplit_once('@') {
             Some((userinfo, host)) => {
                 let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
                 let hidden = if userinfo.contains(':') { ":***" } else { "" };
                 format!("{scheme}://{user}{hidden}@{host}")
             }
-            None => self.0.clone(),
+            None => format!("{scheme}://{base}"),
+        };
+        if let Some(query) = query {
+            let params: Vec<&str> =
+                query.split('&').map(|p| if p.starts_with("password=") { "password=***" } else { p }).collect();
+            shown.push('?');
+            shown.push_str(&params.join("&"));
         }
+        shown
+    }
+
+    /// The database hosts it names, as the connection reads them (`host`
+    /// parameters included): TCP host names or addresses, and Unix socket
+    /// directories. None at all: the default Unix socket. `None` when the
+    /// URL does not parse (then no connection is made at all).
+    pub fn hosts(&self) -> Option<Vec<postgres::config::Host>> {
+        let config = <postgres::Config as std::str::FromStr>::from_str(&self.url).ok()?;
+        Some(config.get_hosts().to_vec())
     }
 }
 
@@ -66,7 +114,7 @@ pub fn resolve(section: Option<&StoreSection>, env: Option<String>) -> Result<Op
                 .to_owned(),
         });
     }
-    Ok(Some(StoreUrl(url)))
+    Ok(Some(StoreUrl { url, key }))
 }
 
 #[cfg(test)]
@@ -103,5 +151,27 @@ mod tests {
         let shown = format!("{url:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("gw:***@db:5432/clawgate"), "{shown}");
+        assert!(url.has_password() && !url.in_config_file());
+        let url =
+            resolve(None, Some("postgres://gw@db/clawgate?sslmode=disable&password=s3cret".into())).unwrap().unwrap();
+        assert_eq!(url.redacted(), "postgres://gw@db/clawgate?sslmode=disable&password=***");
+        assert!(url.has_password());
+    }
+
+    #[test]
+    fn where_it_was_set_and_its_hosts() {
+        let section = StoreSection { url: Some("postgres://gw@db.internal:5432,[::1]:5433/clawgate".into()) };
+        let url = resolve(Some(&section), None).unwrap().unwrap();
+        assert!(url.in_config_file() && !url.has_password());
+        assert_eq!(url.key(), "gateway.store.url");
+        let tcp = |h: &str| postgres::config::Host::Tcp(h.to_owned());
+        assert_eq!(url.hosts().unwrap(), [tcp("db.internal"), tcp("::1")]);
+        let from_env = resolve(Some(&section), Some(section.url.clone().unwrap())).unwrap().unwrap();
+        assert_eq!(from_env.key(), STORE_URL_ENV);
+        assert_eq!(from_env, url, "the same database wherever it was set");
+        let socket = resolve(None, Some("postgres:///clawgate?host=/run/postgresql".into())).unwrap().unwrap();
+        assert_eq!(socket.hosts().unwrap(), [postgres::config::Host::Unix("/run/postgresql".into())]);
+        let default = resolve(None, Some("postgresql://gw@/clawgate".into())).unwrap().unwrap();
+        assert_eq!(default.hosts().unwrap(), []);
     }
 }

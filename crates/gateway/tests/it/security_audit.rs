@@ -130,3 +130,34 @@ fn short_token_and_loopback_proxy_are_warnings_only() {
     let found: Vec<String> = ids(&json).into_iter().map(|(id, sev, _)| format!("{id}:{sev}")).collect();
     assert_eq!(found, vec!["gateway.token_too_short:warn", "proxy.loopback_trusted:warn"]);
 }
+
+#[test]
+fn a_postgres_store_is_read_from_the_database_its_password_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A SQLite file left behind is not the store: its mode is not checked.
+    std::fs::write(state.join("clawgate.sqlite"), b"").unwrap();
+    std::fs::set_permissions(state.join("clawgate.sqlite"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The test server trusts loopback: the password is never asked for.
+    let url = crate::common::postgres::fresh_database_url().replacen("postgres@", "postgres:s3cret-in-the-file@", 1);
+    let config = dir.path().join("clawgate.json5");
+    std::fs::write(&config, format!(r#"{{gateway: {{auth: {{token: "{TOKEN}"}}, store: {{url: "{url}"}}}}}}"#))
+        .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let (code, json) = run(&state, &config);
+    assert_eq!(code, 1, "{json}");
+    let found: Vec<String> = ids(&json).into_iter().map(|(id, sev, key)| format!("{id}:{sev}:{key}")).collect();
+    let config_key = format!("state.permissions:critical:{}", config.display());
+    assert_eq!(
+        found,
+        [
+            config_key.as_str(),
+            "store.url_password_readable:critical:gateway.store.url",
+            "store.postgres:info:gateway.store.url"
+        ]
+    );
+    assert!(!json.to_string().contains("s3cret-in-the-file"), "{json}");
+}

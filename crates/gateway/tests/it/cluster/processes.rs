@@ -3,8 +3,6 @@
 //! operator would: they start as a cluster, admit alike, and one of them
 //! killed with SIGKILL leaves the others serving.
 
-use std::time::{Duration, Instant};
-
 use crate::common::clawgate_process::ClawgateProcess;
 use crate::common::nats::NatsServer;
 use crate::common::{connect_params, postgres, RawConn, TOKEN};
@@ -20,18 +18,6 @@ fn config(instance: &str, db_url: &str, nats_url: &str) -> String {
     )
 }
 
-async fn wait_for_log(p: &ClawgateProcess, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = std::fs::read_to_string(p.state_dir().join("gateway.log")).unwrap_or_default();
-        if log.contains(needle) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {needle:?} in the log:\n{}", p.log_tail());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_admit_alike_and_survive_one_killed() {
     let nats = NatsServer::start();
@@ -41,7 +27,7 @@ async fn three_processes_admit_alike_and_survive_one_killed() {
         procs.push(ClawgateProcess::start(&config(name, &db_url, &nats.url()), None, false).await);
     }
     for p in &procs {
-        wait_for_log(p, "cluster bus connected").await;
+        p.wait_log(&["cluster bus connected"]).await;
     }
 
     // A device paired on a (silently: a local client holding the token)…

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use clawgate::server::now_ms;
 use clawgate::store::{PairingStore, RequestState, ServiceTokenCheck, SqliteStore};
 
-use super::harness::{check_store_clean, clawgate, restarts_and_serves, rounds, state_dir, store_path, Gateway, Rng};
+use super::harness::{
+    check_store_clean, clawgate, restarts_and_serves, rounds, start_gateway, state_dir, store_path, Rng,
+};
 
 /// Principals (three writes each) and offline approvals per run, unless
 /// `CLAWGATE_FAULT_ROUNDS` asks for more.
@@ -160,7 +162,7 @@ fn sigkill_during_offline_device_approval() {
     let dir = state_dir(&super::harness::proxied_config());
     // Pairing requests from remote devices, through a gateway that is then stopped.
     let requests = {
-        let gw = Gateway::start(dir.path());
+        let gw = tokio_run(start_gateway(dir.path()));
         tokio_run(super::crash_matrix::remote_requests(gw.addr, rounds(NAMES).min(100)))
     };
     let path = store_path(dir.path());
@@ -201,7 +203,7 @@ fn gateway_sigkill_during_online_cli_approvals() {
 fn online_approval_round(rng: &mut Rng, round: usize) {
     let n = NAMES;
     let dir = state_dir(&super::harness::proxied_config());
-    let mut gw = Gateway::start(dir.path());
+    let mut gw = tokio_run(start_gateway(dir.path()));
     let requests = tokio_run(super::crash_matrix::remote_requests(gw.addr, n + 1));
     let port = gw.addr.port().to_string();
     let approve = |rid: &str| {
@@ -251,9 +253,11 @@ fn sigkill_during_the_first_start_and_its_migrations() {
     let typical = (0..3)
         .map(|_| {
             let dir = state_dir("{}\n");
-            let started = Instant::now();
-            drop(Gateway::start(dir.path()));
-            started.elapsed()
+            tokio_run(async {
+                let started = Instant::now();
+                drop(start_gateway(dir.path()).await);
+                started.elapsed()
+            })
         })
         .min()
         .unwrap();

@@ -16,9 +16,10 @@ use clawgate_client::DeviceIdentity;
 use serde_json::{json, Value};
 
 use super::harness::{
-    check_store_clean, proxied_config, restarts_and_serves, rounds, state_dir, store_path, Gateway, Rng, PROXY_SOURCE,
-    READ,
+    check_store_clean, operator, proxied_config, restarts_and_serves, rounds, start_gateway, state_dir, store_path,
+    Rng, PROXY_SOURCE, READ,
 };
+use crate::common::clawgate_process::ClawgateProcess;
 use crate::common::{connect_params, RawConn, TOKEN};
 
 /// Writes per round, and rounds per path (unless `CLAWGATE_FAULT_ROUNDS`).
@@ -55,7 +56,7 @@ async fn local_device(addr: SocketAddr) -> (DeviceIdentity, String) {
 /// Returns the indices answered ok, including answers already on the wire
 /// at the kill (a response is sent only after its commit).
 async fn send_then_kill(
-    gw: &mut Gateway,
+    gw: &mut ClawgateProcess,
     conn: &mut RawConn,
     frames: &[Value],
     kill_after: usize,
@@ -142,9 +143,9 @@ pub(super) async fn remote_requests(addr: SocketAddr, n: usize) -> Vec<(DeviceId
 /// Pending requests, then `method` on each, killed at `kill`.
 async fn pending_round(method: &str, kill: (usize, u64)) -> (Round, Vec<(DeviceIdentity, String)>) {
     let dir = state_dir(&proxied_config());
-    let mut gw = Gateway::start(dir.path());
+    let mut gw = start_gateway(dir.path()).await;
     let requests = remote_requests(gw.addr, N).await;
-    let mut op = gw.operator(&[ADMIN]).await;
+    let mut op = operator(&gw, &[ADMIN]).await;
     let frames: Vec<Value> =
         requests.iter().enumerate().map(|(i, (_, rid))| frame(i, method, json!({ "requestId": rid }))).collect();
     let acked = send_then_kill(&mut gw, &mut op, &frames, kill.0, kill.1).await;
@@ -159,12 +160,12 @@ async fn paired_round(
     kill: (usize, u64),
 ) -> (Round, Vec<(DeviceIdentity, String)>) {
     let dir = state_dir(LOCAL_CONFIG);
-    let mut gw = Gateway::start(dir.path());
+    let mut gw = start_gateway(dir.path()).await;
     let mut devices = Vec::with_capacity(N);
     for _ in 0..N {
         devices.push(local_device(gw.addr).await);
     }
-    let mut op = gw.operator(&[ADMIN]).await;
+    let mut op = operator(&gw, &[ADMIN]).await;
     let frames: Vec<Value> =
         devices.iter().enumerate().map(|(i, (id, _))| frame(i, method, params(&id.device_id()))).collect();
     let acked = send_then_kill(&mut gw, &mut op, &frames, kill.0, kill.1).await;
@@ -341,7 +342,7 @@ async fn sigkill_during_concurrent_silent_pairing() {
     for round in 0..rounds(ROUNDS) {
         let kill = (rng.below(CLIENTS as u64) as usize, rng.below(3000));
         let dir = state_dir(LOCAL_CONFIG);
-        let mut gw = Gateway::start(dir.path());
+        let mut gw = start_gateway(dir.path()).await;
         // Every connect is on the wire before any answer is awaited, so the
         // gateway works on many pairings at once when it dies.
         let mut sent = Vec::with_capacity(CLIENTS);

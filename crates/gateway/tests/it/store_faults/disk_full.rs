@@ -8,7 +8,7 @@ use clawgate::store::PairingStore;
 use serde_json::json;
 
 use super::crash_matrix::remote_requests;
-use super::harness::{check_store_clean, proxied_config, PROXY_SOURCE, READ};
+use super::harness::{check_store_clean, operator, proxied_config, PROXY_SOURCE, READ};
 use super::small_disk::{fill, SmallDisk};
 use crate::common::{connect_params, RawConn, TOKEN};
 
@@ -17,10 +17,10 @@ const REFUSED: &str = "pairing store writes are refused";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_store_writes_and_recovers_when_space_frees() {
     let disk = SmallDisk::new(&proxied_config());
-    let gw = disk.start_gateway();
+    let gw = disk.start_gateway().await;
     let state = disk.state(&gw);
     let requests = remote_requests(gw.addr, 3).await;
-    let mut op = gw.operator(&["operator.admin"]).await;
+    let mut op = operator(&gw, &["operator.admin"]).await;
 
     let junk = fill(&state);
 
@@ -42,20 +42,20 @@ async fn a_full_disk_refuses_store_writes_and_recovers_when_space_frees() {
 
     // The existing session and a new shared-token connect carry on.
     assert_eq!(op.call("h1", "health", None).await["ok"], true);
-    let mut fresh = gw.operator(&[READ]).await;
+    let mut fresh = operator(&gw, &[READ]).await;
     assert_eq!(fresh.call("h2", "health", None).await["ok"], true);
-    let (status, body) = gw.readyz();
+    let (status, body) = gw.admin_get("/readyz").await;
     assert_eq!(status, 200, "reads still work: {body}");
 
     // One log line for the whole episode, naming the code.
-    gw.wait_log(&[REFUSED, "STORE_FULL"]);
-    assert_eq!(gw.log_matching(&[REFUSED]).len(), 1, "{:#?}", gw.log());
+    gw.wait_log(&[REFUSED, "STORE_FULL"]).await;
+    assert_eq!(gw.log_matching(&[REFUSED]).len(), 1, "{:#?}", gw.log_lines());
 
     // Space frees: the refused approval goes through, and the log says so.
     std::fs::remove_file(&junk).unwrap();
     let r = op.call("a-again", "device.pair.approve", Some(json!({ "requestId": requests[0].1 }))).await;
     assert_eq!(r["ok"], true, "{r}");
-    gw.wait_log(&["writes work again"]);
+    gw.wait_log(&["writes work again"]).await;
     let mut c = RawConn::open_from(PROXY_SOURCE, gw.addr, &headers).await.expect("upgrade");
     let res =
         c.handshake_device(connect_params("gateway-client", "backend", "operator", &[READ], Some(TOKEN)), &id).await;

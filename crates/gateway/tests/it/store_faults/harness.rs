@@ -1,19 +1,16 @@
-//! The harness of the store fault tests: the real `clawgate` binary as a
-//! child process on a state directory of its own (so SIGKILL is real), its
-//! log captured, a seeded random source, and the checks every store must
-//! pass after a crash, read from the store file itself.
+//! The harness of the store fault tests: the real `clawgate` binary (a
+//! [`ClawgateProcess`] on a state directory of the test's, so SIGKILL is
+//! real), a seeded random source for the kill points, and the checks every
+//! store must pass after a crash, read from the store file itself.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use clawgate::server::now_ms;
 use clawgate::store::schema::SCHEMA_VERSION;
 use clawgate::store::{PairingStore, SqliteStore};
 
+use crate::common::clawgate_process::{clawgate_command, ClawgateProcess, Launch};
 use crate::common::{connect_params, RawConn, TOKEN};
 
 /// The trusted proxy's socket: remote devices come through it.
@@ -80,153 +77,35 @@ pub fn proxied_config() -> String {
     format!("{{ gateway: {{ trustedProxies: [\"{PROXY_SOURCE}\"] }} }}\n")
 }
 
-/// The gateway as a child process; killed on drop.
-pub struct Gateway {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub admin: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The `clawgate` binary with a clean environment for `state`.
+/// The `clawgate` CLI on `state`, with a clean environment and the shared token.
 pub fn clawgate(state: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
-    command_in(&mut cmd, state);
+    let mut cmd = clawgate_command(state);
+    cmd.env("OPENCLAW_GATEWAY_TOKEN", TOKEN);
     cmd
 }
 
-/// `cmd` (the binary, or a wrapper running it) with the state directory set
-/// and every inherited CLAWGATE_/OPENCLAW_GATEWAY_ variable removed.
-pub fn command_in(cmd: &mut Command, state: &Path) {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CLAWGATE_") || k.starts_with("OPENCLAW_GATEWAY_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("CLAWGATE_STATE_DIR", state).env("OPENCLAW_GATEWAY_TOKEN", TOKEN);
+/// `clawgate gateway run` on `state` (its own config file), with an admin
+/// listener and JSON logs at `info`, once it accepts connections.
+pub async fn start_gateway(state: &Path) -> ClawgateProcess {
+    gateway_launch(state).start().await
 }
 
-impl Gateway {
-    /// `clawgate gateway run` on `state`, with an admin listener, waiting
-    /// until it accepts connections.
-    pub fn start(state: &Path) -> Gateway {
-        Gateway::start_wrapped(state, &[])
-    }
+/// [`start_gateway`]'s launch, to adjust (e.g. under a wrapper command).
+pub fn gateway_launch(state: &Path) -> Launch {
+    ClawgateProcess::launch()
+        .state_dir(state)
+        .admin(true)
+        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+        .env("CLAWGATE_LOG", "info")
+        .args(&["--log-format", "json"])
+}
 
-    /// [`Gateway::start`] under `wrapper` (e.g. a namespace entering
-    /// command that execs its arguments).
-    pub fn start_wrapped(state: &Path, wrapper: &[String]) -> Gateway {
-        for _ in 0..5 {
-            let (port, admin_port) = (free_port(), free_port());
-            let bin = env!("CARGO_BIN_EXE_clawgate");
-            let mut cmd = match wrapper.split_first() {
-                Some((first, rest)) => {
-                    let mut c = Command::new(first);
-                    c.args(rest).arg(bin);
-                    c
-                }
-                None => Command::new(bin),
-            };
-            let admin = format!("127.0.0.1:{admin_port}");
-            command_in(&mut cmd, state);
-            let mut child = cmd
-                .args(["gateway", "run", "--port", &port.to_string(), "--admin", &admin, "--log-format", "json"])
-                .env("CLAWGATE_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn clawgate");
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let stderr = child.stderr.take().unwrap();
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let admin: SocketAddr = admin.parse().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    std::thread::sleep(Duration::from_millis(50));
-                    let lines = log.lock().unwrap().clone();
-                    if lines.iter().any(|l| l.contains("cannot listen")) {
-                        break; // a port was taken in between: try others
-                    }
-                    panic!("the gateway exited ({status}): {lines:#?}");
-                }
-                let up = |a| std::net::TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok();
-                if up(&addr) && up(&admin) {
-                    return Gateway { child, addr, admin, log };
-                }
-                assert!(Instant::now() < deadline, "the gateway did not listen within 10 s");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("no free ports after 5 tries");
-    }
-
-    /// SIGKILL, and reap it.
-    pub fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL"); // std sends SIGKILL on Unix
-        let status = self.child.wait().unwrap();
-        assert!(!status.success(), "killed, not exited: {status}");
-    }
-
-    pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The log lines containing every one of `needles`.
-    pub fn log_matching(&self, needles: &[&str]) -> Vec<String> {
-        self.log().into_iter().filter(|l| needles.iter().all(|n| l.contains(n))).collect()
-    }
-
-    /// Wait (up to 10 s) for a log line containing every one of `needles`.
-    pub fn wait_log(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self.log_matching(needles).into_iter().next() {
-                return l;
-            }
-            assert!(Instant::now() < deadline, "no log line with {needles:?}: {:#?}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `GET /readyz` on the admin listener: (status, body).
-    pub fn readyz(&self) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.admin).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-        (status, body)
-    }
-
-    /// A local operator with the shared token and `scopes`.
-    pub async fn operator(&self, scopes: &[&str]) -> RawConn {
-        let mut c = RawConn::open(self.addr).await;
-        let res = c.handshake(connect_params("cli", "cli", "operator", scopes, Some(TOKEN))).await;
-        assert_eq!(res["ok"], true, "{res}");
-        c
-    }
+/// A local operator on `gw` with the shared token and `scopes`.
+pub async fn operator(gw: &ClawgateProcess, scopes: &[&str]) -> RawConn {
+    let mut c = RawConn::open(gw.addr).await;
+    let res = c.handshake(connect_params("cli", "cli", "operator", scopes, Some(TOKEN))).await;
+    assert_eq!(res["ok"], true, "{res}");
+    c
 }
 
 /// The store file of a state directory.
@@ -270,8 +149,8 @@ pub fn check_store_clean(path: &Path) -> SqliteStore {
 
 /// The gateway starts again on `state` and serves `health`.
 pub async fn restarts_and_serves(state: &Path) {
-    let gw = Gateway::start(state);
-    let mut c = gw.operator(&[READ]).await;
+    let gw = start_gateway(state).await;
+    let mut c = operator(&gw, &[READ]).await;
     let health = c.call("h", "health", None).await;
     assert_eq!(health["ok"], true, "{health}");
 }

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::harness::{prepare_state, Gateway};
+use super::harness::{gateway_launch, prepare_state, start_gateway};
+use crate::common::clawgate_process::ClawgateProcess;
 
 const SIZE: &str = "size=4m";
 
@@ -41,9 +42,9 @@ impl SmallDisk {
     }
 
     /// Start the gateway with its state directory on the tmpfs.
-    pub fn start_gateway(&self) -> Gateway {
+    pub async fn start_gateway(&self) -> ClawgateProcess {
         if self.mounted {
-            return Gateway::start(self.dir.path());
+            return start_gateway(self.dir.path()).await;
         }
         // In the namespace: mount, write the config, then become the gateway.
         let script = format!(
@@ -56,16 +57,15 @@ impl SmallDisk {
             .map(|s| s.to_string())
             .chain([self.dir.path().display().to_string()])
             .collect();
-        Gateway::start_wrapped(self.dir.path(), &wrapper)
+        gateway_launch(self.dir.path()).wrapped_in(wrapper).start().await
     }
 
     /// The state directory as this process sees it, while `gw` runs.
-    pub fn state(&self, gw: &Gateway) -> PathBuf {
+    pub fn state(&self, gw: &ClawgateProcess) -> PathBuf {
         if self.mounted {
             self.dir.path().to_owned()
         } else {
-            let inside = self.dir.path().strip_prefix("/").unwrap();
-            Path::new("/proc").join(gw.child.id().to_string()).join("root").join(inside)
+            gw.state_view()
         }
     }
 }
@@ -80,7 +80,7 @@ impl SmallDisk {
     /// The store file, for [`super::harness::check_store_clean`]. In the
     /// namespace, SQLite resolves `/proc/<pid>/root` back to this process's
     /// own root, so the idle store and its WAL are copied out first.
-    pub fn store_to_check(&self, gw: &Gateway) -> StoreToCheck {
+    pub fn store_to_check(&self, gw: &ClawgateProcess) -> StoreToCheck {
         let store = super::harness::store_path(&self.state(gw));
         if self.mounted {
             return StoreToCheck { path: store, _copy: None };
