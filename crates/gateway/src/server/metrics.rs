@@ -37,6 +37,7 @@ pub struct Metrics {
     upstream_links_open: IntGauge,
     alive_tasks: IntGauge,
     connections: IntGaugeVec,
+    core_connections: IntGaugeVec,
     connections_max: IntGauge,
     connections_refused: IntCounterVec,
     accept_errors: IntCounter,
@@ -77,6 +78,12 @@ fn plain_counter(registry: &prometheus::Registry, name: &str, help: &str) -> Int
 
 fn gauge(registry: &prometheus::Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn gauge_vec(registry: &prometheus::Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry.register(Box::new(g.clone())).expect("metric registered once");
     g
 }
@@ -182,6 +189,13 @@ impl Metrics {
                 "clawgate_accept_errors_total",
                 "Failed accepts (such as out of file descriptors); each one pauses the accept loop.",
             ),
+            core_connections: gauge_vec(
+                &r,
+                "clawgate_core_connections",
+                "Thread-per-core runtime: connections living on each core's thread now (the kernel spreads new \
+                 ones by their addresses and ports).",
+                &["core"],
+            ),
             connections,
             handshake_seconds,
             sessions,
@@ -192,6 +206,11 @@ impl Metrics {
     /// A socket closed at accept, over `budget`.
     pub fn connection_refused(&self, budget: super::conn_budget::OverBudget) {
         self.connections_refused.with_label_values(&[budget.as_str()]).inc();
+    }
+
+    /// The gauge of connections living on thread-per-core thread `core`.
+    pub fn core_connections(&self, core: usize) -> IntGauge {
+        self.core_connections.with_label_values(&[&core.to_string()])
     }
 
     /// A failed accept.
