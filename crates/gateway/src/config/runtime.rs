@@ -14,10 +14,10 @@ pub enum RuntimeMode {
     /// One single-threaded runtime per core, each accepting on its own
     /// `SO_REUSEPORT` socket of the same port: a connection lives on the
     /// thread that accepted it.
+    #[default]
     ThreadPerCore,
     /// One work-stealing runtime for everything: a connection's tasks may
     /// run on any worker thread.
-    #[default]
     WorkStealing,
 }
 
