@@ -157,6 +157,13 @@ impl Metrics {
                 &["code"],
             ),
             handshaking: gauge(&r, "clawgate_handshaking_connections", "Sockets upgraded but not yet admitted."),
+            core_connections: gauge_vec(
+                &r,
+                "clawgate_core_connections",
+                "Thread-per-core runtime: connections living on each core's thread now (the kernel spreads new \
+                 ones by their addresses and ports).",
+                &["core"],
+            ),
             pending_requests: gauge(&r, "clawgate_pairing_requests_pending", "Open pairing requests in the store."),
             locked_out_addresses: gauge(
                 &r,
@@ -188,13 +195,6 @@ impl Metrics {
                 &r,
                 "clawgate_accept_errors_total",
                 "Failed accepts (such as out of file descriptors); each one pauses the accept loop.",
-            ),
-            core_connections: gauge_vec(
-                &r,
-                "clawgate_core_connections",
-                "Thread-per-core runtime: connections living on each core's thread now (the kernel spreads new \
-                 ones by their addresses and ports).",
-                &["core"],
             ),
             connections,
             handshake_seconds,
