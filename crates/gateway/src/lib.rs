@@ -38,4 +38,4 @@ pub mod store;
 pub mod upstream;
 pub mod version;
 
-pub use server::{serve, serve_listeners, Gateway, ServerOptions};
+pub use server::{serve, serve_listeners, serve_per_core, Gateway, ReusePortGroup, ServerOptions};

@@ -7,11 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use clawgate::config::runtime::RuntimeMode;
+use clawgate::config::Trust;
 use clawgate::config::{check_secret_strength, AuthMode, Config, ConfigSources, SecretSource};
 use clawgate::runtime_file::{self, RuntimeInfo, SecretOrigin};
 use clawgate::server::now_ms;
 use clawgate::state::StateDir;
-use clawgate::{serve_listeners, Gateway, ServerOptions};
+use clawgate::{serve_listeners, serve_per_core, Gateway, ReusePortGroup, ServerOptions};
 
 use super::client_conn::local_url;
 use super::config_args::{load_config_with, ConfigArgs};
@@ -56,8 +58,58 @@ pub struct RunArgs {
     /// 127.0.0.1:9464 (gateway.admin.bind). Off by default.
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
+    /// `threadPerCore` (one single-threaded runtime per core) or
+    /// `workStealing` (gateway.runtime; also CLAWGATE_RUNTIME).
+    #[arg(long, value_name = "MODE")]
+    runtime: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// The gateway's listeners, bound for the runtime that will serve them.
+enum Bound {
+    WorkStealing(Vec<(tokio::net::TcpListener, Trust)>),
+    /// One socket per thread in each group.
+    PerCore(Vec<(ReusePortGroup, Trust)>),
+}
+
+impl Bound {
+    fn new(mode: RuntimeMode) -> Bound {
+        match mode {
+            RuntimeMode::WorkStealing => Bound::WorkStealing(Vec::new()),
+            RuntimeMode::ThreadPerCore => Bound::PerCore(Vec::new()),
+        }
+    }
+
+    /// Bind `addr` the way this runtime serves it; returns the address bound.
+    async fn bind(&mut self, addr: std::net::SocketAddr, trust: Trust) -> std::io::Result<std::net::SocketAddr> {
+        match self {
+            Bound::WorkStealing(listeners) => {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                let local = listener.local_addr()?;
+                listeners.push((listener, trust));
+                Ok(local)
+            }
+            Bound::PerCore(groups) => {
+                let group = ReusePortGroup::bind(addr, core_threads())?;
+                let local = group.local_addr();
+                groups.push((group, trust));
+                Ok(local)
+            }
+        }
+    }
+
+    async fn serve(self, gateway: std::sync::Arc<Gateway>) -> std::io::Result<()> {
+        match self {
+            Bound::WorkStealing(listeners) => serve_listeners(listeners, gateway, shutdown_signal()).await,
+            Bound::PerCore(groups) => serve_per_core(groups, gateway, shutdown_signal()).await,
+        }
+    }
+}
+
+/// One thread per core this process may run on.
+fn core_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The target of the start-up lines: always logged, whatever CLAWGATE_LOG says.
@@ -127,6 +179,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         token: args.token.clone(),
         upstream_url: args.upstream.clone(),
         admin: args.admin.clone(),
+        runtime: args.runtime.clone(),
         ..Default::default()
     };
     let reload_sources = sources.clone();
@@ -149,14 +202,12 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
     log_file_limit(&config);
 
     let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| bind_error(addr, e, &state))?;
-    let addr = listener.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+    let mut listeners = Bound::new(config.runtime);
+    let addr = listeners.bind(addr, Trust::Local).await.map_err(|e| bind_error(addr, e, &state))?;
     // gateway.listeners: every one bound before anything is written.
-    let mut listeners = vec![(listener, clawgate::config::Trust::Local)];
     for extra in &config.listeners {
         let at = std::net::SocketAddr::new(extra.bind, extra.port);
-        let bound = tokio::net::TcpListener::bind(at).await.map_err(|e| bind_error(at, e, &state))?;
-        let local = bound.local_addr().map_err(|e| CliError::io("cannot read the listening address", e))?;
+        let local = listeners.bind(at, extra.trust).await.map_err(|e| bind_error(at, e, &state))?;
         tracing::info!(
             target: STARTUP,
             listener = %local,
@@ -164,7 +215,18 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
             "also listening on {local} (trust {})",
             extra.trust.as_str()
         );
-        listeners.push((bound, extra.trust));
+    }
+    match config.runtime {
+        RuntimeMode::ThreadPerCore => tracing::info!(
+            target: STARTUP,
+            runtime = config.runtime.as_str(),
+            threads = core_threads(),
+            "runtime: thread-per-core, {} threads each accepting on its own socket",
+            core_threads()
+        ),
+        RuntimeMode::WorkStealing => {
+            tracing::info!(target: STARTUP, runtime = config.runtime.as_str(), "runtime: work-stealing")
+        }
     }
 
     let admin = match config.admin {
@@ -207,7 +269,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         started_at_ms: info.started_at_ms,
     };
     tokio::spawn(reloader.on_hangup(state.path.clone()));
-    let served = serve_listeners(listeners, gateway, shutdown_signal()).await;
+    let served = listeners.serve(gateway).await;
     runtime_file::remove_own(&state.path);
     served.map_err(|e| CliError::io("the gateway stopped", e))?;
     Ok(ExitCode::SUCCESS)

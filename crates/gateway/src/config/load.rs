@@ -23,6 +23,8 @@ pub struct ConfigSources {
     pub upstream_url: Option<String>,
     /// `--admin ADDR`: the admin listener (`gateway.admin.bind`).
     pub admin: Option<String>,
+    /// `--runtime MODE` (`gateway.runtime`).
+    pub runtime: Option<String>,
 }
 
 impl ConfigSources {
@@ -270,6 +272,11 @@ pub fn resolve(
         admin,
         store_url,
         cluster,
+        runtime: super::runtime::resolve(
+            g.runtime.as_deref(),
+            env(super::runtime::RUNTIME_ENV).as_deref(),
+            sources.runtime.as_deref(),
+        )?,
         file_notes,
     })
 }

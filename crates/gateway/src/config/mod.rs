@@ -7,6 +7,7 @@ pub mod error;
 mod listeners;
 mod load;
 pub mod openclaw_compat;
+pub mod runtime;
 pub mod secret;
 mod secret_policy;
 pub mod store;
@@ -106,6 +107,8 @@ pub struct GatewaySection {
     /// `gateway.limits`: resource limits (docs/operations.md).
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `threadPerCore` or `workStealing` (docs/configuration.md).
+    pub runtime: Option<String>,
 }
 
 /// `gateway.limits`.
@@ -260,6 +263,10 @@ pub struct Config {
     pub store_url: Option<store::StoreUrl>,
     /// `gateway.cluster`: this instance's place in a cluster; `None`: alone.
     pub cluster: Option<cluster::ClusterConfig>,
+    /// `gateway.runtime` / `CLAWGATE_RUNTIME` / `--runtime`: how `clawgate
+    /// gateway run` schedules connections (the library's `serve` takes
+    /// whatever runtime it is called on).
+    pub runtime: runtime::RuntimeMode,
     /// Lines about what the config file held that clawgate does not read.
     pub file_notes: Vec<String>,
 }
@@ -370,6 +377,7 @@ impl Config {
             admin: None,
             store_url: None,
             cluster: None,
+            runtime: runtime::RuntimeMode::default(),
             file_notes: Vec::new(),
         }
     }

@@ -57,6 +57,7 @@ const READ_BY_CLAWGATE: &[&str] = &[
     "gateway.cluster",
     "gateway.limits",
     "gateway.limits.maxConnections",
+    "gateway.runtime",
 ];
 
 /// The file's other top-level keys clawgate itself knows.

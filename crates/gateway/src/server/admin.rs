@@ -88,7 +88,7 @@ async fn metrics(gw: &Arc<Gateway>) -> String {
         pending_requests: pending,
         locked_out_addresses: gw.auth_limiter.locked_count(now),
         upstream_links_open: gw.upstream.as_ref().map(|u| u.links_open()),
-        alive_tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+        alive_tasks: gw.alive_tasks(),
         connections: gw.connections.figures(),
         cluster_connected: gw.cluster.as_ref().map(|c| c.is_connected()),
     };

@@ -37,6 +37,7 @@ pub struct Metrics {
     upstream_links_open: IntGauge,
     alive_tasks: IntGauge,
     connections: IntGaugeVec,
+    core_connections: IntGaugeVec,
     connections_max: IntGauge,
     connections_refused: IntCounterVec,
     accept_errors: IntCounter,
@@ -83,6 +84,12 @@ fn plain_counter(registry: &prometheus::Registry, name: &str, help: &str) -> Int
 
 fn gauge(registry: &prometheus::Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(g.clone())).expect("metric registered once");
+    g
+}
+
+fn gauge_vec(registry: &prometheus::Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry.register(Box::new(g.clone())).expect("metric registered once");
     g
 }
@@ -156,6 +163,13 @@ impl Metrics {
                 &["code"],
             ),
             handshaking: gauge(&r, "clawgate_handshaking_connections", "Sockets upgraded but not yet admitted."),
+            core_connections: gauge_vec(
+                &r,
+                "clawgate_core_connections",
+                "Thread-per-core runtime: connections living on each core's thread now (the kernel spreads new \
+                 ones by their addresses and ports).",
+                &["core"],
+            ),
             pending_requests: gauge(&r, "clawgate_pairing_requests_pending", "Open pairing requests in the store."),
             locked_out_addresses: gauge(
                 &r,
@@ -214,6 +228,11 @@ impl Metrics {
     /// A socket closed at accept, over `budget`.
     pub fn connection_refused(&self, budget: super::conn_budget::OverBudget) {
         self.connections_refused.with_label_values(&[budget.as_str()]).inc();
+    }
+
+    /// The gauge of connections living on thread-per-core thread `core`.
+    pub fn core_connections(&self, core: usize) -> IntGauge {
+        self.core_connections.with_label_values(&[&core.to_string()])
     }
 
     /// A failed accept.

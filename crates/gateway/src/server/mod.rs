@@ -23,10 +23,12 @@ pub mod metrics;
 pub(crate) mod node_catalog;
 pub(crate) mod node_invoke;
 mod payload_policy;
+mod per_core;
 pub mod presence;
 pub mod registry;
 mod relay;
 pub mod reload;
+pub mod reuseport;
 mod session;
 mod session_info;
 mod upstream_bearer;
@@ -46,7 +48,9 @@ use crate::config::{Config, Trust};
 use crate::secrets::random_uuid;
 use crate::store::PairingStore;
 
+pub use per_core::serve_per_core;
 pub use registry::Registry;
+pub use reuseport::ReusePortGroup;
 
 // Leaves shared with upstream mode, named here too for the server's own
 // modules and for embedders that know them as `server::…`.
@@ -129,6 +133,9 @@ pub struct Gateway {
     /// (a change heard from PostgreSQL or another instance; watch.rs).
     pub store_nudge: tokio::sync::Notify,
     started: Instant,
+    /// The thread-per-core server's runtimes (`per_core.rs`), for counting
+    /// their tasks; empty under [`serve`].
+    core_runtimes: std::sync::Mutex<Vec<tokio::runtime::Handle>>,
     /// Flipped to true when the gateway starts shutting down.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -176,6 +183,7 @@ impl Gateway {
             boot_id,
             store_nudge: tokio::sync::Notify::new(),
             started: Instant::now(),
+            core_runtimes: Default::default(),
             stopping: tokio::sync::watch::channel(false).0,
         })
     }
@@ -200,6 +208,14 @@ impl Gateway {
 
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Tasks alive in the runtime calling this and in the thread-per-core
+    /// runtimes, if any (a leak shows as growth).
+    pub fn alive_tasks(&self) -> usize {
+        let here = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks());
+        let cores = self.core_runtimes.lock().unwrap_or_else(|p| p.into_inner());
+        here + cores.iter().map(|h| h.metrics().num_alive_tasks()).sum::<usize>()
     }
 }
 
@@ -235,11 +251,7 @@ pub async fn serve_listeners(
         acceptors.spawn(accept::accept_loop(gateway.clone(), listener, trust, local_port, accepted_tx.clone()));
     }
     drop(accepted_tx);
-    let ticker = tokio::spawn(tick_loop(gateway.clone()));
-    let watcher = tokio::spawn(watch::watch_store(gateway.clone()));
-    let bookkeeping = tokio::spawn(bookkeeping::flush_loop(gateway.clone()));
-    let trimmer = tokio::spawn(memory_trim::trim_loop());
-    let cluster = tokio::spawn(crate::cluster::run(gateway.clone()));
+    let background = BackgroundLoops::start(&gateway);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -255,21 +267,49 @@ pub async fn serve_listeners(
         }
     }
     acceptors.abort_all();
-    ticker.abort();
-    watcher.abort();
-    bookkeeping.abort();
-    trimmer.abort();
-    cluster.abort();
-    gateway.stopping.send_replace(true);
-    tracing::info!("shutting down: closing sessions");
-    gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));
-    gateway.registry.close_all(wire::CLOSE_RESTART, "service restart");
+    background.stop();
+    close_sessions(&gateway);
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(DRAIN_FOR, drain).await.is_err() {
         connections.abort_all();
     }
     bookkeeping::flush(&gateway).await;
     Ok(())
+}
+
+/// How long a shutdown waits for connections to end after closing them.
+const DRAIN_FOR: Duration = Duration::from_secs(5);
+
+/// The gateway's own loops beside the connections: ticks, store changes,
+/// bookkeeping, memory trim and the cluster link. One set per gateway, on
+/// the runtime that serves it.
+struct BackgroundLoops(Vec<tokio::task::JoinHandle<()>>);
+
+impl BackgroundLoops {
+    fn start(gateway: &Arc<Gateway>) -> BackgroundLoops {
+        BackgroundLoops(vec![
+            tokio::spawn(tick_loop(gateway.clone())),
+            tokio::spawn(watch::watch_store(gateway.clone())),
+            tokio::spawn(bookkeeping::flush_loop(gateway.clone())),
+            tokio::spawn(memory_trim::trim_loop()),
+            tokio::spawn(crate::cluster::run(gateway.clone())),
+        ])
+    }
+
+    fn stop(self) {
+        for task in self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Once nothing is accepted any more: mark the gateway stopping, tell every
+/// session and close it with 1012 (service restart).
+fn close_sessions(gateway: &Gateway) {
+    gateway.stopping.send_replace(true);
+    tracing::info!("shutting down: closing sessions");
+    gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));
+    gateway.registry.close_all(wire::CLOSE_RESTART, "service restart");
 }
 
 async fn tick_loop(gateway: Arc<Gateway>) {

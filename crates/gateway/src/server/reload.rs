@@ -6,10 +6,11 @@
 //! scopes) is closed with 4001 and the rule that now refuses it.
 //!
 //! What is bound to sockets cannot change in place: the listeners
-//! (`bind`, `port`, `listeners`), the admin listener and the upstream. A new
-//! config that changes one of them is refused whole, naming the key, and
-//! the old config stays: half a reload would leave the gateway judging by
-//! one file while listening as another says. Those need a restart.
+//! (`bind`, `port`, `listeners`), the admin listener, the upstream and the
+//! runtime serving the listeners. A new config that changes one of them is
+//! refused whole, naming the key, and the old config stays: half a reload
+//! would leave the gateway judging by one file while listening as another
+//! says. Those need a restart.
 
 use std::sync::Arc;
 
@@ -64,6 +65,9 @@ fn socket_bound_change(old: &Config, new: &Config) -> Option<&'static str> {
     }
     if old.cluster != new.cluster {
         return Some("gateway.cluster");
+    }
+    if old.runtime != new.runtime {
+        return Some("gateway.runtime");
     }
     let upstream = |c: &Config| {
         c.upstream

@@ -48,6 +48,7 @@ mod security_audit;
 mod services;
 mod store_crash;
 mod store_faults;
+mod thread_per_core;
 mod upstream_faults;
 mod upstream_faults_openclaw;
 mod upstream_http;
