@@ -6,6 +6,7 @@
 //! another instance ([`ClusterError::Unavailable`]).
 
 mod error;
+mod presence;
 pub mod subjects;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use crate::server::Gateway;
 type Feature = fn(Arc<Gateway>, Arc<Cluster>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every concern that crosses instances: its name (for logs) and its loop.
-const FEATURES: &[(&str, Feature)] = &[];
+const FEATURES: &[(&str, Feature)] = &[("presence", presence::run)];
 
 /// This instance's place on the bus.
 pub struct Cluster {
@@ -158,6 +159,14 @@ fn log_event(instance: &str, event: &async_nats::Event) {
         ),
         other => tracing::debug!(instance, event = %other, "cluster bus event"),
     }
+}
+
+/// A clean shutdown, after the loops are stopped: tell the other instances
+/// this one is leaving (its presence entries go at once), waiting at most a
+/// second for a bus that may be down.
+pub async fn leave(gateway: &Gateway) {
+    let Some(cluster) = gateway.cluster.clone() else { return };
+    let _ = tokio::time::timeout(Duration::from_secs(1), presence::leave(&cluster)).await;
 }
 
 /// Connect to NATS and run every [`FEATURES`] loop until aborted (the

@@ -68,6 +68,9 @@ pub struct ServerOptions {
     pub max_buffered_bytes: usize,
     /// How often to look for store changes made by another process.
     pub store_poll_interval: Duration,
+    /// In a cluster, how often this instance publishes its presence entries
+    /// even when nothing changed; the others drop it after three missed.
+    pub presence_heartbeat: Duration,
     /// Signs each challenge nonce so local clients can tell this gateway
     /// from a port squatter; `None` for gateways without a state directory.
     pub identity: Option<crate::gateway_identity::GatewayIdentity>,
@@ -83,6 +86,7 @@ impl Default for ServerOptions {
             max_payload: 25 * 1024 * 1024,
             max_buffered_bytes: 50 * 1024 * 1024,
             store_poll_interval: Duration::from_secs(1),
+            presence_heartbeat: Duration::from_secs(1),
             identity: None,
         }
     }
@@ -250,6 +254,7 @@ pub async fn serve_listeners(
     bookkeeping.abort();
     trimmer.abort();
     cluster.abort();
+    crate::cluster::leave(&gateway).await;
     gateway.stopping.send_replace(true);
     tracing::info!("shutting down: closing sessions");
     gateway.registry.broadcast("shutdown", &serde_json::json!({ "reason": "gateway stopping" }));

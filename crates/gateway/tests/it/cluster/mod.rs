@@ -3,3 +3,4 @@
 //! when the bus or the database is gone. One file per concern.
 
 mod bus;
+mod presence;
