@@ -196,8 +196,10 @@ async fn presence_loop(gateway: Arc<Gateway>, cluster: Arc<Cluster>) {
     let mut beats = tokio::time::interval(heartbeat);
     beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut peers = Peers::default();
-    let mut publisher = Publisher { last_sent: None, truncated: false };
-    // A change waits until the last publish is [`PRESENCE_BROADCAST_INTERVAL`] old.
+    let mut publisher = Publisher { last_change_sent: None, truncated: false };
+    // A change waits until the last change published is
+    // [`PRESENCE_BROADCAST_INTERVAL`] old. Heartbeats do not count: a change
+    // right after one goes out at once (five messages a second at most).
     let mut due: Option<Instant> = None;
     loop {
         let wait_due = async {
@@ -216,6 +218,7 @@ async fn presence_loop(gateway: Arc<Gateway>, cluster: Arc<Cluster>) {
                 due = Some(publisher.next_allowed());
             }
             _ = wait_due => {
+                publisher.last_change_sent = Some(Instant::now());
                 publisher.publish(&registry, &cluster, heartbeat).await;
                 due = None;
             }
@@ -244,7 +247,7 @@ async fn presence_loop(gateway: Arc<Gateway>, cluster: Arc<Cluster>) {
 
 /// Publishes this instance's entries, bounded.
 struct Publisher {
-    last_sent: Option<Instant>,
+    last_change_sent: Option<Instant>,
     /// Whether the last list had to be cut to fit (logged once per change).
     truncated: bool,
 }
@@ -252,11 +255,10 @@ struct Publisher {
 impl Publisher {
     fn next_allowed(&self) -> Instant {
         let now = Instant::now();
-        self.last_sent.map(|t| t + PRESENCE_BROADCAST_INTERVAL).filter(|t| *t > now).unwrap_or(now)
+        self.last_change_sent.map(|t| t + PRESENCE_BROADCAST_INTERVAL).filter(|t| *t > now).unwrap_or(now)
     }
 
     async fn publish(&mut self, registry: &Registry, cluster: &Cluster, heartbeat: Duration) {
-        self.last_sent = Some(Instant::now());
         let local = registry.local_presence();
         let max_bytes = cluster.client().map_or(MAX_MESSAGE_BYTES, |c| c.max_payload().min(MAX_MESSAGE_BYTES));
         let entries = fitting(&local, max_bytes);

@@ -214,8 +214,9 @@ async fn a_session_connecting_on_b_appears_on_a() {
         took.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         eprintln!(
-            "presence, {what} → event on a, {rounds} rounds: p50 {:.1} ms, min {:.1} ms, max {:.1} ms",
+            "presence, {what} → event on a, {rounds} rounds: p50 {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms",
             ms(took[took.len() / 2]),
+            ms(took[took.len() * 9 / 10]),
             ms(took[0]),
             ms(took[took.len() - 1])
         );
