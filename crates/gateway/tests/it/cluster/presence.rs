@@ -1,14 +1,15 @@
 //! Presence across instances: every instance serves the sessions of all
 //! (`system-presence`, hello-ok's snapshot, `presence` events); a session
 //! that leaves, an instance that stops and one that is cut off all leave the
-//! others' lists; what a bad peer publishes is dropped.
+//! others' lists, a restarted one replaces its old list; what a bad peer
+//! publishes is dropped.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::common::cluster::{Instances, CLUSTER};
+use crate::common::cluster::{instance_config, open_store, Instances, CLUSTER};
 use crate::common::cut_link::CutLink;
 use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
 use clawgate::config::cluster::ClusterConfig;
@@ -117,17 +118,8 @@ async fn a_stopped_instance_leaves_the_others_lists_at_once() {
 async fn a_cut_off_instance_drops_out_within_a_few_heartbeats_and_stops_listing_the_others() {
     // c reaches NATS through a link the test cuts: for a and b, c stops
     // publishing without a goodbye, as a killed instance does.
-    let link: Mutex<Option<CutLink>> = Mutex::new(None);
-    let cluster = Instances::start_with(3, |name, parts| {
-        fast_heartbeats(name, parts);
-        if name == "c" {
-            let nats = parts.0.cluster.as_ref().unwrap().nats.expose().trim_start_matches("nats://").to_owned();
-            let cut_link = CutLink::start(nats.parse::<SocketAddr>().unwrap());
-            parts.0.cluster = Some(ClusterConfig::new(&cut_link.nats_url(), "c", CLUSTER).unwrap());
-            *link.lock().unwrap() = Some(cut_link);
-        }
-    })
-    .await;
+    let link = Mutex::new(None);
+    let cluster = Instances::start_with(3, c_behind_a_link(&link, FAST)).await;
     let mut readers = Vec::new();
     for gw in &cluster.gateways {
         readers.push(admitted(gw, &[READ]).await);
@@ -145,6 +137,56 @@ async fn a_cut_off_instance_drops_out_within_a_few_heartbeats_and_stops_listing_
     wait_for(&mut readers[1], &["on-a", "on-b"]).await;
     // c, hearing no one, serves its own sessions and lets the others' expire.
     wait_for(&mut readers[2], &["on-c"]).await;
+    cluster.stop().await;
+}
+
+async fn wait_connected(gw: &TestGateway, connected: bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while gw.gateway.cluster.as_ref().unwrap().is_connected() != connected {
+        assert!(Instant::now() < deadline, "the bus is not {}", if connected { "connected" } else { "cut" });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// For [`Instances::start_with`]: heartbeats every `heartbeat`, and `c`
+/// reaching NATS through a link the test can cut (put in `link`).
+fn c_behind_a_link(
+    link: &Mutex<Option<CutLink>>,
+    heartbeat: Duration,
+) -> impl Fn(&str, &mut (Config, ServerOptions)) + '_ {
+    move |name, parts| {
+        parts.1.presence_heartbeat = heartbeat;
+        if name == "c" {
+            let nats = parts.0.cluster.as_ref().unwrap().nats.expose().trim_start_matches("nats://").to_owned();
+            let cut_link = CutLink::start(nats.parse::<SocketAddr>().unwrap());
+            parts.0.cluster = Some(ClusterConfig::new(&cut_link.nats_url(), "c", CLUSTER).unwrap());
+            *link.lock().unwrap() = Some(cut_link);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_instance_replaces_its_old_list_at_once() {
+    // Heartbeats far apart: the old c's entries would stay 90 s; only the
+    // new c's first message (another boot) can replace them in time.
+    let link = Mutex::new(None);
+    let mut cluster = Instances::start_with(3, c_behind_a_link(&link, Duration::from_secs(30))).await;
+    let _on_a = listed(&cluster.gateways[0], "on-a").await;
+    let _on_c = listed(&cluster.gateways[2], "on-c").await;
+    let mut reader = admitted(&cluster.gateways[0], &[READ]).await;
+    wait_for(&mut reader, &["on-a", "on-c"]).await;
+    // c is killed (no goodbye reaches the others) and started again.
+    link.lock().unwrap().as_ref().unwrap().cut();
+    let old_c = cluster.gateways.pop().unwrap();
+    wait_connected(&old_c, false).await;
+    old_c.stop().await;
+    let options = ServerOptions { presence_heartbeat: Duration::from_secs(30), ..Default::default() };
+    let config = instance_config("c", &cluster.db_url, &cluster.nats.url());
+    let c = TestGateway::start_with_store(config, options, open_store(&cluster.db_url).await).await;
+    wait_connected(&c, true).await;
+    let _on_c_again = listed(&c, "on-c-again").await;
+    wait_for(&mut reader, &["on-a", "on-c-again"]).await;
+    c.stop().await;
     cluster.stop().await;
 }
 
