@@ -10,6 +10,7 @@ pub mod failures;
 pub mod invoke;
 pub mod node_directory;
 pub mod pair_events;
+mod presence;
 pub mod store_changes;
 pub mod subjects;
 
@@ -37,6 +38,7 @@ const FEATURES: &[(&str, Feature)] = &[
     ("pair-events", pair_events::run),
     ("nodes", node_directory::run),
     ("invoke", invoke::run),
+    ("presence", presence::run),
 ];
 
 /// This instance's place on the bus.
@@ -185,6 +187,14 @@ fn log_event(instance: &str, event: &async_nats::Event) {
         ),
         other => tracing::debug!(instance, event = %other, "cluster bus event"),
     }
+}
+
+/// A clean shutdown, after the loops are stopped: tell the other instances
+/// this one is leaving (its presence entries go at once), waiting at most a
+/// second for a bus that may be down.
+pub async fn leave(gateway: &Gateway) {
+    let Some(cluster) = gateway.cluster.clone() else { return };
+    let _ = tokio::time::timeout(Duration::from_secs(1), presence::leave(&cluster)).await;
 }
 
 /// Connect to NATS and run every [`FEATURES`] loop until aborted (the

@@ -77,6 +77,9 @@ pub struct ServerOptions {
     /// Keep a connection listening for store changes (PostgreSQL's
     /// LISTEN/NOTIFY) besides polling; off only to measure the other paths.
     pub listen_store_changes: bool,
+    /// In a cluster, how often this instance publishes its presence entries
+    /// even when nothing changed; the others drop it after three missed.
+    pub presence_heartbeat: Duration,
     /// Signs each challenge nonce so local clients can tell this gateway
     /// from a port squatter; `None` for gateways without a state directory.
     pub identity: Option<crate::gateway_identity::GatewayIdentity>,
@@ -93,6 +96,7 @@ impl Default for ServerOptions {
             max_buffered_bytes: 50 * 1024 * 1024,
             store_poll_interval: Duration::from_secs(1),
             listen_store_changes: true,
+            presence_heartbeat: Duration::from_secs(1),
             identity: None,
         }
     }
@@ -268,6 +272,7 @@ pub async fn serve_listeners(
     }
     acceptors.abort_all();
     background.stop();
+    crate::cluster::leave(&gateway).await;
     close_sessions(&gateway);
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_FOR, drain).await.is_err() {

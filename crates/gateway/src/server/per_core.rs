@@ -88,6 +88,7 @@ pub async fn serve_per_core(
         let _ = accepting.await;
     }
     background.stop();
+    crate::cluster::leave(&gateway).await;
     close_sessions(&gateway);
     while finished < threads {
         let Some((index, result)) = finished_rx.recv().await else { break };

@@ -6,6 +6,10 @@
 //! Short-lived tools (modes cli, backend, probe) and operators admitted with
 //! no scopes are not listed: the first are noise, the second could flood the
 //! list (and every reader's socket) at no cost.
+//!
+//! In a cluster the list also holds the entries the other instances publish
+//! (cluster/presence.rs), kept per instance as they sent them: the local
+//! entries first, then each instance's in the order of its name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -68,14 +72,20 @@ impl Group {
 }
 
 /// The listed sessions, grouped, with the rendered list cached until the
-/// next change.
+/// next change, and the other instances' entries.
 #[derive(Default)]
 pub struct Presence {
     groups: HashMap<String, Group>,
-    /// The rendered entries, per group key; the list is their values.
+    /// The rendered entries, per group key; the local list is their values.
     rendered: BTreeMap<String, Value>,
-    /// The whole list, rendered once per change.
-    snapshot: Option<Arc<Vec<Value>>>,
+    /// The local list, rendered once per change.
+    local: Option<Arc<Vec<Value>>>,
+    /// Each other instance's entries, by instance name. Kept apart from the
+    /// local groups: nothing another instance sends can merge into, replace
+    /// or remove a local entry.
+    remote: BTreeMap<String, Arc<Vec<Value>>>,
+    /// Local then remote entries, built once per change of either.
+    merged: Option<Arc<Vec<Value>>>,
 }
 
 impl Presence {
@@ -124,19 +134,65 @@ impl Presence {
                 self.rendered.remove(gk);
             }
         }
-        self.snapshot = None;
+        self.local = None;
+        self.merged = None;
     }
 
-    /// The list: rendered once per change, shared until the next one.
-    pub fn snapshot(&mut self) -> Arc<Vec<Value>> {
-        if let Some(s) = &self.snapshot {
+    /// This instance's entries: rendered once per change, shared until the
+    /// next one.
+    pub fn local_snapshot(&mut self) -> Arc<Vec<Value>> {
+        if let Some(s) = &self.local {
             return s.clone();
         }
         let s = Arc::new(self.rendered.values().cloned().collect::<Vec<_>>());
-        self.snapshot = Some(s.clone());
+        self.local = Some(s.clone());
         s
     }
 
+    /// The list served: the local entries, then every other instance's.
+    /// Without other instances it is the local list itself.
+    pub fn snapshot(&mut self) -> Arc<Vec<Value>> {
+        let local = self.local_snapshot();
+        if self.remote.is_empty() {
+            return local;
+        }
+        if let Some(s) = &self.merged {
+            return s.clone();
+        }
+        let mut all = Vec::with_capacity(local.len() + self.remote.values().map(|r| r.len()).sum::<usize>());
+        all.extend(local.iter().cloned());
+        for entries in self.remote.values() {
+            all.extend(entries.iter().cloned());
+        }
+        let s = Arc::new(all);
+        self.merged = Some(s.clone());
+        s
+    }
+
+    /// Put `instance`'s entries in place of those it sent before (none: it
+    /// drops out). Returns whether the list changed.
+    pub fn set_remote(&mut self, instance: &str, entries: Vec<Value>) -> bool {
+        if entries.is_empty() {
+            return self.remove_remote(instance);
+        }
+        if self.remote.get(instance).is_some_and(|old| **old == entries) {
+            return false;
+        }
+        self.remote.insert(instance.to_owned(), Arc::new(entries));
+        self.merged = None;
+        true
+    }
+
+    /// Drop `instance`'s entries. Returns whether the list changed.
+    pub fn remove_remote(&mut self, instance: &str) -> bool {
+        let removed = self.remote.remove(instance).is_some();
+        if removed {
+            self.merged = None;
+        }
+        removed
+    }
+
+    /// The local entries (one per device or device-less session).
     pub fn len(&self) -> usize {
         self.groups.len()
     }

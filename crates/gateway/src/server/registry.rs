@@ -18,8 +18,9 @@ pub use super::session_info::{NodeInfo, ServiceSession, SessionInfo};
 use crate::config::SessionLimits;
 
 /// At most one presence broadcast per this interval: a burst of connects
-/// and disconnects becomes one event with the list as it stands.
-const PRESENCE_BROADCAST_INTERVAL: Duration = Duration::from_millis(250);
+/// and disconnects becomes one event with the list as it stands (the
+/// cluster publishes this instance's entries at the same pace).
+pub(crate) const PRESENCE_BROADCAST_INTERVAL: Duration = Duration::from_millis(250);
 
 struct Entry {
     info: Arc<SessionInfo>,
@@ -60,6 +61,9 @@ pub struct Registry {
     /// Signalled when a node session comes or goes (the cluster announces
     /// this instance's nodes then: docs/cluster.md).
     pub node_changes: tokio::sync::Notify,
+    /// Woken when this instance's own entries change (the cluster's
+    /// presence loop publishes them).
+    local_presence_changes: tokio::sync::Notify,
 }
 
 /// A new session would pass a configured cap.
@@ -194,7 +198,7 @@ impl Registry {
         }
         if shows_in_presence(&info) {
             lock(&self.presence).add(key, &info, super::now_ms());
-            self.presence_changed();
+            self.local_presence_changed();
         }
         Ok(SessionGuard { registry: self.clone(), key })
     }
@@ -214,6 +218,27 @@ impl Registry {
         }
         if let Some(e) = removed.filter(|e| shows_in_presence(&e.info)) {
             lock(&self.presence).remove(key, &e.info, super::now_ms());
+            self.local_presence_changed();
+        }
+    }
+
+    fn local_presence_changed(self: &Arc<Self>) {
+        self.local_presence_changes.notify_one();
+        self.presence_changed();
+    }
+
+    /// Put another instance's entries in the list in place of those it sent
+    /// before (an empty list removes it); the operators hear of a change
+    /// through the usual coalesced presence event.
+    pub fn set_remote_presence(self: &Arc<Self>, instance: &str, entries: Vec<Value>) {
+        if lock(&self.presence).set_remote(instance, entries) {
+            self.presence_changed();
+        }
+    }
+
+    /// Take another instance's entries out of the list (it left or went silent).
+    pub fn remove_remote_presence(self: &Arc<Self>, instance: &str) {
+        if lock(&self.presence).remove_remote(instance) {
             self.presence_changed();
         }
     }
@@ -271,9 +296,20 @@ impl Registry {
     }
 
     /// One entry per device (roles and scopes merged), one per device-less
-    /// session; see [`super::presence`] for who is listed.
+    /// session, then the other instances' entries in a cluster; see
+    /// [`super::presence`] for who is listed.
     pub fn presence(&self) -> Arc<Vec<Value>> {
         lock(&self.presence).snapshot()
+    }
+
+    /// This instance's own entries only (what it publishes to the others).
+    pub fn local_presence(&self) -> Arc<Vec<Value>> {
+        lock(&self.presence).local_snapshot()
+    }
+
+    /// Notified (one stored wake-up) whenever this instance's own entries change.
+    pub fn local_presence_changes(&self) -> &tokio::sync::Notify {
+        &self.local_presence_changes
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {

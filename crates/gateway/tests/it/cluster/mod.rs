@@ -6,6 +6,7 @@ mod bus;
 mod failures;
 mod invoke;
 mod pair_events;
+mod presence;
 mod processes;
 mod revocation_latency;
 pub mod store_changes;

@@ -5,6 +5,7 @@
 
 pub mod clawgate_process;
 pub mod cluster;
+pub mod cut_link;
 pub mod nats;
 pub mod nginx;
 pub mod openclaw_cli;
