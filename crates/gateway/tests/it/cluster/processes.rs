@@ -1,7 +1,10 @@
 //! Three real `clawgate gateway run` processes on one PostgreSQL database
 //! and one nats-server, configured through their config files as an
-//! operator would: they start as a cluster, admit alike, and one of them
-//! killed with SIGKILL leaves the others serving.
+//! operator would: they start as a cluster, admit alike, list each other's
+//! sessions, and one of them killed with SIGKILL leaves the others' presence
+//! and leaves them serving.
+
+use std::time::{Duration, Instant};
 
 use crate::common::clawgate_process::ClawgateProcess;
 use crate::common::nats::NatsServer;
@@ -10,6 +13,23 @@ use clawgate_client::DeviceIdentity;
 use serde_json::json;
 
 const READ: &str = "operator.read";
+
+/// Ask `system-presence` on `conn` until the hosts it lists satisfy `wanted` (≤ 15 s).
+async fn wait_for_hosts(conn: &mut RawConn, wanted: impl Fn(&std::collections::BTreeSet<String>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = conn.call("p", "system-presence", None).await;
+        let hosts = res["payload"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|e| e["host"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if wanted(&hosts) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "system-presence lists {hosts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 fn config(instance: &str, db_url: &str, nats_url: &str) -> String {
     format!(
@@ -46,8 +66,21 @@ async fn three_processes_admit_alike_and_survive_one_killed() {
         assert_eq!(conn.call("h", "health", None).await["ok"], true);
     }
 
-    // c killed without a goodbye: a and b keep serving, new sessions too.
+    // Sessions listed in presence on each process: a lists all three.
+    let mut shown = Vec::new();
+    for (p, name) in procs.iter().zip(["on-a", "on-b", "on-c"]) {
+        let mut params = connect_params("gateway-client", "ui", "operator", &[READ], Some(TOKEN));
+        params["client"]["displayName"] = json!(name);
+        let mut conn = RawConn::open(p.addr).await;
+        assert_eq!(conn.handshake(params).await["ok"], true);
+        shown.push(conn);
+    }
+    wait_for_hosts(&mut on_a, |hosts| ["on-a", "on-b", "on-c"].iter().all(|h| hosts.contains(*h))).await;
+
+    // c killed without a goodbye: its session leaves a's presence within a
+    // few heartbeats; a and b keep serving, new sessions too.
     procs[2].kill();
+    wait_for_hosts(&mut on_a, |hosts| hosts.contains("on-b") && !hosts.contains("on-c")).await;
     for p in &procs[..2] {
         let mut conn = RawConn::open(p.addr).await;
         assert_eq!(conn.handshake(connect_params("cli", "cli", "operator", &[READ], Some(TOKEN))).await["ok"], true);
