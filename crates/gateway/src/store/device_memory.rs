@@ -20,8 +20,9 @@
 //! - A failed refresh drops the copy: reads go to SQLite again until the
 //!   next successful reload.
 //!
-//! The same batch carries service tokens' last-used times: a service-token
-//! connect reads the file but writes nothing itself (store/sqlite.rs).
+//! The same batch carries service tokens' last-used times and those of
+//! device tokens presented as relayed HTTP bearers: checking them reads the
+//! file but writes nothing itself (store/sqlite.rs).
 //!
 //! Only what the batch writes is at risk in a crash: a few seconds of
 //! last-seen and last-used times. A batch that fails (a full disk) is kept
@@ -284,6 +285,14 @@ impl DeviceMemory {
 
     fn pending_lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A device token's use found outside [`Self::verify`] (a relayed HTTP
+    /// bearer), for the next batch.
+    pub(super) fn record_token_use(&self, digest: [u8; 32], now: i64) {
+        let mut pending = self.pending_lock();
+        let when = pending.used.entry(digest).or_insert(now);
+        *when = (*when).max(now);
     }
 
     /// A service token's use (its secret's digest), for the next batch.

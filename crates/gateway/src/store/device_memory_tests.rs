@@ -197,3 +197,22 @@ fn a_service_token_check_only_reads_and_its_last_use_is_batched_by_secret() {
     // A read of the records writes the batch first.
     assert_eq!(memory.list_services().unwrap()[0].last_used_at_ms, Some(T0 + 23));
 }
+
+#[test]
+fn a_device_token_found_by_value_is_read_only_and_its_last_use_batched() {
+    let (_dir, path) = temp();
+    let (memory, file) = pair_of(&path);
+    let new = device(6);
+    let id = new.device_id.clone();
+    memory.pair_silently(&new, T0).unwrap();
+    let token = memory.issue_token(&id, Role::Operator, &read_scopes(), T0).unwrap();
+    let generation = file.generation().unwrap();
+
+    let live = memory.device_token_by_value(&token, T0 + 10).unwrap().expect("a live token");
+    assert_eq!((live.device_id.as_str(), live.role), (id.as_str(), Role::Operator));
+    assert_eq!(file.tokens(&id).unwrap()[0].last_used_at_ms, None, "nothing written yet");
+    memory.flush_bookkeeping().unwrap();
+    assert_eq!(file.tokens(&id).unwrap()[0].last_used_at_ms, Some(T0 + 10));
+    assert_eq!(file.generation().unwrap(), generation);
+    assert!(memory.device_token_by_value("not-a-token", T0 + 11).unwrap().is_none());
+}

@@ -386,6 +386,15 @@ impl PairingStore for SqliteStore {
     }
 
     fn device_token_by_value(&self, presented: &str, now_ms: u64) -> Result<Option<LiveToken>, StoreError> {
+        // As for service tokens: where bookkeeping is batched, only a read.
+        if self.memory.enabled() {
+            let now = ms(now_ms)?;
+            let found = self.read(|tx| tokens::find_by_value(tx, presented))?;
+            return Ok(found.map(|(live, digest)| {
+                self.memory.record_token_use(digest, now);
+                live
+            }));
+        }
         self.write(now_ms, Change::Bookkeeping, |tx, now| tokens::by_value(tx, presented, now))
     }
 
