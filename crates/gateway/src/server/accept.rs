@@ -16,7 +16,8 @@ use super::conn_budget::{budget_key, Class, ConnectionSlot, OverBudget};
 use super::wire::{self, EdgeFailure, Failure, Wire};
 use super::Gateway;
 
-/// The first pause after a failed accept; each further failure doubles it.
+/// The first pause after a failed accept; each further failure doubles it,
+/// unless it shed a pending connection (then the pause starts over).
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one log line per kind of event per this interval; the line says
@@ -143,7 +144,10 @@ pub async fn accept_loop(
                     );
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                // Shedding a connection is progress: the backlog drains at
+                // one per short pause instead of one per second, so no
+                // connection is left hanging there while descriptors are out.
+                backoff = if shed { BACKOFF_START } else { (backoff * 2).min(BACKOFF_MAX) };
             }
         }
     }

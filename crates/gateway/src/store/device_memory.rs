@@ -20,8 +20,14 @@
 //! - A failed refresh drops the copy: reads go to SQLite again until the
 //!   next successful reload.
 //!
+//! The same batch carries service tokens' last-used times and those of
+//! device tokens presented as relayed HTTP bearers: checking them reads the
+//! file but writes nothing itself (store/sqlite.rs).
+//!
 //! Only what the batch writes is at risk in a crash: a few seconds of
-//! last-seen and last-used times. Pairings, approvals, tokens issued,
+//! last-seen and last-used times. A batch that fails (a full disk) is kept
+//! whole and tried again with the next one, so a connect admitted by a
+//! credential needs no store write. Pairings, approvals, tokens issued,
 //! rotated or revoked are written synchronously, as before.
 
 use std::collections::HashMap;
@@ -66,6 +72,14 @@ struct Pending {
     seen: HashMap<String, (i64, Option<String>)>,
     /// token digest → when
     used: HashMap<[u8; 32], i64>,
+    /// service secret digest → when
+    service_used: HashMap<[u8; 32], i64>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.seen.is_empty() && self.used.is_empty() && self.service_used.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -273,9 +287,23 @@ impl DeviceMemory {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A device token's use found outside [`Self::verify`] (a relayed HTTP
+    /// bearer), for the next batch.
+    pub(super) fn record_token_use(&self, digest: [u8; 32], now: i64) {
+        let mut pending = self.pending_lock();
+        let when = pending.used.entry(digest).or_insert(now);
+        *when = (*when).max(now);
+    }
+
+    /// A service token's use (its secret's digest), for the next batch.
+    pub(super) fn record_service_use(&self, digest: [u8; 32], now: i64) {
+        let mut pending = self.pending_lock();
+        let when = pending.service_used.entry(digest).or_insert(now);
+        *when = (*when).max(now);
+    }
+
     pub(super) fn has_pending(&self) -> bool {
-        let p = self.pending_lock();
-        !p.seen.is_empty() || !p.used.is_empty()
+        !self.pending_lock().is_empty()
     }
 
     /// Write the pending bookkeeping in one transaction (connection's lock
@@ -283,7 +311,7 @@ impl DeviceMemory {
     /// dropped but by a crash.
     pub(super) fn flush(&self, conn: &Connection) -> OpResult<()> {
         let batch = std::mem::take(&mut *self.pending_lock());
-        if batch.seen.is_empty() && batch.used.is_empty() {
+        if batch.is_empty() {
             return Ok(());
         }
         let written = write_batch(conn, &batch);
@@ -294,6 +322,9 @@ impl DeviceMemory {
             }
             for (digest, when) in batch.used {
                 pending.used.entry(digest).or_insert(when);
+            }
+            for (digest, when) in batch.service_used {
+                pending.service_used.entry(digest).or_insert(when);
             }
         }
         written
@@ -323,6 +354,9 @@ fn write_batch(conn: &Connection, batch: &Pending) -> OpResult<()> {
             )?;
             for (digest, when) in &batch.used {
                 used.execute(params![&digest[..], when])?;
+            }
+            for (digest, when) in &batch.service_used {
+                super::services::record_use(&tx, digest, *when)?;
             }
         }
         tx.commit()?;

@@ -168,3 +168,51 @@ fn batched_times_are_written_at_close_and_shown_by_reads() {
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.tokens(&id).unwrap()[0].last_used_at_ms, Some(T0 + 30));
 }
+
+#[test]
+fn a_service_token_check_only_reads_and_its_last_use_is_batched_by_secret() {
+    let (_dir, path) = temp();
+    let (memory, file) = pair_of(&path);
+    let issued = memory.add_service("cron", Role::Operator, &read_scopes(), T0).unwrap();
+    let id = issued.principal.principal_id.clone();
+    let generation = file.generation().unwrap();
+
+    let ServiceTokenCheck::Valid(p) = memory.verify_service_token(&issued.token, T0 + 10).unwrap() else {
+        panic!("the service token verifies")
+    };
+    assert_eq!(p.last_used_at_ms, Some(T0 + 10), "the answer shows this use");
+    // Nothing written yet, and nothing that counts as a change.
+    assert_eq!(file.service_by_id(&id).unwrap().unwrap().last_used_at_ms, None);
+    memory.flush_bookkeeping().unwrap();
+    assert_eq!(file.service_by_id(&id).unwrap().unwrap().last_used_at_ms, Some(T0 + 10));
+    assert_eq!(file.generation().unwrap(), generation);
+
+    // A use of a secret rotated away before the batch does not land on the new one.
+    memory.verify_service_token(&issued.token, T0 + 20).unwrap();
+    let rotated = memory.rotate_service("cron", T0 + 21).unwrap();
+    memory.flush_bookkeeping().unwrap();
+    assert_eq!(file.service_by_id(&id).unwrap().unwrap().last_used_at_ms, None);
+    assert_eq!(memory.verify_service_token(&issued.token, T0 + 22).unwrap(), ServiceTokenCheck::Mismatch);
+    memory.verify_service_token(&rotated.token, T0 + 23).unwrap();
+    // A read of the records writes the batch first.
+    assert_eq!(memory.list_services().unwrap()[0].last_used_at_ms, Some(T0 + 23));
+}
+
+#[test]
+fn a_device_token_found_by_value_is_read_only_and_its_last_use_batched() {
+    let (_dir, path) = temp();
+    let (memory, file) = pair_of(&path);
+    let new = device(6);
+    let id = new.device_id.clone();
+    memory.pair_silently(&new, T0).unwrap();
+    let token = memory.issue_token(&id, Role::Operator, &read_scopes(), T0).unwrap();
+    let generation = file.generation().unwrap();
+
+    let live = memory.device_token_by_value(&token, T0 + 10).unwrap().expect("a live token");
+    assert_eq!((live.device_id.as_str(), live.role), (id.as_str(), Role::Operator));
+    assert_eq!(file.tokens(&id).unwrap()[0].last_used_at_ms, None, "nothing written yet");
+    memory.flush_bookkeeping().unwrap();
+    assert_eq!(file.tokens(&id).unwrap()[0].last_used_at_ms, Some(T0 + 10));
+    assert_eq!(file.generation().unwrap(), generation);
+    assert!(memory.device_token_by_value("not-a-token", T0 + 11).unwrap().is_none());
+}

@@ -101,8 +101,10 @@ pub trait PairingStore: Send + Sync {
 
     /// Serve paired devices and token digests from memory from now on (the
     /// gateway asks at start): `view`, `verify_token` and a device-token
-    /// reconnect's `apply_admission` then read no file, and last-seen and
-    /// last-used times are written in batches ([`PairingStore::flush_bookkeeping`]).
+    /// reconnect's `apply_admission` then read no file, `verify_service_token`
+    /// only reads, and last-seen and last-used times (devices' and service
+    /// tokens') are written in batches ([`PairingStore::flush_bookkeeping`]),
+    /// so a connect admitted by a credential writes nothing.
     /// The copy follows this store's own writes, and is reloaded when
     /// `data_version` or `generation` shows a change made elsewhere. A store
     /// without such a copy answers `false` and goes on as it did.
@@ -255,7 +257,8 @@ pub trait PairingStore: Send + Sync {
     /// Revoke the live principal `name`. Its name is free again afterwards.
     fn revoke_service(&self, name: &str, now_ms: u64) -> Result<ServicePrincipal, StoreError>;
 
-    /// Check a presented `cgs_<id>_<secret>` token; on `Valid`, records last use.
+    /// Check a presented `cgs_<id>_<secret>` token; on `Valid`, records last use
+    /// (in the next batch once [`PairingStore::keep_devices_in_memory`] was asked).
     fn verify_service_token(&self, token: &str, now_ms: u64) -> Result<ServiceTokenCheck, StoreError>;
 
     // ---- relay identities (upstream mode) ----

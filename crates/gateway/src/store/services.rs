@@ -223,8 +223,17 @@ pub(super) fn revoke(conn: &Connection, name: &str, now: i64) -> OpResult<Servic
 /// Check a presented token: the id selects the row, the secret is compared
 /// in constant time (digest against digest). On `Valid`, records last use.
 pub(super) fn verify(conn: &Connection, token: &str, now: i64) -> OpResult<ServiceTokenCheck> {
+    let (check, digest) = check(conn, token)?;
+    let (ServiceTokenCheck::Valid(principal), Some(digest)) = (check.clone(), digest) else { return Ok(check) };
+    record_use(conn, &digest, now)?;
+    Ok(ServiceTokenCheck::Valid(ServicePrincipal { last_used_at_ms: Some(from_ms(now)), ..principal }))
+}
+
+/// [`verify`] without the write: the check, and on `Valid` the secret's
+/// digest, under which the use is recorded later ([`record_use`]).
+pub(super) fn check(conn: &Connection, token: &str) -> OpResult<(ServiceTokenCheck, Option<[u8; 32]>)> {
     let Some((id, secret)) = parse_service_token(token) else {
-        return Ok(ServiceTokenCheck::Malformed);
+        return Ok((ServiceTokenCheck::Malformed, None));
     };
     let row: Option<Vec<u8>> = conn
         .query_row("SELECT secret_sha256 FROM service_principals WHERE principal_id = ?1", [id], |r| r.get(0))
@@ -232,7 +241,7 @@ pub(super) fn verify(conn: &Connection, token: &str, now: i64) -> OpResult<Servi
     let Some(hash) = row else {
         // Spend the same hashing work as a known id would.
         let _ = SecretDigest::of(b"").matches(secret.as_bytes());
-        return Ok(ServiceTokenCheck::Unknown);
+        return Ok((ServiceTokenCheck::Unknown, None));
     };
     let hash: [u8; 32] = hash.try_into().map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -242,14 +251,25 @@ pub(super) fn verify(conn: &Connection, token: &str, now: i64) -> OpResult<Servi
         )
     })?;
     if !SecretDigest::from_bytes(hash).matches(secret.as_bytes()) {
-        return Ok(ServiceTokenCheck::Mismatch);
+        return Ok((ServiceTokenCheck::Mismatch, None));
     }
-    let Some(principal) = by_id(conn, id)? else { return Ok(ServiceTokenCheck::Unknown) };
+    let Some(principal) = by_id(conn, id)? else { return Ok((ServiceTokenCheck::Unknown, None)) };
     if principal.is_revoked() {
-        return Ok(ServiceTokenCheck::Revoked);
+        return Ok((ServiceTokenCheck::Revoked, None));
     }
-    conn.execute("UPDATE service_principals SET last_used_at_ms = ?2 WHERE principal_id = ?1", params![id, now])?;
-    Ok(ServiceTokenCheck::Valid(ServicePrincipal { last_used_at_ms: Some(from_ms(now)), ..principal }))
+    Ok((ServiceTokenCheck::Valid(principal), Some(hash)))
+}
+
+/// Record a use of the secret whose digest is `digest`, never moving the
+/// time back. Keyed by the digest, not the principal: a use of a secret
+/// rotated away since does not land on the principal's new one.
+pub(super) fn record_use(conn: &Connection, digest: &[u8; 32], when: i64) -> OpResult<()> {
+    conn.prepare_cached(
+        "UPDATE service_principals SET last_used_at_ms = max(coalesce(last_used_at_ms, 0), ?2)
+         WHERE secret_sha256 = ?1",
+    )?
+    .execute(params![&digest[..], when])?;
+    Ok(())
 }
 
 #[cfg(test)]

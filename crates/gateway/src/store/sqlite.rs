@@ -160,17 +160,21 @@ impl SqliteStore {
         result
     }
 
-    /// Write the pending last-seen and last-used times now.
+    /// Write the pending last-seen and last-used times now (never into a
+    /// file that is no longer the store's: they stay pending then).
     fn flush_pending(&self) -> Result<(), StoreError> {
         if !self.memory.has_pending() {
             return Ok(());
         }
+        self.check_file()?;
         self.memory.flush(&self.lock()).map_err(|e| e.at(&self.location))
     }
 
     /// Bookkeeping first, so a read of the records shows the latest times.
+    /// Best effort: a batch that cannot be written now (a full disk) stays
+    /// pending, and the read shows the times written so far instead of failing.
     fn flushed<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.flush_pending()?;
+        let _ = self.flush_pending();
         read()
     }
 }
@@ -382,6 +386,15 @@ impl PairingStore for SqliteStore {
     }
 
     fn device_token_by_value(&self, presented: &str, now_ms: u64) -> Result<Option<LiveToken>, StoreError> {
+        // As for service tokens: where bookkeeping is batched, only a read.
+        if self.memory.enabled() {
+            let now = ms(now_ms)?;
+            let found = self.read(|tx| tokens::find_by_value(tx, presented))?;
+            return Ok(found.map(|(live, digest)| {
+                self.memory.record_token_use(digest, now);
+                live
+            }));
+        }
         self.write(now_ms, Change::Bookkeeping, |tx, now| tokens::by_value(tx, presented, now))
     }
 
@@ -400,11 +413,11 @@ impl PairingStore for SqliteStore {
     }
 
     fn list_services(&self) -> Result<Vec<ServicePrincipal>, StoreError> {
-        self.read(|tx| services::list(tx))
+        self.flushed(|| self.read(|tx| services::list(tx)))
     }
 
     fn service_by_id(&self, principal_id: &str) -> Result<Option<ServicePrincipal>, StoreError> {
-        self.read(|tx| services::by_id(tx, principal_id))
+        self.flushed(|| self.read(|tx| services::by_id(tx, principal_id)))
     }
 
     fn rotate_service(&self, name: &str, now_ms: u64) -> Result<IssuedServiceToken, StoreError> {
@@ -416,6 +429,19 @@ impl PairingStore for SqliteStore {
     }
 
     fn verify_service_token(&self, token: &str, now_ms: u64) -> Result<ServiceTokenCheck, StoreError> {
+        // Where the bookkeeping is batched (the gateway), the check only
+        // reads and the use goes to the next batch: no write on a connect.
+        if self.memory.enabled() {
+            let now = ms(now_ms)?;
+            let (check, digest) = self.read(|tx| services::check(tx, token))?;
+            return Ok(match (check, digest) {
+                (ServiceTokenCheck::Valid(principal), Some(digest)) => {
+                    self.memory.record_service_use(digest, now);
+                    ServiceTokenCheck::Valid(ServicePrincipal { last_used_at_ms: Some(now_ms), ..principal })
+                }
+                (check, _) => check,
+            });
+        }
         self.write(now_ms, Change::Bookkeeping, |tx, now| services::verify(tx, token, now))
     }
 

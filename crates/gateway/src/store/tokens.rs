@@ -182,6 +182,14 @@ pub(super) fn verify(
 /// digest index; a digest of a 256-bit random token tells a guesser nothing,
 /// so the lookup by equality needs no constant-time comparison.
 pub(super) fn by_value(conn: &Connection, presented: &str, now: i64) -> OpResult<Option<LiveToken>> {
+    let Some((live, digest)) = find_by_value(conn, presented)? else { return Ok(None) };
+    conn.execute("UPDATE device_tokens SET last_used_at_ms = ?2 WHERE token_sha256 = ?1", params![&digest[..], now])?;
+    Ok(Some(live))
+}
+
+/// [`by_value`] without the write: the live token and its digest, under
+/// which its use is recorded later (the gateway's batch).
+pub(super) fn find_by_value(conn: &Connection, presented: &str) -> OpResult<Option<(LiveToken, [u8; 32])>> {
     let digest = SecretDigest::of(presented.as_bytes());
     let row: Option<(i64, String, String, String)> = conn
         .query_row(
@@ -191,14 +199,13 @@ pub(super) fn by_value(conn: &Connection, presented: &str, now: i64) -> OpResult
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((token_id, device_id, role, scopes)) = row else { return Ok(None) };
+    let Some((_token_id, device_id, role, scopes)) = row else { return Ok(None) };
     let role = role_from_sql(2, &role)?;
     let paired = devices::get(conn, &device_id)?.is_some_and(|d| d.has_role(role));
     if !paired {
         return Ok(None);
     }
-    conn.execute("UPDATE device_tokens SET last_used_at_ms = ?2 WHERE token_id = ?1", params![token_id, now])?;
-    Ok(Some(LiveToken { device_id, role, scopes: list_from_sql(3, &scopes)? }))
+    Ok(Some((LiveToken { device_id, role, scopes: list_from_sql(3, &scopes)? }, *digest.as_bytes())))
 }
 
 /// Revoke every token of (device, role). `false`: none was live.

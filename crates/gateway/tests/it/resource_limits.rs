@@ -232,3 +232,5 @@ async fn other_loopback_addresses_cannot_take_the_owners_budget() {
     drop(others);
     gw.stop().await;
 }
+
+mod out_of_descriptors;

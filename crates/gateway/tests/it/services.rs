@@ -126,10 +126,19 @@ async fn a_service_token_admits_its_fixed_role_and_scopes_from_remote() {
     let secret = token.splitn(3, '_').nth(2).unwrap().to_owned();
     let (listing, _) = text(&clawgate(dir.path(), &["services", "list"]));
     assert!(listing.contains("ci-bot") && listing.contains("active") && !listing.contains(&secret), "{listing}");
-    let (json_listing, _) = text(&clawgate(dir.path(), &["services", "list", "--json"]));
-    let v: Value = serde_json::from_str(&json_listing).unwrap();
+    // The last use is recorded: the gateway writes it with its next batch
+    // of bookkeeping (every few seconds), not on the connect.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let (json_listing, _) = text(&clawgate(dir.path(), &["services", "list", "--json"]));
+        let v: Value = serde_json::from_str(&json_listing).unwrap();
+        if v[0]["lastUsedAtMs"].is_u64() || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(v[0]["scopes"], json!([READ, WRITE]));
-    assert!(v[0]["lastUsedAtMs"].is_u64());
+    assert!(v[0]["lastUsedAtMs"].is_u64(), "{v}");
     assert!(!std::fs::read(&store_path).unwrap().windows(secret.len()).any(|w| w == secret.as_bytes()));
     gw.stop().await;
 }

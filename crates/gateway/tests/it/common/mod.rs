@@ -152,16 +152,36 @@ impl RawConn {
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             req.headers_mut().insert("host", HeaderValue::from_str(&format!("localhost:{}", addr.port())).unwrap());
         }
+        match Self::upgrade_from(source, addr, req).await {
+            Ok(answer) => answer,
+            Err(e) => panic!("cannot connect: {e}"),
+        }
+    }
+
+    /// [`RawConn::open_from`] without headers, `None` when the gateway
+    /// closes the socket before answering the upgrade (e.g. out of file
+    /// descriptors, it closes new connections at accept).
+    pub async fn open_from_unless_closed(source: &str, addr: SocketAddr) -> Option<Result<RawConn, HttpRefusal>> {
+        let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+        req.headers_mut().insert("host", HeaderValue::from_str(&format!("localhost:{}", addr.port())).unwrap());
+        Self::upgrade_from(source, addr, req).await.ok()
+    }
+
+    async fn upgrade_from(
+        source: &str,
+        addr: SocketAddr,
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Result<RawConn, HttpRefusal>, tokio_tungstenite::tungstenite::Error> {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(format!("{source}:0").parse().unwrap()).expect("bind the source address");
         let stream = socket.connect(addr).await.expect("tcp connect");
         match tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await {
-            Ok((ws, _)) => Ok(RawConn { ws, hello: None, checked: true }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(HttpRefusal {
+            Ok((ws, _)) => Ok(Ok(RawConn { ws, hello: None, checked: true })),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Ok(Err(HttpRefusal {
                 status: resp.status().as_u16(),
                 body: resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
-            }),
-            Err(e) => panic!("cannot connect: {e}"),
+            })),
+            Err(e) => Err(e),
         }
     }
 

@@ -19,6 +19,8 @@ pub struct SmallDisk {
     /// Mounted by this process (root): unmount on drop.
     mounted: bool,
     config: String,
+    /// A store file to start from (see [`SmallDisk::seed_store`]).
+    seed: Option<PathBuf>,
 }
 
 impl SmallDisk {
@@ -26,7 +28,7 @@ impl SmallDisk {
     pub fn new(config: &str) -> SmallDisk {
         let dir = tempfile::tempdir().unwrap();
         let as_root = effective_uid() == 0 && std::env::var_os("CLAWGATE_FAULT_UNSHARE").is_none_or(|v| v != "1");
-        let mut disk = SmallDisk { dir, mounted: false, config: config.to_owned() };
+        let mut disk = SmallDisk { dir, mounted: false, config: config.to_owned(), seed: None };
         if !as_root {
             return disk;
         }
@@ -41,15 +43,29 @@ impl SmallDisk {
         disk
     }
 
+    /// Start the gateway on a copy of the (closed) store file `store`: for
+    /// what only the offline CLI or the store itself can make, such as a
+    /// service principal.
+    pub fn seed_store(&mut self, store: &Path) {
+        if self.mounted {
+            std::fs::copy(store, super::harness::store_path(self.dir.path())).unwrap();
+        }
+        self.seed = Some(store.to_owned());
+    }
+
     /// Start the gateway with its state directory on the tmpfs.
     pub async fn start_gateway(&self) -> ClawgateProcess {
         if self.mounted {
             return start_gateway(self.dir.path()).await;
         }
         // In the namespace: mount, write the config, then become the gateway.
+        let seed = match &self.seed {
+            Some(store) => format!("cp '{}' \"$0/clawgate.sqlite\" && ", store.display().to_string().replace('\'', "")),
+            None => String::new(),
+        };
         let script = format!(
             "mount -t tmpfs -o {SIZE},mode=0700 tmpfs \"$0\" && umask 077 && printf '%s' '{}' > \"$0/config.json5\" \
-             && exec \"$@\"",
+             && {seed}exec \"$@\"",
             self.config.replace('\'', "")
         );
         let wrapper: Vec<String> = ["unshare", "-rm", "sh", "-c", &script]
