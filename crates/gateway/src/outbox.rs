@@ -58,10 +58,15 @@ struct Shared {
     ready: Notify,
     queued: AtomicUsize,
     limit: usize,
-    /// Set when the connection must end now; the connection's task watches it.
+    /// Set when the connection must end now; a write that waits on the
+    /// peer watches it.
     kill: watch::Sender<Option<(u16, String)>>,
     /// Killed, or the connection's task is gone: pushes fail.
     killed: AtomicBool,
+    /// Set once `kill` holds the reason; a kill also wakes `ready`, so the
+    /// connection's task, waiting for input or frames, needs no second
+    /// registration per wait to notice it.
+    kill_sent: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -85,6 +90,7 @@ pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
         limit,
         kill: watch::channel(None).0,
         killed: AtomicBool::new(false),
+        kill_sent: AtomicBool::new(false),
     });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared, seq: 0 })
 }
@@ -121,6 +127,8 @@ impl Outbox {
     pub fn kill(&self, code: u16, reason: &str) {
         if !self.shared.killed.swap(true, Ordering::Relaxed) {
             self.shared.kill.send_replace(Some((code, reason.to_owned())));
+            self.shared.kill_sent.store(true, Ordering::Release);
+            self.shared.ready.notify_one();
         }
     }
 
@@ -147,10 +155,16 @@ pub enum Drained {
 }
 
 impl OutboxReceiver {
-    /// Resolves once something may have been queued since the last call
-    /// (at once if something was queued before the first).
+    /// Resolves once something may have been queued, or the connection
+    /// killed, since the last call (at once if that happened before the
+    /// first).
     pub async fn ready(&self) {
         self.shared.ready.notified().await
+    }
+
+    /// Killed: [`Self::kill_reason`] holds why.
+    pub fn is_killed(&self) -> bool {
+        self.shared.kill_sent.load(Ordering::Acquire)
     }
 
     /// Why the connection was killed, if it was.
@@ -173,36 +187,51 @@ impl OutboxReceiver {
     {
         const BATCH: usize = 64;
         loop {
-            let mut written = 0;
-            while written < BATCH {
-                let Some(msg) = self.pop() else { break };
-                written += 1;
-                let (frame, closing) = match msg {
-                    Outbound::Text(t) => (Message::Text(t.into()), false),
-                    Outbound::Event { name, payload } => {
-                        self.seq += 1;
-                        (Message::Text(event_text(&name, &payload, self.seq).into()), false)
+            match self.feed_queued(sink, BATCH).await {
+                Ok(0) => return Drained::Open,
+                Ok(_) => {
+                    if sink.flush().await.is_err() {
+                        return Drained::Failed;
                     }
-                    Outbound::Sequenced(frame) => {
-                        self.seq += 1;
-                        (Message::Text(with_seq(&frame, self.seq).into()), false)
-                    }
-                    Outbound::Close { code, reason } => (close_message(code, &reason), true),
-                };
-                if sink.feed(frame).await.is_err() {
-                    return Drained::Failed;
                 }
-                if closing {
-                    return if sink.flush().await.is_ok() { Drained::Closed } else { Drained::Failed };
-                }
-            }
-            if written == 0 {
-                return Drained::Open;
-            }
-            if sink.flush().await.is_err() {
-                return Drained::Failed;
+                Err(ended) => return ended,
             }
         }
+    }
+
+    /// Feed up to `max` queued frames into `sink` without flushing them, so
+    /// that they leave with whatever else the caller writes in the same
+    /// flush. Returns how many were fed, or how the connection ended (a
+    /// queued close frame is flushed at once). Cancel safety as
+    /// [`Self::write_queued`].
+    pub async fn feed_queued<S>(&mut self, sink: &mut S, max: usize) -> Result<usize, Drained>
+    where
+        S: Sink<Message> + Unpin,
+    {
+        let mut fed = 0;
+        while fed < max {
+            let Some(msg) = self.pop() else { break };
+            fed += 1;
+            let (frame, closing) = match msg {
+                Outbound::Text(t) => (Message::Text(t.into()), false),
+                Outbound::Event { name, payload } => {
+                    self.seq += 1;
+                    (Message::Text(event_text(&name, &payload, self.seq).into()), false)
+                }
+                Outbound::Sequenced(frame) => {
+                    self.seq += 1;
+                    (Message::Text(with_seq(&frame, self.seq).into()), false)
+                }
+                Outbound::Close { code, reason } => (close_message(code, &reason), true),
+            };
+            if sink.feed(frame).await.is_err() {
+                return Err(Drained::Failed);
+            }
+            if closing {
+                return Err(if sink.flush().await.is_ok() { Drained::Closed } else { Drained::Failed });
+            }
+        }
+        Ok(fed)
     }
 }
 
@@ -219,9 +248,13 @@ pub fn close_message(code: u16, reason: &str) -> Message {
 }
 
 /// One recipient's copy of a broadcast event: the shared payload with this
-/// connection's `seq`, in one allocation.
+/// connection's `seq`, in one allocation of exactly its length (a frame
+/// whose capacity is its length becomes the WebSocket layer's buffer
+/// without another allocation).
 fn event_text(name: &str, payload: &str, seq: u64) -> String {
-    let mut out = String::with_capacity(name.len() + payload.len() + 56);
+    const FIXED: usize = r#"{"type":"event","event":"","payload":,"seq":}"#.len();
+    let seq_digits = seq.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut out = String::with_capacity(FIXED + name.len() + payload.len() + seq_digits);
     out.push_str("{\"type\":\"event\",\"event\":");
     // Event names are ours and plain; anything else is escaped as JSON.
     if name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
@@ -302,6 +335,10 @@ mod tests {
             r#"{"type":"event","event":"device.pair.requested","payload":{},"seq":7}"#
         );
         assert_eq!(event_text("a\"b", "1", 1), r#"{"type":"event","event":"a\"b","payload":1,"seq":1}"#);
+        for seq in [0, 9, 10, 99, 100, 12_345, u64::MAX] {
+            let text = event_text("presence", r#"{"presence":[]}"#, seq);
+            assert_eq!(text.len(), text.capacity(), "seq {seq}");
+        }
     }
 
     #[tokio::test]

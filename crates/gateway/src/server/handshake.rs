@@ -9,7 +9,7 @@ use clawgate_protocol::text::printable;
 use clawgate_protocol::{ConnectParams, ConnectParamsError, EventFrame, Frame, RequestFrame, ResponseFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::admission::decision::Role;
 use crate::admission::{evaluate, may_read_store, Connect, Evaluated, Proof, StoreLookups};
@@ -112,8 +112,10 @@ fn owned_proof(proof: &Proof<'_>) -> OwnedProof {
     }
 }
 
+/// The handshake's frames go around tungstenite's write buffer, which would
+/// otherwise keep hello-ok's size for the connection's life (server/ws.rs).
 async fn send(ws: &mut Ws, frame: Frame) -> bool {
-    ws.send(Message::Text(frame.to_json().into())).await.is_ok()
+    super::ws::send_text_unbuffered(ws, &frame.to_json()).await.is_ok()
 }
 
 async fn reject(ws: &mut Ws, id: Option<&str>, failure: Failure) {

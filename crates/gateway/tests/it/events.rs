@@ -1,5 +1,6 @@
 //! Broadcasts: per-connection seq under concurrent senders, scope gating,
-//! and a peer that stops reading is closed instead of growing memory.
+//! and a peer that stops reading is closed instead of growing memory; and
+//! a session's frames in order when requests arrive together.
 
 use std::time::Duration;
 
@@ -100,5 +101,54 @@ async fn a_peer_that_stops_reading_is_closed_not_buffered() {
     // The gateway is fine for everyone else.
     let mut fresh = admitted(&gw, &["operator.read"]).await;
     assert_eq!(fresh.call("h", "health", None).await["ok"], true);
+    gw.stop().await;
+}
+
+/// Requests that arrive in one burst are answered together (one write):
+/// every answer in request order, broadcasts meanwhile with gapless `seq`,
+/// and a close right behind the burst still gets every answer before the
+/// close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_before_a_close() {
+    let gw = TestGateway::token().await;
+    let mut c = admitted(&gw, &["operator.read"]).await;
+    let burst = |prefix: &str, n: usize| -> Vec<serde_json::Value> {
+        (0..n).map(|i| json!({ "type": "req", "id": format!("{prefix}{i}"), "method": "health" })).collect()
+    };
+    let g = gw.gateway.clone();
+    let broadcasts = tokio::spawn(async move {
+        for i in 0..20 {
+            g.registry.broadcast("health", &json!({ "i": i }));
+            tokio::task::yield_now().await;
+        }
+    });
+    c.send_pipelined(&burst("p", 40), false).await;
+    broadcasts.await.unwrap();
+    let (mut answered, mut last_seq, mut events) = (0, 0u64, 0);
+    while answered < 40 || events < 20 {
+        let f = c.recv().await;
+        if f["type"] == "res" {
+            assert_eq!(f["id"], format!("p{answered}"), "answers in request order");
+            assert_eq!(f["ok"], true);
+            answered += 1;
+        } else if f["event"] == "health" {
+            let seq = f["seq"].as_u64().unwrap();
+            assert_eq!(seq, last_seq + 1, "gapless and increasing");
+            last_seq = seq;
+            events += 1;
+        }
+    }
+
+    c.send_pipelined(&burst("q", 5), true).await;
+    let mut answers = Vec::new();
+    let close = loop {
+        match c.recv_or_close().await {
+            Ok(f) if f["type"] == "res" => answers.push(f["id"].as_str().unwrap().to_owned()),
+            Ok(_) => {}
+            Err(close) => break close,
+        }
+    };
+    assert_eq!(answers, ["q0", "q1", "q2", "q3", "q4"]);
+    assert_eq!(close.0, 1005, "the close is echoed, after the answers");
     gw.stop().await;
 }

@@ -250,6 +250,18 @@ impl RawConn {
         self.send_text(v.to_string()).await
     }
 
+    /// Send these frames, then a close frame if `then_close`, in one write:
+    /// a pipelining client's burst.
+    pub async fn send_pipelined(&mut self, frames: &[Value], then_close: bool) {
+        for v in frames {
+            self.ws.feed(Message::Text(v.to_string().into())).await.expect("feed");
+        }
+        if then_close {
+            self.ws.feed(Message::Close(None)).await.expect("feed the close");
+        }
+        self.ws.flush().await.expect("flush");
+    }
+
     /// Read the challenge, send connect, return the connect response frame.
     pub async fn handshake(&mut self, params: Value) -> Value {
         let challenge = self.recv().await;
