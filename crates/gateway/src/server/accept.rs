@@ -92,6 +92,69 @@ impl SpareFd {
     }
 }
 
+/// The gateway's one spare descriptor, and the gate every accept loop
+/// passes for each `accept()` call. Several loops run at once (one per
+/// listener, and one per core with thread-per-core): when one of them
+/// frees the spare to shed a connection, another loop's accept would take
+/// the freed descriptor first, the spare could not be taken again, and
+/// from then on nobody could shed — connections would hang in the backlog
+/// until some descriptor came free. Holding the gate around each accept
+/// syscall (not across any wait) makes freeing the spare, shedding and
+/// taking it back one step that no other accept can split.
+/// The same gate keeps the log throttles, so that the whole gateway, not
+/// each loop, logs one line per interval of each kind.
+pub(crate) struct AcceptGate {
+    spare: std::sync::Mutex<SpareFd>,
+    error_log: std::sync::Mutex<Throttled>,
+    refused_log: std::sync::Mutex<Throttled>,
+}
+
+impl Default for AcceptGate {
+    fn default() -> Self {
+        AcceptGate {
+            spare: std::sync::Mutex::new(SpareFd::open()),
+            error_log: std::sync::Mutex::new(Throttled::new()),
+            refused_log: std::sync::Mutex::new(Throttled::new()),
+        }
+    }
+}
+
+/// A lock whose data is whole between calls (a descriptor, a counter), so a
+/// panic elsewhere never leaves it unusable.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl AcceptGate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SpareFd> {
+        locked(&self.spare)
+    }
+
+    /// `Some(count left out)` when an accept-error line is due.
+    fn error_line_due(&self) -> Option<u64> {
+        locked(&self.error_log).due()
+    }
+
+    /// `Some(count left out)` when an over-budget line is due.
+    fn refused_line_due(&self) -> Option<u64> {
+        locked(&self.refused_log).due()
+    }
+
+    /// `listener.accept()`, its syscall inside the gate.
+    async fn accept(&self, listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| {
+            let _gate = self.lock();
+            listener.poll_accept(cx)
+        })
+        .await
+    }
+
+    /// Shed one pending connection of `listener` with the spare.
+    fn shed_one(&self, listener: &TcpListener) -> bool {
+        self.lock().shed_one(listener)
+    }
+}
+
 pub async fn accept_loop(
     gw: Arc<Gateway>,
     listener: TcpListener,
@@ -100,11 +163,8 @@ pub async fn accept_loop(
     to: tokio::sync::mpsc::Sender<Accepted>,
 ) {
     let mut backoff = BACKOFF_START;
-    let mut spare = SpareFd::open();
-    let mut error_log = Throttled::new();
-    let mut refused_log = Throttled::new();
     loop {
-        match listener.accept().await {
+        match gw.accept_gate.accept(&listener).await {
             Ok((stream, peer)) => {
                 backoff = BACKOFF_START;
                 let config = gw.config();
@@ -113,7 +173,7 @@ pub async fn accept_loop(
                     Ok(slot) => slot,
                     Err(over) => {
                         gw.metrics.connection_refused(over);
-                        if let Some(left_out) = refused_log.due() {
+                        if let Some(left_out) = gw.accept_gate.refused_line_due() {
                             tracing::warn!(
                                 peer = %peer,
                                 budget = over.as_str(),
@@ -133,8 +193,8 @@ pub async fn accept_loop(
             Err(e) => {
                 gw.metrics.accept_error();
                 let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
-                let shed = out_of_fds && spare.shed_one(&listener);
-                if let Some(left_out) = error_log.due() {
+                let shed = out_of_fds && gw.accept_gate.shed_one(&listener);
+                if let Some(left_out) = gw.accept_gate.error_line_due() {
                     tracing::warn!(
                         error = %e,
                         not_logged = left_out,

@@ -116,6 +116,8 @@ pub struct Gateway {
     pub preauth: Arc<limits::PreauthCounter>,
     /// Every socket, counted from accept (`gateway.limits.maxConnections`).
     pub connections: Arc<conn_budget::ConnectionBudget>,
+    /// The spare descriptor every accept loop sheds with (server/accept.rs).
+    pub(crate) accept_gate: accept::AcceptGate,
     pub invokes: invokes::Invokes,
     pub boot_id: String,
     pub metrics: metrics::Metrics,
@@ -170,6 +172,7 @@ impl Gateway {
         };
         Arc::new(Gateway {
             connections,
+            accept_gate: Default::default(),
             upstream,
             cluster,
             peer_uids,
