@@ -3,8 +3,10 @@
 
 use std::convert::Infallible;
 
+use futures_util::SinkExt;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::*;
