@@ -26,6 +26,7 @@
 pub mod config;
 mod connector;
 mod failure;
+mod handshake_buffers;
 pub mod hello_merge;
 pub mod http_relay;
 pub mod http_rules;
