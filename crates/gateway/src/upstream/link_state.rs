@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
+use std::task::Context;
 use std::time::Duration;
 
 use futures_util::stream::SplitSink;
@@ -98,9 +99,12 @@ impl LinkState {
             }
             // The book is open, so the link's task has not dropped the sink.
             let Some(sink) = sink.as_mut() else { return Ok(()) };
-            if let Err(why) = write_within(sink, Message::text(text), self.write_within).await {
-                self.book().write_failed.get_or_insert(why);
-                self.wake_link.notify_one();
+            match write_within(sink, Message::text(text), self.write_within).await {
+                Ok(()) => forget_waker(sink),
+                Err(why) => {
+                    self.book().write_failed.get_or_insert(why);
+                    self.wake_link.notify_one();
+                }
             }
             return Ok(());
         }
@@ -192,6 +196,17 @@ impl LinkState {
             woken.await;
         }
     }
+}
+
+/// Leave no waker of the session's task in the WebSocket: tokio-tungstenite
+/// wakes the last writer's waker too whenever the socket becomes readable,
+/// which would wake the session for every frame the upstream sends, before
+/// the link's task has even read it (docs/benchmarks.md, "The relay's
+/// path"). A flush of nothing with a no-op waker takes its place; the next
+/// write registers the session's waker again.
+fn forget_waker(sink: &mut UpstreamSink) {
+    let mut nothing = Context::from_waker(futures_util::task::noop_waker_ref());
+    let _ = sink.poll_flush_unpin(&mut nothing);
 }
 
 /// Write one frame, or say why the link is lost: a write the upstream does
