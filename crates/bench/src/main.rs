@@ -179,6 +179,10 @@ struct UpstreamArgs {
     /// Source addresses 127.0.0.10.. of the other loads.
     #[arg(long, default_value_t = 64)]
     sources: usize,
+    /// Which parts to run, in their fixed order: memory, relay (the added
+    /// latency), devices, flood.
+    #[arg(long, default_value = "memory,relay,devices,flood", value_delimiter = ',')]
+    parts: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -294,6 +298,13 @@ async fn upstream(a: UpstreamArgs) -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    let parts = match upstream::Parts::parse(&a.parts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("clawgate-bench: {e}");
+            return ExitCode::from(64);
+        }
+    };
     let secs = Duration::from_secs_f64(a.seconds);
     let flood_secs = Duration::from_secs_f64(a.flood_seconds);
     let counts = Counts {
@@ -311,7 +322,7 @@ async fn upstream(a: UpstreamArgs) -> ExitCode {
         },
         flood_sources: a.flood_sources,
     };
-    let figures = upstream::run_all(&setups, &counts).await;
+    let figures = upstream::run_all(&setups, &counts, parts).await;
     if let Some(path) = &a.out {
         let mut lines = String::new();
         for (label, metrics) in [(upstream::ALONE, &figures.alone), (upstream::BEHIND, &figures.behind)] {

@@ -336,14 +336,54 @@ pub async fn memory(s: &Setups, c: &Counts, f: &mut Figures) {
     }
 }
 
-/// Every part, memory first (on the freshly started gateways) and the flood
-/// last (the failures it leaves in both gateways' limiters touch nothing
-/// measured after it).
-pub async fn run_all(s: &Setups, c: &Counts) -> Figures {
+/// Which parts a run measures (`--parts`; all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub memory: bool,
+    pub relay: bool,
+    pub devices: bool,
+    pub flood: bool,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts { memory: true, relay: true, devices: true, flood: true }
+    }
+}
+
+impl Parts {
+    /// From names: `memory`, `relay`, `devices`, `flood`.
+    pub fn parse(names: &[String]) -> Result<Parts, String> {
+        let mut parts = Parts { memory: false, relay: false, devices: false, flood: false };
+        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            match name {
+                "memory" => parts.memory = true,
+                "relay" => parts.relay = true,
+                "devices" => parts.devices = true,
+                "flood" => parts.flood = true,
+                other => return Err(format!("unknown part {other:?} (memory, relay, devices, flood)")),
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// The chosen parts, memory first (on the freshly started gateways) and
+/// the flood last (the failures it leaves in both gateways' limiters touch
+/// nothing measured after it).
+pub async fn run_all(s: &Setups, c: &Counts, parts: Parts) -> Figures {
     let mut f = Figures::default();
-    memory(s, c, &mut f).await;
-    relay_latency(s, c, &mut f).await;
-    device_handshakes(s, c, &mut f).await;
-    credential_flood(s, c, &mut f).await;
+    if parts.memory {
+        memory(s, c, &mut f).await;
+    }
+    if parts.relay {
+        relay_latency(s, c, &mut f).await;
+    }
+    if parts.devices {
+        device_handshakes(s, c, &mut f).await;
+    }
+    if parts.flood {
+        credential_flood(s, c, &mut f).await;
+    }
     f
 }

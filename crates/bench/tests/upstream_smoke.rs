@@ -113,7 +113,7 @@ async fn upstream_benchmark_completes_with_tiny_counts() {
         },
         flood_sources: 4,
     };
-    let figures = upstream::run_all(&setups, &counts).await;
+    let figures = upstream::run_all(&setups, &counts, upstream::Parts::default()).await;
     assert!(figures.failures.is_empty(), "{:#?}", figures.failures);
 
     let value = |run: &[metrics::Metric], key: &str| {

@@ -101,6 +101,13 @@ impl RequestFrame {
 
     /// Parse one text frame as a request, enforcing the schema's constraints.
     pub fn parse(text: &str) -> Result<RequestFrame, FrameError> {
+        // One pass for the common case, a valid request; anything else is
+        // parsed again the slow way below, which says what is wrong.
+        if let Ok(frame) = serde_json::from_str::<RequestFrame>(text) {
+            if frame.kind == FrameKind::Req && frame.is_valid() {
+                return Ok(frame);
+            }
+        }
         let value: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
         let id = value.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         let invalid = |reason: String| FrameError::Invalid { id: id.clone(), reason };
@@ -123,6 +130,10 @@ impl RequestFrame {
             return Err(invalid("traceparent longer than 128 characters".into()));
         }
         Ok(frame)
+    }
+
+    fn is_valid(&self) -> bool {
+        !self.id.is_empty() && !self.method.is_empty() && self.traceparent.as_ref().is_none_or(|t| t.len() <= 128)
     }
 }
 
@@ -183,6 +194,18 @@ mod tests {
         let e = RequestFrame::parse(r#"{"type":"req","id":"7","method":"health","x":1}"#).unwrap_err();
         assert_eq!(e.id(), Some("7"));
         assert!(e.reason().contains("unknown field"), "{e:?}");
+    }
+
+    #[test]
+    fn the_one_pass_parse_gives_what_the_two_pass_parse_gave() {
+        let text = r#"{"type":"req","id":"1","method":"sessions.list","params":{"a":[1,2.5,null]},"traceparent":"t"}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(RequestFrame::parse(text).unwrap(), serde_json::from_value::<RequestFrame>(value).unwrap());
+        // A repeated member fails the one pass; the slow way keeps the last, as before.
+        let repeated = RequestFrame::parse(r#"{"type":"req","id":"1","method":"a","method":"b"}"#).unwrap();
+        assert_eq!(repeated.method, "b");
+        let long = format!(r#"{{"type":"req","id":"1","method":"a","traceparent":"{}"}}"#, "t".repeat(129));
+        assert_eq!(RequestFrame::parse(&long).unwrap_err().id(), Some("1"));
     }
 
     #[test]

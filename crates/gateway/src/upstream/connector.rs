@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::config::UpstreamConfig;
 use super::failure::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
+use super::handshake_buffers::shed_handshake_buffers;
 use super::open_request::OpenRequest;
 use super::transport::{open_websocket, UpstreamWs};
 
@@ -157,6 +158,7 @@ impl Upstream {
             .await
             .map_err(|e| UpstreamFailure::unavailable(format!("sending connect failed: {e}")))?;
         let hello_ok = read_connect_response(&mut ws).await?;
+        let ws = shed_handshake_buffers(ws).await;
         self.counts.open.fetch_add(1, Ordering::Relaxed);
         let liveness = self.config.timeouts.liveness;
         Ok(UpstreamLink { ws, hello_ok, liveness, counted: Some(OpenLink(self.counts.clone())) })

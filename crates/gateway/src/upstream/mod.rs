@@ -9,8 +9,10 @@
 //!   device identity each), with a bound on handshakes in flight.
 //! - [`session_link`]: which class and relay identity a session's upstream
 //!   link uses, and opening it; [`hello_merge`]: the hello-ok the client
-//!   gets; [`relay_session`]: the pump that relays the session's requests,
-//!   answers and events over the link.
+//!   gets; [`relay_session`]: the relay of the session's requests, answers
+//!   and events over the link (the session's task writes its requests into
+//!   the upstream socket itself: `link_state`; the link's task routes what
+//!   comes back: `relayed_event`).
 //! - [`http_relay`]: relays plain HTTP (and non-gateway WebSocket upgrades)
 //!   to the upstream, by the header and bearer rules of [`http_rules`]
 //!   (whether a presented bearer is clawgate's is the server's to say: it
@@ -24,13 +26,16 @@
 pub mod config;
 mod connector;
 mod failure;
+mod handshake_buffers;
 pub mod hello_merge;
 pub mod http_relay;
 pub mod http_rules;
+mod link_state;
 mod open_request;
 mod pending_answers;
 pub mod probe;
 pub mod relay_session;
+mod relayed_event;
 pub mod session_link;
 pub mod timeouts;
 mod transport;

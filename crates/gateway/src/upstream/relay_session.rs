@@ -6,31 +6,38 @@
 //! clawgate sends itself (`tick`, `presence`) and those about clawgate's
 //! relay identities (`device.pair.*`).
 //!
-//! One task per session owns the upstream socket. The session ends it by
-//! [`RelayLink::close`] (or by dropping the link); when the upstream goes
-//! away the task answers the requests still waiting upstream with a
-//! retryable `UPSTREAM_UNAVAILABLE` error and closes the downstream with
-//! 1012 so clients reconnect. "Goes away" includes going silent: the task
-//! pings the upstream and ends a link that says nothing (no frame, no pong)
-//! for its liveness bound, or does not take a frame within a ping interval
-//! (`timeouts.rs`). No task, socket or queue outlives the session.
+//! The session's own task writes its requests into the upstream socket
+//! ([`RelayLink::forward`], `link_state.rs`); one task per link reads the
+//! upstream and routes what it sends into the session's outbox, from the
+//! frame's head alone (its payload is never parsed or re-serialised). The
+//! session ends the link by [`RelayLink::close`] (or by dropping it); when
+//! the upstream goes away the link's task answers the requests still
+//! waiting upstream with a retryable `UPSTREAM_UNAVAILABLE` error and closes
+//! the downstream with 1012 so clients reconnect. "Goes away" includes going
+//! silent: the task pings the upstream and ends a link that says nothing (no
+//! frame, no pong) for its liveness bound, or does not take a frame within a
+//! ping interval (`timeouts.rs`). No task, socket or queue outlives the
+//! session.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::connector::UpstreamLink;
 use super::hello_merge::UrlRewrite;
-use super::pending_answers::{link_lost_answer, PendingAnswers};
+pub use super::link_state::LinkGone;
+use super::link_state::LinkState;
+use super::pending_answers::link_lost_answer;
+use super::relayed_event::without_seq;
 use super::transport::UpstreamWs;
 use crate::outbox::{Outbound, Outbox};
 
@@ -38,11 +45,6 @@ use crate::outbox::{Outbound, Outbox};
 pub const CLOSE_UPSTREAM_GONE: u16 = crate::close_code::CLOSE_RESTART;
 pub const UPSTREAM_GONE_REASON: &str = "upstream closed";
 
-/// Requests queued toward the upstream before the session stops reading
-/// its client (back-pressure instead of an unbounded queue).
-const FORWARD_QUEUE: usize = 64;
-/// `plugin.surface.refresh` answers awaited at once whose URLs get rewritten.
-const MAX_PENDING_REWRITES: usize = 256;
 /// How long the downstream's 1012 may take to be written before the
 /// session is ended anyway (a client that stopped reading).
 const CLOSE_GRACE: Duration = Duration::from_millis(750);
@@ -52,45 +54,40 @@ const UPSTREAM_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The method whose answers carry URLs naming the upstream.
 pub const REWRITTEN_METHOD: &str = "plugin.surface.refresh";
 
-struct Forward {
-    id: String,
-    text: String,
-    rewrite_answer: bool,
-}
-
-/// The upstream link is gone; the session is being closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkGone;
-
 /// A running relay of one session.
 pub struct RelayLink {
-    requests: Option<mpsc::Sender<Forward>>,
+    state: Arc<LinkState>,
+    /// Answers of [`REWRITTEN_METHOD`] get their URLs rewritten.
+    rewrites: bool,
     task: Option<JoinHandle<()>>,
 }
 
 impl RelayLink {
     /// Start relaying: upstream frames go to `out` (the session's outbox).
     pub fn start(link: UpstreamLink, out: Outbox, rewrite: Option<UrlRewrite>) -> RelayLink {
-        let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
         let (ws, liveness, counted) = link.into_parts();
+        let (sink, stream) = ws.split();
+        // A third of the liveness bound: a silent link is found within 4/3 of it.
+        let ping_every = (liveness / 3).max(Duration::from_millis(10));
+        let state = Arc::new(LinkState::new(sink, ping_every));
+        let rewrites = rewrite.is_some();
+        let pumped = state.clone();
         let task = tokio::spawn(async move {
-            pump(ws, liveness, rx, out, rewrite).await;
+            pump(stream, liveness, ping_every, &pumped, out, rewrite).await;
             drop(counted);
         });
-        RelayLink { requests: Some(tx), task: Some(task) }
+        RelayLink { state, rewrites, task: Some(task) }
     }
 
-    /// Forward a request (its frame text as the client sent it). Waits while
-    /// the upstream is not taking requests.
+    /// Forward a request (its frame text as the client sent it), written by
+    /// the calling task. Waits while the upstream is not taking requests.
     pub async fn forward(&self, id: &str, method: &str, text: String) -> Result<(), LinkGone> {
-        let requests = self.requests.as_ref().ok_or(LinkGone)?;
-        let forward = Forward { id: id.to_owned(), text, rewrite_answer: method == REWRITTEN_METHOD };
-        requests.send(forward).await.map_err(|_| LinkGone)
+        self.state.send_request(id, self.rewrites && method == REWRITTEN_METHOD, text).await
     }
 
     /// Close the upstream side and wait (bounded) until the relay task ended.
     pub async fn close(mut self) {
-        self.requests = None;
+        self.state.session_closed();
         if let Some(mut task) = self.task.take() {
             if tokio::time::timeout(UPSTREAM_CLOSE_TIMEOUT + CLOSE_GRACE, &mut task).await.is_err() {
                 task.abort();
@@ -108,61 +105,52 @@ impl Drop for RelayLink {
 }
 
 async fn pump(
-    mut ws: UpstreamWs,
+    mut stream: SplitStream<UpstreamWs>,
     liveness: Duration,
-    mut requests: mpsc::Receiver<Forward>,
+    ping_every: Duration,
+    state: &LinkState,
     out: Outbox,
     rewrite: Option<UrlRewrite>,
 ) {
-    let mut rewrite_ids: HashSet<String> = HashSet::new();
-    let mut unanswered = PendingAnswers::default();
-    // A third of the liveness bound: a silent link is found within 4/3 of it.
-    let ping_every = (liveness / 3).max(Duration::from_millis(10));
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let why = loop {
         tokio::select! {
-            forward = requests.recv(), if unanswered.has_room() => match forward {
-                Some(f) => {
-                    if f.rewrite_answer && rewrite.is_some() && rewrite_ids.len() < MAX_PENDING_REWRITES {
-                        rewrite_ids.insert(f.id.clone());
-                    }
-                    unanswered.sent(&f.id);
-                    if let Err(why) = send_within(&mut ws, Message::text(f.text), ping_every).await {
-                        break why;
-                    }
+            _ = state.wake_link.notified() => {
+                let (failed, done) = {
+                    let book = state.book();
+                    (book.write_failed.clone(), book.session_done)
+                };
+                if let Some(why) = failed {
+                    break why;
                 }
-                None => {
+                if done {
                     // The session ended: close the upstream side too.
-                    let _ = tokio::time::timeout(UPSTREAM_CLOSE_TIMEOUT, ws.close(None)).await;
+                    state.close_upstream(UPSTREAM_CLOSE_TIMEOUT).await;
                     return;
                 }
             },
-            frame = ws.next() => {
+            frame = stream.next() => {
                 last_heard = Instant::now();
-                match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        if deliver(&text, &out, &mut rewrite_ids, &mut unanswered, rewrite.as_ref()).is_err() {
-                            break "the downstream session is gone".to_owned();
-                        }
-                    }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        if let Ok(text) = std::str::from_utf8(&bytes) {
-                            if deliver(text, &out, &mut rewrite_ids, &mut unanswered, rewrite.as_ref()).is_err() {
-                                break "the downstream session is gone".to_owned();
-                            }
-                        }
-                    }
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
+                        Ok(text) => text,
+                        Err(_) => continue,
+                    },
                     Some(Ok(Message::Close(frame))) => {
                         break match frame {
                             Some(c) => format!("the upstream closed {} ({})", c.code, c.reason),
                             None => "the upstream closed".to_owned(),
                         };
                     }
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => continue,
                     Some(Err(e)) => break format!("reading from the upstream failed: {e}"),
                     None => break "the upstream connection ended".to_owned(),
+                };
+                if deliver(text.as_str(), &out, state, rewrite.as_ref()).is_err() {
+                    break "the downstream session is gone".to_owned();
                 }
             },
             _ = ping.tick() => {
@@ -170,51 +158,36 @@ async fn pump(
                 if silent >= liveness {
                     break format!("the upstream said nothing for {} ms (not even a pong)", silent.as_millis());
                 }
-                if let Err(why) = send_within(&mut ws, Message::Ping(Default::default()), ping_every).await {
+                if let Err(why) = state.write_own(Message::Ping(Default::default())).await {
                     break why;
                 }
             }
         }
     };
-    drop(ws);
     tracing::info!(reason = %why, "upstream link ended; closing the session with 1012");
-    // Requests in the upstream's hands, then those queued toward it: each
-    // gets its error before the close.
-    let mut answers: Vec<String> = unanswered.take_all();
-    while let Ok(f) = requests.try_recv() {
-        answers.push(f.id);
-    }
-    for id in answers {
-        if out.text(link_lost_answer(&id)).is_err() {
-            break;
-        }
-    }
-    let _ = out.push(Outbound::Close { code: CLOSE_UPSTREAM_GONE, reason: UPSTREAM_GONE_REASON.to_owned() });
-    // Until the session closes the link: requests that still arrive are
-    // answered the same way, and a client that does not take its close frame
-    // in time is cut off.
-    let session_closed = async {
-        while let Some(f) = requests.recv().await {
-            let _ = out.text(link_lost_answer(&f.id));
-        }
-    };
+    // Requests in the upstream's hands each get their error before the close;
+    // the socket is dropped with the book closed.
+    state
+        .close_book(|unanswered| {
+            for id in unanswered {
+                if out.text(link_lost_answer(&id)).is_err() {
+                    break;
+                }
+            }
+            let reason = UPSTREAM_GONE_REASON.to_owned();
+            let _ = out.push(Outbound::Close { code: CLOSE_UPSTREAM_GONE, reason });
+        })
+        .await;
+    drop(stream);
+    // Until the session closes the link: a client that does not take its
+    // close frame in time is cut off.
     tokio::select! {
-        _ = session_closed => {}
+        _ = state.session_done() => {}
         _ = tokio::time::sleep(CLOSE_GRACE) => out.kill(CLOSE_UPSTREAM_GONE, UPSTREAM_GONE_REASON),
     }
 }
 
-/// Write one frame, or say why the link is lost: a write the upstream does
-/// not take within `within` means it stopped reading.
-async fn send_within(ws: &mut UpstreamWs, msg: Message, within: Duration) -> Result<(), String> {
-    match tokio::time::timeout(within, ws.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("sending to the upstream failed: {e}")),
-        Err(_) => Err(format!("the upstream took no frame for {} ms", within.as_millis())),
-    }
-}
-
-/// Just enough of a frame to route it.
+/// Just enough of a frame to route it; the rest is skipped unparsed.
 #[derive(Deserialize)]
 struct Head<'a> {
     #[serde(rename = "type", borrow)]
@@ -224,7 +197,7 @@ struct Head<'a> {
     #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(default)]
-    seq: Option<Value>,
+    seq: Option<IgnoredAny>,
 }
 
 /// Events the upstream sends that a relayed session does not get: clawgate
@@ -238,13 +211,7 @@ pub fn is_dropped_event(event: &str) -> bool {
 struct Refused;
 
 /// Route one upstream frame to the session.
-fn deliver(
-    text: &str,
-    out: &Outbox,
-    rewrite_ids: &mut HashSet<String>,
-    unanswered: &mut PendingAnswers,
-    rewrite: Option<&UrlRewrite>,
-) -> Result<(), Refused> {
+fn deliver(text: &str, out: &Outbox, state: &LinkState, rewrite: Option<&UrlRewrite>) -> Result<(), Refused> {
     let Ok(head) = serde_json::from_str::<Head<'_>>(text) else {
         tracing::debug!("ignoring an unparsable frame from the upstream");
         return Ok(());
@@ -257,15 +224,14 @@ fn deliver(
             }
             match head.seq {
                 None => Outbound::Text(text.to_owned()),
-                Some(_) => {
-                    let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else { return Ok(()) };
-                    frame.remove("seq");
-                    Outbound::Sequenced(Value::Object(frame).to_string())
-                }
+                Some(_) => match without_seq(text) {
+                    Some(frame) => Outbound::Sequenced(frame),
+                    None => return Ok(()),
+                },
             }
         }
-        "res" => match (head.id.as_deref().inspect(|id| unanswered.answered(id)), rewrite) {
-            (Some(id), Some(rewrite)) if rewrite_ids.remove(id) => {
+        "res" => match (head.id.as_deref().map(|id| state.answered(id)), rewrite) {
+            (Some(true), Some(rewrite)) => {
                 let Ok(mut frame) = serde_json::from_str::<Value>(text) else { return Ok(()) };
                 if let Some(payload) = frame.get_mut("payload") {
                     rewrite.apply(payload);

@@ -3,8 +3,10 @@
 
 use std::convert::Infallible;
 
+use futures_util::SinkExt;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::*;
@@ -212,6 +214,40 @@ async fn requests_waiting_upstream_are_answered_with_an_error_when_the_link_dies
         );
         assert_eq!(a["error"]["retryable"], true);
     }
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_session_with_a_full_book_waits_for_an_answer_before_it_sends_more() {
+    let (link, mut server, _out, mut written, _writer, _) = relay().await;
+    for i in 0..crate::upstream::pending_answers::MAX_UNANSWERED {
+        link.forward(&i.to_string(), "agent.wait", format!(r#"{{"type":"req","id":"{i}","method":"agent.wait"}}"#))
+            .await
+            .unwrap();
+    }
+    let extra = link.forward("extra", "health", r#"{"type":"req","id":"extra","method":"health"}"#.into());
+    let mut extra = Box::pin(extra);
+    assert!(tokio::time::timeout(Duration::from_millis(200), &mut extra).await.is_err(), "waits for room");
+    send(&mut server, json!({"type": "res", "id": "7", "ok": true, "payload": {}})).await;
+    assert_eq!(next_json(&mut written).await["id"], "7");
+    tokio::time::timeout(Duration::from_secs(5), &mut extra).await.expect("sent once there is room").unwrap();
+    drop(extra);
+    drop(server);
+    link.close().await;
+}
+
+#[tokio::test]
+async fn a_request_after_the_link_ended_is_refused_unsent_for_the_session_to_answer() {
+    let (link, mut server, _out, mut written, _writer, _) = relay().await;
+    link.forward("before", "health", r#"{"type":"req","id":"before","method":"health"}"#.into()).await.unwrap();
+    assert!(server.next().await.is_some());
+    server.send(Message::Close(None)).await.unwrap();
+    let (answers, code) = answers_until_close(&mut written, Duration::from_secs(5)).await;
+    assert_eq!(code, CLOSE_UPSTREAM_GONE);
+    assert_eq!(answers.iter().map(|a| a["id"].as_str().unwrap()).collect::<Vec<_>>(), ["before"]);
+    // The link's task answered what it had; what comes now is the session's.
+    let after = link.forward("after", "health", r#"{"type":"req","id":"after","method":"health"}"#.into()).await;
+    assert_eq!(after, Err(LinkGone));
     link.close().await;
 }
 

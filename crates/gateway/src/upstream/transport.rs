@@ -17,11 +17,40 @@ use super::failure::UpstreamFailure;
 /// The connection to the upstream, as the WebSocket runs over it.
 pub struct UpstreamIo {
     inner: TcpStream,
+    /// From the upgrade until the handshake is done: every byte read (up to
+    /// [`RECORD_LIMIT`]), so that the WebSocket can be rebuilt afterwards
+    /// without losing what it read ahead (`handshake_buffers.rs`).
+    recorded: Option<Vec<u8>>,
+}
+
+/// Past this many bytes read, recording stops (and the rebuild is skipped).
+const RECORD_LIMIT: usize = 4 * 1024 * 1024;
+
+impl UpstreamIo {
+    /// What was read while recording; recording ends.
+    pub(super) fn take_recorded(&mut self) -> Option<Vec<u8>> {
+        self.recorded.take()
+    }
+
+    pub(super) fn recorded(&self) -> Option<&[u8]> {
+        self.recorded.as_deref()
+    }
 }
 
 impl AsyncRead for UpstreamIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(recorded)) = (&read, this.recorded.as_mut()) {
+            let new = &buf.filled()[before..];
+            if recorded.len() + new.len() > RECORD_LIMIT {
+                this.recorded = None;
+            } else {
+                recorded.extend_from_slice(new);
+            }
+        }
+        read
     }
 }
 
@@ -40,6 +69,16 @@ impl AsyncWrite for UpstreamIo {
 }
 
 pub type UpstreamWs = WebSocketStream<UpstreamIo>;
+
+/// The link's WebSocket settings (also for its rebuild after the handshake).
+pub(super) fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    // Frames after hello-ok may be as large as the upstream's own limit;
+    // they are read 4 KiB at a time (as the downstream's are).
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_message_size(Some(26 * 1024 * 1024))
+        .max_frame_size(Some(26 * 1024 * 1024))
+}
 
 /// Open a TCP connection to the upstream. Refused and unreachable are
 /// "unavailable": the upstream may be restarting.
@@ -75,15 +114,8 @@ fn upgrade_request(url: &UpstreamUrl, host: Option<&str>, origin: Option<&str>) 
     Ok(request)
 }
 
-fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    // Frames after hello-ok may be as large as the upstream's own limit.
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .max_message_size(Some(26 * 1024 * 1024))
-        .max_frame_size(Some(26 * 1024 * 1024))
-}
-
-/// Connect and upgrade. An HTTP 503 (OpenClaw's answer when too many
+/// Connect and upgrade, recording what is read until
+/// [`UpstreamIo::take_recorded`]. An HTTP 503 (OpenClaw's answer when too many
 /// handshakes from one address are unfinished) is "unavailable" with its
 /// `Retry-After`.
 pub async fn open_websocket(
@@ -93,7 +125,13 @@ pub async fn open_websocket(
 ) -> Result<UpstreamWs, UpstreamFailure> {
     let request = upgrade_request(url, host, origin)?;
     let tcp = connect_tcp(url).await?;
-    match tokio_tungstenite::client_async_with_config(request, UpstreamIo { inner: tcp }, Some(ws_config())).await {
+    match tokio_tungstenite::client_async_with_config(
+        request,
+        UpstreamIo { inner: tcp, recorded: Some(Vec::new()) },
+        Some(ws_config()),
+    )
+    .await
+    {
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             let status = resp.status().as_u16();
