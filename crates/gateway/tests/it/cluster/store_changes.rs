@@ -158,10 +158,14 @@ async fn a_service_revoked_by_the_offline_cli_closes_its_session_on_c() {
     cluster.stop().await;
 }
 
-#[tokio::test]
-async fn a_device_token_revoked_on_a_closes_its_session_on_b_over_nats_alone() {
-    // No instance listens to PostgreSQL: the nudge over NATS is the push.
-    let cluster = Instances::start_with(3, slow_poll(false)).await;
+/// A device token revoked on a closes the device's session on b, pushed
+/// through the one path `path` leaves (the poll is 30 s).
+async fn revocation_on_a_closes_on_b(path: Push) {
+    let mut cluster = Instances::start_with(3, slow_poll(path == Push::PostgresqlAlone)).await;
+    if path == Push::PostgresqlAlone {
+        cluster.nats.stop();
+        cluster.wait_connected(false).await;
+    }
     let [a, b, _] = &cluster.gateways[..] else { unreachable!() };
     let id = DeviceIdentity::generate();
     let token = local_device(a, &id).await;
@@ -169,24 +173,27 @@ async fn a_device_token_revoked_on_a_closes_its_session_on_b_over_nats_alone() {
     let mut admin = admin(a).await;
     let (closed, took) = revoke_and_time(&mut admin, &id, &mut session).await;
     assert_eq!(closed, (4001, "client invalidated: device token revoked".into()));
-    eprintln!("revocation on a → session closed on b over NATS: {took:?}");
+    eprintln!("revocation on a → session closed on b ({path:?}): {took:?}");
     cluster.stop().await;
+}
+
+/// Which push carries a change between instances in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    /// No instance listens to PostgreSQL: the nudge over NATS.
+    NatsAlone,
+    /// NATS stopped: PostgreSQL's notifications.
+    PostgresqlAlone,
+}
+
+#[tokio::test]
+async fn a_device_token_revoked_on_a_closes_its_session_on_b_over_nats_alone() {
+    revocation_on_a_closes_on_b(Push::NatsAlone).await;
 }
 
 #[tokio::test]
 async fn with_nats_down_a_revocation_still_closes_sessions_through_postgresql() {
-    let mut cluster = Instances::start_with(3, slow_poll(true)).await;
-    cluster.nats.stop();
-    cluster.wait_connected(false).await;
-    let [a, b, _] = &cluster.gateways[..] else { unreachable!() };
-    let id = DeviceIdentity::generate();
-    let token = local_device(a, &id).await;
-    let mut session = token_session(b, &id, &token).await;
-    let mut admin = admin(a).await;
-    let (closed, took) = revoke_and_time(&mut admin, &id, &mut session).await;
-    assert_eq!(closed, (4001, "client invalidated: device token revoked".into()));
-    eprintln!("revocation on a → session closed on b through PostgreSQL (NATS down): {took:?}");
-    cluster.stop().await;
+    revocation_on_a_closes_on_b(Push::PostgresqlAlone).await;
 }
 
 #[tokio::test]
