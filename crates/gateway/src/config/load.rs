@@ -82,7 +82,7 @@ pub fn resolve(
     generate_token: &mut dyn FnMut() -> Result<(String, PathBuf), ConfigError>,
 ) -> Result<Config, ConfigError> {
     let g = file.gateway;
-    let session_limits = session_limits(&file.clawgate.sessions)?;
+    let session_limits = super::caps::session_limits(&file.clawgate.sessions)?;
     let env = |k: &str| sources.env.get(k).filter(|v| !v.is_empty()).cloned();
 
     let port = match sources.port.or(g.port) {
@@ -268,7 +268,7 @@ pub fn resolve(
         upstream,
         listeners,
         session_limits,
-        max_connections: max_connections(g.limits.max_connections)?,
+        max_connections: super::caps::max_connections(g.limits.max_connections)?,
         admin,
         store_url,
         cluster,
@@ -279,34 +279,6 @@ pub fn resolve(
         )?,
         file_notes,
     })
-}
-
-/// `gateway.limits.maxConnections`: a cap of 0 would refuse everyone.
-fn max_connections(given: Option<usize>) -> Result<Option<usize>, ConfigError> {
-    match given {
-        Some(0) => Err(unsafe_key(
-            "gateway.limits.maxConnections",
-            "must be at least 1 (0 would refuse every connection)".into(),
-        )),
-        other => Ok(other),
-    }
-}
-
-/// `clawgate.sessions`, defaults filled in; a cap of 0 would refuse everyone.
-fn session_limits(section: &super::SessionsSection) -> Result<super::SessionLimits, ConfigError> {
-    let defaults = super::SessionLimits::default();
-    let mut limits = defaults;
-    for (key, given, slot) in [
-        ("clawgate.sessions.maxPerAddress", section.max_per_address, &mut limits.max_per_address),
-        ("clawgate.sessions.maxPerPrincipal", section.max_per_principal, &mut limits.max_per_principal),
-    ] {
-        match given {
-            Some(0) => return Err(unsafe_key(key, "must be at least 1 (0 would refuse every connection)".into())),
-            Some(n) => *slot = n,
-            None => {}
-        }
-    }
-    Ok(limits)
 }
 
 /// A header name as HTTP allows it (a token), checked and named by key.

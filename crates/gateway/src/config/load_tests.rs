@@ -1,6 +1,7 @@
 //! Tests of config loading: keys, overrides, secrets and the unsafe combinations refused.
 
 use super::*;
+use crate::config::caps::{max_connections, session_limits};
 use crate::config::Trust;
 
 fn no_generation() -> impl FnMut() -> Result<(String, PathBuf), ConfigError> {

@@ -2,6 +2,7 @@
 //! closed objects (an unknown key is an error naming it).
 
 pub mod admin;
+mod caps;
 pub mod cluster;
 pub mod error;
 mod listeners;

@@ -21,13 +21,10 @@ use super::config::UpstreamConfig;
 use super::failure::{UpstreamFailure, DEFAULT_RETRY_AFTER_MS};
 use super::handshake_buffers::shed_handshake_buffers;
 use super::open_request::OpenRequest;
-use super::transport::{open_websocket, UpstreamWs};
+use super::transport::{open_websocket, UpstreamWs, CONNECT_REQUEST_ID};
 
 /// Upstream handshakes in flight at once, by default.
 pub const DEFAULT_HANDSHAKES_IN_FLIGHT: usize = 16;
-
-/// The request id of clawgate's `connect` on an upstream connection.
-pub const CONNECT_REQUEST_ID: &str = "clawgate-connect";
 
 /// The upstream gateway, shared by every session.
 pub struct Upstream {

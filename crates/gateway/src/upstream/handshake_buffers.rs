@@ -14,8 +14,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::connector::CONNECT_REQUEST_ID;
-use super::transport::{ws_config, UpstreamWs};
+use super::transport::{ws_config, UpstreamWs, CONNECT_REQUEST_ID};
 
 /// `ws` after its handshake, with fresh buffers when that is safe; it
 /// records nothing more either way.

@@ -155,3 +155,6 @@ pub async fn open_websocket(
         Err(e) => Err(UpstreamFailure::unavailable(format!("WebSocket upgrade failed: {e}"))),
     }
 }
+
+/// The request id of clawgate's `connect` on an upstream connection.
+pub const CONNECT_REQUEST_ID: &str = "clawgate-connect";
