@@ -16,6 +16,7 @@ pub fn tcp_peer_uid(local: SocketAddr, peer: SocketAddr) -> io::Result<Option<u3
 
 #[cfg(target_os = "linux")]
 mod imp {
+    use std::cell::RefCell;
     use std::io;
     use std::net::{IpAddr, SocketAddr};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -34,6 +35,16 @@ mod imp {
     /// the sockid, and expires/rqueue/wqueue.
     const UID_OFFSET: usize = 4 + SOCKID_LEN + 12;
 
+    thread_local! {
+        /// This thread's netlink socket and the last sequence number it
+        /// used, kept between lookups: opening and closing a socket per
+        /// connection cost three more syscalls and the kernel's set-up of a
+        /// socket on every loopback handshake (docs/benchmarks.md, "The token
+        /// handshake's own cost"). Dropped after any error, so a reply that
+        /// came late can never be read as another lookup's.
+        static CACHED: RefCell<Option<(OwnedFd, u32)>> = const { RefCell::new(None) };
+    }
+
     pub fn tcp_peer_uid(local: SocketAddr, peer: SocketAddr) -> io::Result<Option<u32>> {
         // The peer's socket: its source is our peer, its destination us. A
         // v4 client reaching a dual-stack listener shows up here as
@@ -44,8 +55,33 @@ mod imp {
             (IpAddr::V6(_), IpAddr::V6(_)) => libc::AF_INET6,
             _ => return Ok(None),
         };
-        let request = request(family as u8, (src, peer.port()), (dst, local.port()));
-        let fd = netlink_socket()?;
+        let ask = |fd: &OwnedFd, seq: u32| {
+            let request = request(family as u8, seq, (src, peer.port()), (dst, local.port()));
+            exchange(fd, seq, &request)
+        };
+        let cached = CACHED.try_with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let (fd, last_seq) = match slot.take() {
+                Some(kept) => kept,
+                None => (netlink_socket()?, 0),
+            };
+            let seq = last_seq.wrapping_add(1);
+            let answer = ask(&fd, seq);
+            if answer.is_ok() {
+                *slot = Some((fd, seq));
+            }
+            answer
+        });
+        match cached {
+            Ok(answer) => answer,
+            // The thread is exiting: a socket for this one lookup.
+            Err(_) => ask(&netlink_socket()?, 1),
+        }
+    }
+
+    /// Send one request and read its reply: exactly one message, as the
+    /// request asks for one socket, without a dump or an acknowledgement.
+    fn exchange(fd: &OwnedFd, seq: u32, request: &[u8]) -> io::Result<Option<u32>> {
         // SAFETY: `request` is a live buffer of its length; the kernel address
         // is a zeroed sockaddr_nl with only the family set.
         let sent = unsafe {
@@ -69,7 +105,14 @@ mod imp {
         if got < 0 {
             return Err(io::Error::last_os_error());
         }
-        parse_reply(&reply[..got as usize])
+        let reply = &reply[..got as usize];
+        // The socket is reused: a reply must answer this request, never one before it.
+        match reply.get(8..12) {
+            Some(s) if u32::from_ne_bytes([s[0], s[1], s[2], s[3]]) != seq => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, "sock_diag reply to another request"))
+            }
+            _ => parse_reply(reply),
+        }
     }
 
     fn netlink_socket() -> io::Result<OwnedFd> {
@@ -100,12 +143,12 @@ mod imp {
     }
 
     /// `nlmsghdr` + `inet_diag_req_v2` for one socket by exact 4-tuple.
-    fn request(family: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> [u8; REQUEST_LEN] {
+    fn request(family: u8, seq: u32, src: (IpAddr, u16), dst: (IpAddr, u16)) -> [u8; REQUEST_LEN] {
         let mut b = [0u8; REQUEST_LEN];
         b[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
         b[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         b[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-        b[8..12].copy_from_slice(&1u32.to_ne_bytes()); // sequence number
+        b[8..12].copy_from_slice(&seq.to_ne_bytes());
         let r = NLMSG_HDR_LEN;
         b[r] = family;
         b[r + 1] = libc::IPPROTO_TCP as u8;
@@ -190,6 +233,21 @@ mod tests {
             assert_eq!(peer, client.local_addr().unwrap());
             let uid = tcp_peer_uid(server.local_addr().unwrap(), peer).unwrap();
             assert_eq!(uid, Some(own_uid()), "{bind}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lookups_on_one_thread_share_its_socket_and_each_gets_its_own_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for _ in 0..3 {
+            let client = std::net::TcpStream::connect(local).unwrap();
+            let (_server, peer) = listener.accept().unwrap();
+            assert_eq!(peer, client.local_addr().unwrap());
+            assert_eq!(tcp_peer_uid(local, peer).unwrap(), Some(own_uid()));
+            assert_eq!(tcp_peer_uid(local, nobody).unwrap(), None);
         }
     }
 

@@ -20,7 +20,7 @@ use super::limits::LimitKey;
 use crate::admission::ingress::client_ip;
 use crate::admission::{Admission, AdmittedOn, ConnectFacts, Decision, EdgeFacts, Locality};
 use crate::config::Config;
-use crate::secrets::random_uuid;
+use crate::secrets::random_uuids;
 
 use super::budget::is_budget_exceeded;
 use super::outbox::{close_message, Outbox};
@@ -171,7 +171,7 @@ pub async fn run(
     out: &Outbox,
 ) -> Handshake {
     let deadline = tokio::time::Instant::from_std(opened + gw.options.handshake_timeout);
-    let nonce = random_uuid();
+    let [nonce, conn_id] = random_uuids::<2>();
     let mut payload = json!({ "nonce": nonce, "ts": now_ms(), "capabilities": [] });
     if let Some(identity) = &gw.options.identity {
         payload[clawgate_protocol::gateway_identity::PROOF_FIELD] = json!(identity.prove(&nonce));
@@ -227,7 +227,6 @@ pub async fn run(
 
     let now = now_ms();
     let client_ip: IpAddr = client_ip(&locality, edge);
-    let conn_id = random_uuid();
 
     // A locked-out address is not even checked. A connect that may need the
     // store (a device, a device or service token) is evaluated off the async
