@@ -39,3 +39,16 @@ pub mod upstream;
 pub mod version;
 
 pub use server::{serve, serve_listeners, serve_per_core, Gateway, ReusePortGroup, ServerOptions};
+
+/// A gateway for `config`, with its cluster bus when `gateway.cluster` is
+/// set (docs/cluster.md): what `clawgate gateway run` serves.
+pub fn gateway(
+    config: config::Config,
+    options: server::ServerOptions,
+    store: std::sync::Arc<dyn store::PairingStore>,
+) -> std::sync::Arc<server::Gateway> {
+    let bus = config.cluster.clone();
+    server::Gateway::with_cluster(config, options, store, move |boot_id| {
+        bus.map(|c| cluster::Cluster::new(c, boot_id) as std::sync::Arc<dyn server::cluster_port::ClusterPort>)
+    })
+}

@@ -256,7 +256,7 @@ pub(super) async fn run_gateway(args: RunArgs) -> Result<ExitCode, CliError> {
         log_upstream(upstream).await;
     }
     let options = ServerOptions { identity: Some(identity), ..ServerOptions::default() };
-    let gateway = Gateway::new(config, options, store);
+    let gateway = clawgate::gateway(config, options, store);
     if let Some(admin) = admin {
         tokio::spawn(clawgate::server::admin::serve(admin, gateway.clone()));
     }

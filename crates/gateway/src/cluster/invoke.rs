@@ -99,7 +99,7 @@ fn known_cluster_code(code: &str) -> &'static str {
 
 fn refused(e: ClusterError) -> RequestError {
     tracing::warn!(code = e.code(), error = %e, "cross-instance node.invoke failed");
-    RequestError::cluster(&e)
+    RequestError::cluster(e.code(), e.to_string())
 }
 
 /// Run `invoke` on the instance holding its node and return its answer.
@@ -239,7 +239,10 @@ mod tests {
             RequestError::Unavailable("node n is not connected".into()),
             RequestError::InvalidParams { method: "node.invoke".into(), message: "m".into() },
             RequestError::MissingScope { scope: "operator.admin".into() },
-            RequestError::cluster(&ClusterError::Timeout { instance: "b".into(), timeout_ms: 5 }),
+            {
+                let e = ClusterError::Timeout { instance: "b".into(), timeout_ms: 5 };
+                RequestError::cluster(e.code(), e.to_string())
+            },
         ];
         for e in errors {
             let text = serde_json::to_string(&InvokeAnswered::Failed { failure: Failure::of(&e) }).unwrap();

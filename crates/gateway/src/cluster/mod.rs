@@ -10,6 +10,7 @@ pub mod failures;
 pub mod invoke;
 pub mod node_directory;
 pub mod pair_events;
+mod port;
 mod presence;
 pub mod store_changes;
 pub mod subjects;
@@ -192,15 +193,13 @@ fn log_event(instance: &str, event: &async_nats::Event) {
 /// A clean shutdown, after the loops are stopped: tell the other instances
 /// this one is leaving (its presence entries go at once), waiting at most a
 /// second for a bus that may be down.
-pub async fn leave(gateway: &Gateway) {
-    let Some(cluster) = gateway.cluster.clone() else { return };
-    let _ = tokio::time::timeout(Duration::from_secs(1), presence::leave(&cluster)).await;
+async fn leave(cluster: &Cluster) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), presence::leave(cluster)).await;
 }
 
 /// Connect to NATS and run every [`FEATURES`] loop until aborted (the
 /// server aborts it at shutdown).
-pub async fn run(gateway: Arc<Gateway>) {
-    let Some(cluster) = gateway.cluster.clone() else { return };
+async fn run(cluster: Arc<Cluster>, gateway: Arc<Gateway>) {
     if let Err(e) = cluster.connect().await {
         tracing::error!(code = e.code(), error = %e, "the cluster bus is off for this run");
         return;

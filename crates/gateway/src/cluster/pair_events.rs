@@ -34,11 +34,8 @@ pub struct PairEvent {
     pub payload: Value,
 }
 
-/// Broadcast a pairing event to this instance's sessions, and hand it to
-/// the other instances. Never waits for a dead NATS.
-pub async fn announce(gw: &Arc<Gateway>, event: &'static str, payload: Value) {
-    gw.registry.broadcast(event, &payload);
-    let Some(cluster) = &gw.cluster else { return };
+/// Hand a pairing event, already broadcast here, to the other instances.
+pub async fn publish(cluster: &Cluster, gw: &Gateway, event: &'static str, payload: Value) {
     debug_assert!(PAIR_EVENTS.contains(&event), "{event} is not a pairing event");
     let subject = cluster.shared(Subject::PairEvents);
     match cluster.publish(subject, &PairEvent { event: event.to_owned(), payload }).await {

@@ -9,7 +9,6 @@ use serde_json::json;
 use crate::admission::credential_check::presented_device_token;
 use crate::admission::decision::{DeviceAction, PairingNeeded};
 use crate::admission::{Admission, ConnectFacts, Credential, Refusal, RefusalKind, RuleId};
-use crate::cluster::pair_events;
 use crate::store::{
     AdmissionApplied, AdmissionWrite, DeviceView, NewRequest, PairingStore, RequestOutcome, StoreError,
 };
@@ -194,11 +193,11 @@ pub async fn pairing_required(
             if let RequestOutcome::Superseded { old, .. } = &outcome {
                 let resolved =
                     json!({ "requestId": old, "deviceId": announce.device_id, "decision": "superseded", "ts": now });
-                pair_events::announce(gw, "device.pair.resolved", resolved).await;
+                crate::server::events::announce_pairing(gw, "device.pair.resolved", resolved).await;
             }
             if !matches!(outcome, RequestOutcome::Refreshed { .. }) {
                 let requested = requested_event(&announce, outcome.request_id(), now);
-                pair_events::announce(gw, "device.pair.requested", requested).await;
+                crate::server::events::announce_pairing(gw, "device.pair.requested", requested).await;
             }
             RefusalKind::PairingRequired {
                 reason: need.reason,

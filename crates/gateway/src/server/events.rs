@@ -21,6 +21,16 @@ pub fn may_receive(event: &str, role: Role, held: &[String]) -> bool {
     }
 }
 
+/// Broadcast a pairing event (`device.pair.*`, `node.pair.resolved`) to
+/// this instance's sessions, and hand it to the other instances when there
+/// is a cluster (never waiting for a dead bus).
+pub async fn announce_pairing(gw: &super::Gateway, event: &'static str, payload: serde_json::Value) {
+    gw.registry.broadcast(event, &payload);
+    if let Some(cluster) = &gw.cluster {
+        cluster.publish_pair_event(gw, event, payload).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -260,11 +260,8 @@ impl LimitKey {
         let own_page_or_none =
             edge.origin().is_none_or(|o| crate::admission::origin::is_own_loopback_origin(o, edge.local_port));
         let exempt = locality.is_direct_local() && !gw.config().loopback_is_ambiguous() && own_page_or_none;
-        let shared = gw
-            .cluster
-            .as_ref()
-            .filter(|_| !exempt && !crate::net::is_loopback(ip))
-            .map(|c| crate::cluster::failures::bucket_key(c, &key));
+        let shared =
+            gw.cluster.as_ref().filter(|_| !exempt && !crate::net::is_loopback(ip)).map(|c| c.failure_key(&key));
         LimitKey { key, exempt, shared }
     }
 
@@ -275,7 +272,7 @@ impl LimitKey {
             return None;
         }
         let shared = match (&gw.cluster, &self.shared) {
-            (Some(c), Some(k)) => crate::cluster::failures::locked(c, k, now),
+            (Some(c), Some(k)) => c.failures_locked(k, now),
             _ => None,
         };
         gw.auth_limiter.locked(&self.key, now).max(shared)
@@ -290,26 +287,24 @@ impl LimitKey {
             (gw.cluster.clone(), self.shared.clone(), tokio::runtime::Handle::try_current())
         {
             let may_lock = !self.exempt;
-            rt.spawn(
-                async move { Self::log_shared(crate::cluster::failures::record_failure(&c, &k, now, may_lock).await) },
-            );
+            rt.spawn(async move { Self::log_shared(c.record_failure(k, now, may_lock).await) });
         }
     }
 
     /// Count the failure in the cluster's shared count too; a NATS that is
     /// down or slow leaves it to the local count.
     async fn share_failure(&self, gw: &Gateway, now: u64) {
-        let (Some(c), Some(k)) = (&gw.cluster, &self.shared) else { return };
-        let shared = crate::cluster::failures::record_failure(c, k, now, !self.exempt);
+        let (Some(c), Some(k)) = (gw.cluster.clone(), self.shared.clone()) else { return };
+        let shared = c.record_failure(k, now, !self.exempt);
         match tokio::time::timeout(SHARED_WAIT, shared).await {
             Ok(done) => Self::log_shared(done),
             Err(_) => tracing::debug!("the shared failure count did not answer in time; counted locally"),
         }
     }
 
-    fn log_shared(done: Result<(), crate::cluster::ClusterError>) {
+    fn log_shared(done: Result<(), super::cluster_port::BusFailure>) {
         if let Err(e) = done {
-            tracing::debug!(code = e.code(), error = %e, "failure counted locally only");
+            tracing::debug!(code = e.code, error = %e.message, "failure counted locally only");
         }
     }
 
@@ -318,7 +313,7 @@ impl LimitKey {
     fn reset(&self, gw: &Gateway) {
         gw.auth_limiter.reset(&self.key);
         if let (Some(c), Some(k)) = (gw.cluster.clone(), self.shared.clone()) {
-            tokio::spawn(async move { Self::log_shared(crate::cluster::failures::reset(&c, &k).await) });
+            tokio::spawn(async move { Self::log_shared(c.reset_failures(k).await) });
         }
     }
 

@@ -270,8 +270,8 @@ impl Metrics {
         self.store_notifications.inc();
     }
 
-    /// One cluster bus message on `subject` (a [`crate::cluster::subjects::Subject`]
-    /// token: a fixed set), `out` or `in`.
+    /// One cluster bus message on `subject` (a subject token
+    /// of the cluster's table: a fixed set), `out` or `in`.
     pub fn cluster_message(&self, subject: &'static str, direction: &'static str) {
         self.cluster_messages.with_label_values(&[subject, direction]).inc();
     }

@@ -7,6 +7,7 @@ mod apply;
 pub mod auth_log;
 mod bookkeeping;
 mod budget;
+pub mod cluster_port;
 pub mod conn_budget;
 pub(crate) mod connection;
 mod decision_record;
@@ -128,7 +129,7 @@ pub struct Gateway {
     pub upstream: Option<Arc<crate::upstream::Upstream>>,
     /// `gateway.cluster`: this instance's link to the others (docs/cluster.md);
     /// `None` for a single instance.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub cluster: Option<Arc<dyn cluster_port::ClusterPort>>,
     /// Whether the uid owning a loopback peer's socket can be looked up here
     /// (probed once at start; docs/admission.md, peer uid).
     pub peer_uids: bool,
@@ -147,7 +148,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway without a cluster bus; `gateway.cluster` needs
+    /// [`crate::gateway`], which builds the bus beside it.
     pub fn new(config: Config, options: ServerOptions, store: Arc<dyn PairingStore>) -> Arc<Gateway> {
+        if config.cluster.is_some() {
+            tracing::warn!("gateway.cluster is set but this gateway was built without its bus (use clawgate::gateway)");
+        }
+        Gateway::with_cluster(config, options, store, |_| None)
+    }
+
+    /// A gateway with the cluster bus `cluster` makes for its boot id.
+    pub fn with_cluster(
+        config: Config,
+        options: ServerOptions,
+        store: Arc<dyn PairingStore>,
+        cluster: impl FnOnce(&str) -> Option<Arc<dyn cluster_port::ClusterPort>>,
+    ) -> Arc<Gateway> {
         let upstream = config.upstream.clone().map(|u| Arc::new(crate::upstream::Upstream::new(u)));
         let peer_uids = match crate::net::peer_uid::probe() {
             Ok(()) => true,
@@ -162,7 +178,7 @@ impl Gateway {
         };
         let connections = conn_budget::ConnectionBudget::new(max_connections(&config));
         let boot_id = random_uuid();
-        let cluster = config.cluster.clone().map(|c| crate::cluster::Cluster::new(c, &boot_id));
+        let cluster = cluster(&boot_id);
         let devices_in_memory = match store.keep_devices_in_memory() {
             Ok(kept) => kept,
             Err(e) => {
@@ -275,7 +291,9 @@ pub async fn serve_listeners(
     }
     acceptors.abort_all();
     background.stop();
-    crate::cluster::leave(&gateway).await;
+    if let Some(cluster) = &gateway.cluster {
+        cluster.leave().await;
+    }
     close_sessions(&gateway);
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_FOR, drain).await.is_err() {
@@ -300,7 +318,7 @@ impl BackgroundLoops {
             tokio::spawn(watch::watch_store(gateway.clone())),
             tokio::spawn(bookkeeping::flush_loop(gateway.clone())),
             tokio::spawn(memory_trim::trim_loop()),
-            tokio::spawn(crate::cluster::run(gateway.clone())),
+            tokio::spawn(run_cluster(gateway.clone())),
         ])
     }
 
@@ -326,5 +344,12 @@ async fn tick_loop(gateway: Arc<Gateway>) {
     loop {
         interval.tick().await;
         gateway.registry.broadcast("tick", &serde_json::json!({ "ts": now_ms() }));
+    }
+}
+
+/// The cluster bus's loops, when there is one.
+async fn run_cluster(gateway: Arc<Gateway>) {
+    if let Some(cluster) = gateway.cluster.clone() {
+        cluster.run(gateway).await;
     }
 }

@@ -128,7 +128,7 @@ pub async fn known_nodes(gw: &Arc<Gateway>) -> Result<Vec<Value>, RequestError> 
     let mut live = local_nodes(gw);
     if let Some(cluster) = &gw.cluster {
         // A node id held here wins over the same id announced elsewhere.
-        for remote in cluster.node_directory().remote_nodes() {
+        for remote in cluster.remote_nodes() {
             if !live.iter().any(|l| l.node_id == remote.node_id) {
                 live.push(remote);
             }

@@ -88,7 +88,9 @@ pub async fn serve_per_core(
         let _ = accepting.await;
     }
     background.stop();
-    crate::cluster::leave(&gateway).await;
+    if let Some(cluster) = &gateway.cluster {
+        cluster.leave().await;
+    }
     close_sessions(&gateway);
     while finished < threads {
         let Some((index, result)) = finished_rx.recv().await else { break };

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use clawgate_protocol::scopes;
 use serde_json::{json, Value};
 
-use crate::cluster::pair_events;
 use crate::devices_admin::{self, views, Actor, AdminError};
 use crate::store::json::paired_json;
 use crate::store::{Approval, ApprovedVia, PairedDevice, PairingStore, PendingRequest, Role};
@@ -100,7 +99,7 @@ pub(super) fn reject(c: Call<'_>) -> Reply<'_> {
             "decision": "rejected",
             "ts": now_ms(),
         });
-        pair_events::announce(c.gw, "device.pair.resolved", resolved).await;
+        crate::server::events::announce_pairing(c.gw, "device.pair.resolved", resolved).await;
         Ok(views::rejection(&rejection))
     })
 }
@@ -201,10 +200,10 @@ async fn approve_request(c: &Call<'_>) -> Result<Approval, RequestError> {
     let approval = admin(c.gw, c.session, move |s, a, now| devices_admin::approve(s, a, &id, now)).await?;
     let (request_id, device_id, now) = (&approval.request.request_id, &approval.device.device_id, now_ms());
     let resolved = json!({ "requestId": request_id, "deviceId": device_id, "decision": "approved", "ts": now });
-    pair_events::announce(c.gw, "device.pair.resolved", resolved).await;
+    crate::server::events::announce_pairing(c.gw, "device.pair.resolved", resolved).await;
     if approval.request.role == Role::Node {
         let resolved = json!({ "requestId": request_id, "nodeId": device_id, "decision": "approved", "ts": now });
-        pair_events::announce(c.gw, "node.pair.resolved", resolved).await;
+        crate::server::events::announce_pairing(c.gw, "node.pair.resolved", resolved).await;
     }
     Ok(approval)
 }

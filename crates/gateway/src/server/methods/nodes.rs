@@ -84,7 +84,7 @@ async fn invoke_node(gw: &Arc<Gateway>, session: &SessionInfo, params: Option<Va
     // holds it is asked, when there is a cluster.
     match &gw.cluster {
         Some(cluster) if gw.registry.node(&request.node_id).is_none() => {
-            crate::cluster::invoke::forward(cluster, &session.scopes, request).await
+            cluster.forward_invoke(&session.scopes, request).await
         }
         _ => invoke_here(gw, &request).await,
     }

@@ -262,7 +262,7 @@ pub enum RequestError {
         message: String,
     },
     /// Work that needs another instance of the cluster did not happen
-    /// (`CLUSTER_UNAVAILABLE`, `CLUSTER_TIMEOUT`…: [`crate::cluster::ClusterError::code`]).
+    /// (`CLUSTER_UNAVAILABLE`, `CLUSTER_TIMEOUT`…: the cluster's error codes).
     Cluster {
         code: &'static str,
         message: String,
@@ -275,9 +275,9 @@ impl RequestError {
         RequestError::Store { code: e.code(), message: e.to_string(), failure: e.is_store_failure() }
     }
 
-    /// A cluster error as a request's answer (its code kept).
-    pub fn cluster(e: &crate::cluster::ClusterError) -> RequestError {
-        RequestError::Cluster { code: e.code(), message: e.to_string() }
+    /// A cluster failure as a request's answer (its code kept).
+    pub fn cluster(code: &'static str, message: String) -> RequestError {
+        RequestError::Cluster { code, message }
     }
 }
 

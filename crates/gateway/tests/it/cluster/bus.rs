@@ -15,8 +15,8 @@ use serde_json::json;
 #[tokio::test]
 async fn instances_hear_each_other_but_not_themselves() {
     let cluster = Instances::start(3).await;
-    let a = cluster.gateways[0].gateway.cluster.clone().unwrap();
-    let b = cluster.gateways[1].gateway.cluster.clone().unwrap();
+    let a = crate::common::cluster::bus(&cluster.gateways[0]);
+    let b = crate::common::cluster::bus(&cluster.gateways[1]);
     let subject = format!("clawgate.{CLUSTER}.bus-test");
     let mut heard = b.client().unwrap().subscribe(subject.clone()).await.unwrap();
     // b's subscription reaches the server on b's connection, a's message on
@@ -41,7 +41,7 @@ async fn nats_down_never_stops_local_service_and_the_bus_comes_back() {
     let mut cluster = Instances::start(2).await;
     cluster.nats.stop();
     cluster.wait_connected(false).await;
-    let a = cluster.gateways[0].gateway.cluster.clone().unwrap();
+    let a = crate::common::cluster::bus(&cluster.gateways[0]);
     let refused = a.publish(a.shared(Subject::StoreChanged), &json!({})).await.unwrap_err();
     assert_eq!(refused.code(), "CLUSTER_UNAVAILABLE");
     // Local sessions are admitted and answered meanwhile.
@@ -62,10 +62,10 @@ async fn an_instance_starts_while_nats_is_down() {
     let gw = TestGateway::start_with_store(config, ServerOptions::default(), open_store(&db_url).await).await;
     let mut conn = admitted(&gw, &["operator.read"]).await;
     assert_eq!(conn.call("h1", "health", None).await["ok"], true);
-    assert!(!gw.gateway.cluster.as_ref().unwrap().is_connected());
+    assert!(!crate::common::cluster::bus(&gw).is_connected());
     nats.start_again();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !gw.gateway.cluster.as_ref().unwrap().is_connected() {
+    while !crate::common::cluster::bus(&gw).is_connected() {
         assert!(std::time::Instant::now() < deadline, "the bus did not connect after NATS came up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

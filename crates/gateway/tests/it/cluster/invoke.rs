@@ -25,7 +25,7 @@ async fn raw_node(gw: &TestGateway, instance: &str, commands: &[&str]) -> RawCon
 
 /// Wait (≤ 15 s) until instance `on` knows `node_id` is held by `holder`.
 async fn known_on(on: &TestGateway, node_id: &str, holder: &str) {
-    let directory = on.gateway.cluster.as_ref().unwrap();
+    let directory = crate::common::cluster::bus(on);
     let deadline = Instant::now() + Duration::from_secs(15);
     while directory.node_directory().holder(node_id).as_deref() != Some(holder) {
         assert!(Instant::now() < deadline, "{node_id} was not announced by {holder}");
@@ -150,7 +150,7 @@ async fn a_node_connected_nowhere_or_on_a_gone_instance_is_a_clear_error() {
     let announced = json!({ "from": "ghost", "boot": "g1", "body": { "nodes": [ghost_node] } });
     let subject = format!("clawgate.{CLUSTER}.nodes.ghost");
     let deadline = Instant::now() + Duration::from_secs(15);
-    while a.gateway.cluster.as_ref().unwrap().node_directory().holder("local:node-host:ghost").is_none() {
+    while crate::common::cluster::bus(a).node_directory().holder("local:node-host:ghost").is_none() {
         bus.publish(subject.clone(), announced.to_string().into()).await.unwrap();
         bus.flush().await.unwrap();
         assert!(Instant::now() < deadline, "a did not hear the ghost's announcement");

@@ -142,7 +142,7 @@ async fn a_cut_off_instance_drops_out_within_a_few_heartbeats_and_stops_listing_
 
 async fn wait_connected(gw: &TestGateway, connected: bool) {
     let deadline = Instant::now() + DEADLINE;
-    while gw.gateway.cluster.as_ref().unwrap().is_connected() != connected {
+    while crate::common::cluster::bus(gw).is_connected() != connected {
         assert!(Instant::now() < deadline, "the bus is not {}", if connected { "connected" } else { "cut" });
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

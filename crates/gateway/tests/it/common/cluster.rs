@@ -68,8 +68,7 @@ impl Instances {
     pub async fn wait_connected(&self, connected: bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let now: Vec<bool> =
-                self.gateways.iter().map(|g| g.gateway.cluster.as_ref().unwrap().is_connected()).collect();
+            let now: Vec<bool> = self.gateways.iter().map(|g| bus(g).is_connected()).collect();
             if now.iter().all(|c| *c == connected) {
                 return;
             }
@@ -88,4 +87,10 @@ impl Instances {
 /// `a`, `b`, `c`, …
 pub fn instance_name(i: usize) -> String {
     ((b'a' + i as u8) as char).to_string()
+}
+
+/// The cluster bus of a gateway started with `gateway.cluster`.
+pub fn bus(gw: &TestGateway) -> &clawgate::cluster::Cluster {
+    let port = gw.gateway.cluster.as_ref().expect("a gateway with gateway.cluster");
+    port.as_any().downcast_ref().expect("the gateway's bus is clawgate's cluster")
 }

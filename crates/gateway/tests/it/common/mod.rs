@@ -56,7 +56,7 @@ impl TestGateway {
     ) -> TestGateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let gateway = Gateway::new(config, options, store);
+        let gateway = clawgate::gateway(config, options, store);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, gateway.clone(), async move {
             let _ = rx.await;
@@ -78,7 +78,7 @@ impl TestGateway {
             addrs.push(l.local_addr().unwrap());
             listeners.push((l, *trust));
         }
-        let gateway = Gateway::new(config, ServerOptions::default(), store);
+        let gateway = clawgate::gateway(config, ServerOptions::default(), store);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(clawgate::serve_listeners(listeners, gateway.clone(), async move {
             let _ = rx.await;
