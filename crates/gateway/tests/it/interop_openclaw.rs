@@ -102,24 +102,7 @@ async fn openclaw_node_host_pairs_and_answers_an_invoke_through_clawgate() {
     assert_eq!(gw.gateway.registry.broadcast("chat", &json!({ "text": "operators only" })), 1);
 
     let url = url(&gw);
-    let params = r#"{"bins":["sh"]}"#;
-    let result = oc
-        .json(&[
-            "nodes",
-            "invoke",
-            "--node",
-            &node_id,
-            "--command",
-            "system.which",
-            "--params",
-            params,
-            "--url",
-            &url,
-            "--token",
-            TOKEN,
-            "--json",
-        ])
-        .await;
+    let result = oc.which_sh(&node_id, &url, TOKEN).await;
     assert_eq!(result["ok"], true, "{result}");
     let sh = result["payload"]["bins"]["sh"].as_str().unwrap_or_default();
     assert!(sh.ends_with("/sh"), "the node host's real answer: {result}");

@@ -1,18 +1,10 @@
 //! Nodes against a real server: ids, listing, invoke routing, results bound
 //! to the target connection.
 
-use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
+use crate::common::{admitted, RawConn, TestGateway};
 use serde_json::{json, Value};
 
-async fn node(gw: &TestGateway, instance: &str, commands: &[&str]) -> (RawConn, Value) {
-    let mut c = RawConn::open(gw.addr).await;
-    let mut p = connect_params("node-host", "node", "node", &[], Some(TOKEN));
-    p["client"]["instanceId"] = json!(instance);
-    p["caps"] = json!(["system"]);
-    p["commands"] = json!(commands);
-    let res = c.handshake(p).await;
-    (c, res)
-}
+use crate::common::node_session as node;
 
 /// The next `node.invoke.request` event a node receives.
 async fn next_invoke(node: &mut RawConn) -> Value {

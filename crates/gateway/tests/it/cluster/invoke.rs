@@ -8,17 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::common::cluster::{Instances, CLUSTER};
 use crate::common::openclaw_cli::Openclaw;
-use crate::common::{admitted, connect_params, RawConn, TestGateway, TOKEN};
+use crate::common::{admitted, RawConn, TestGateway, TOKEN};
 use serde_json::{json, Value};
 
 /// A device-less node session on `gw` declaring `commands`.
 async fn raw_node(gw: &TestGateway, instance: &str, commands: &[&str]) -> RawConn {
-    let mut c = RawConn::open(gw.addr).await;
-    let mut p = connect_params("node-host", "node", "node", &[], Some(TOKEN));
-    p["client"]["instanceId"] = json!(instance);
-    p["caps"] = json!(["system"]);
-    p["commands"] = json!(commands);
-    let res = c.handshake(p).await;
+    let (c, res) = crate::common::node_session(gw, instance, commands).await;
     assert_eq!(res["ok"], true, "{res}");
     c
 }
@@ -261,23 +256,7 @@ async fn the_real_node_host_on_b_answers_the_real_cli_through_a() {
 
     let url = format!("ws://127.0.0.1:{}", a.addr.port());
     let cli = Openclaw::new();
-    let answer = cli
-        .json(&[
-            "nodes",
-            "invoke",
-            "--node",
-            &node_id,
-            "--command",
-            "system.which",
-            "--params",
-            r#"{"bins":["sh"]}"#,
-            "--url",
-            &url,
-            "--token",
-            TOKEN,
-            "--json",
-        ])
-        .await;
+    let answer = cli.which_sh(&node_id, &url, TOKEN).await;
     assert_eq!(answer["ok"], true, "{answer}");
     let sh = answer["payload"]["bins"]["sh"].as_str().unwrap_or_default();
     assert!(sh.ends_with("/sh"), "the node host's real answer through a: {answer}");

@@ -353,3 +353,15 @@ pub async fn admitted_from(source: &str, gw: &TestGateway, scopes: &[&str]) -> R
     assert_eq!(res["ok"], true, "{res}");
     c
 }
+
+/// A device-less node session on `gw` (`node-host`, instance `instance`)
+/// declaring `commands`, with its connect's answer.
+pub async fn node_session(gw: &TestGateway, instance: &str, commands: &[&str]) -> (RawConn, Value) {
+    let mut c = RawConn::open(gw.addr).await;
+    let mut p = connect_params("node-host", "node", "node", &[], Some(TOKEN));
+    p["client"]["instanceId"] = json!(instance);
+    p["caps"] = json!(["system"]);
+    p["commands"] = json!(commands);
+    let res = c.handshake(p).await;
+    (c, res)
+}

@@ -63,6 +63,14 @@ impl Openclaw {
     }
 
     /// Run, expect success, parse the JSON document the command printed.
+    /// `openclaw nodes invoke` of `system.which` for `sh` on `node_id`
+    /// through the gateway at `url`: the real CLI's JSON answer.
+    pub async fn which_sh(&self, node_id: &str, url: &str, token: &str) -> Value {
+        let args = ["nodes", "invoke", "--node", node_id, "--command", "system.which"];
+        let rest = ["--params", r#"{"bins":["sh"]}"#, "--url", url, "--token", token, "--json"];
+        self.json(&[&args[..], &rest[..]].concat()).await
+    }
+
     pub async fn json(&self, args: &[&str]) -> Value {
         let (ok, stdout, stderr) = self.run(args).await;
         assert!(ok, "openclaw {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
